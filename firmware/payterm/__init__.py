@@ -1,0 +1,2 @@
+"""payterm: card payment terminal firmware."""
+VERSION = "0.1.0"

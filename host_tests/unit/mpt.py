@@ -1,0 +1,59 @@
+"""Small assertion helpers for unit tests that run inside MicroPython.
+
+MicroPython has no unittest/pytest; these keep the tests short and make a
+failure message show what was seen.
+"""
+
+
+def raises(exc_type, fn, *args, **kw):
+    """Call fn and return the exception it raised; fail if it raised nothing."""
+    try:
+        fn(*args, **kw)
+    except exc_type as e:
+        return e
+    raise AssertionError("%s not raised by %r%r" % (exc_type.__name__, fn, args))
+
+
+def eq(got, want, what=""):
+    if got != want:
+        raise AssertionError("%s: got %r, want %r" % (what or "value", got, want))
+
+
+class FakeClock:
+    """A ticks source tests move by hand, so timeouts need no sleeping."""
+
+    def __init__(self, start=0):
+        self.now = start
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, ms):
+        self.now = (self.now + ms) & 0x3FFFFFFF
+        return self.now
+
+
+def tmpdir(name):
+    """A fresh directory under the runner's scratch area (real files stand for flash)."""
+    import os
+
+    base = os.getenv("PAYTERM_TMP") or "/tmp"
+    path = base + "/" + name
+    _rmtree(path)
+    os.mkdir(path)
+    return path
+
+
+def _rmtree(path):
+    import os
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    if st[0] & 0x4000:
+        for n in os.listdir(path):
+            _rmtree(path + "/" + n)
+        os.rmdir(path)
+    else:
+        os.remove(path)

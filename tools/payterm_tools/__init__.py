@@ -1,0 +1,6 @@
+"""payterm host tools: emulator launcher, simulators, diagnostics reader, build and deploy."""
+import os
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FIRMWARE = os.path.join(REPO, "firmware")
+BOARDS = os.path.join(REPO, "boards")
