@@ -1,0 +1,196 @@
+"""Failure-code catalog: the single source of truth for what every failure means.
+
+Each entry is one tuple so the whole catalog stays a few compact objects on
+the ESP32 heap (and lives in flash when frozen):
+
+    (id, category, severity, retryable, display, customer, cause, remedy)
+
+`display` fits one 20-character panel row; `customer` is what the merchant
+reads out; `cause`/`remedy` are for the technician (console, tech menu,
+`payterm diag`, docs/failure-codes.md). Ids are stable: they are stored in
+the fault log and journal, so an id never changes meaning. Issuer (ISO 8583
+field 39) entries live in payterm.codes_iso; any response code without an
+entry still maps to a generic issuer entry so a new host code never crashes
+the display.
+"""
+from payterm.codes_iso import ISS
+
+# tuple field indices
+ID = 0
+CATEGORY = 1
+SEVERITY = 2
+RETRYABLE = 3
+DISPLAY = 4
+CUSTOMER = 5
+CAUSE = 6
+REMEDY = 7
+FIELDS = ("id", "category", "severity", "retryable", "display", "customer", "cause", "remedy")
+
+CATEGORIES = ("card", "issuer", "network", "host", "hardware", "operator", "system")
+SEVERITIES = ("info", "warning", "error", "critical")
+
+_C = "card"
+_N = "network"
+_H = "host"
+_W = "hardware"
+_O = "operator"
+_S = "system"
+
+LOCAL = (
+    ("CRD-01", _C, "info", True, "NO CARD - TIME OUT", "No card was presented in time. Please try again.",
+     "No swipe or tap before the presentation timeout.", "Ask the customer to present the card again; check reader LEDs if it repeats."),
+    ("CRD-02", _C, "warning", True, "CARD READ ERROR", "The card could not be read. Please swipe again.",
+     "Magstripe head saw a swipe but decoded no data.", "Swipe again at a steady speed; clean the read head if it repeats for many cards."),
+    ("CRD-03", _C, "warning", True, "CARD READ ERROR", "The card could not be read. Please swipe again.",
+     "Magstripe data had no start sentinel (partial or reversed swipe).", "Swipe again in the direction shown on the reader."),
+    ("CRD-04", _C, "warning", True, "CARD READ ERROR", "The card could not be read. Please swipe again.",
+     "Magstripe data had no end sentinel (swipe too fast or stopped).", "Swipe again at a steady speed."),
+    ("CRD-05", _C, "warning", True, "CARD READ ERROR", "The card could not be read. Please swipe again.",
+     "Magstripe LRC check failed (damaged stripe or noise).", "Swipe again; if many cards fail, clean or replace the read head."),
+    ("CRD-06", _C, "warning", True, "CARD READ ERROR", "The card could not be read. Please swipe again.",
+     "Magstripe parity or track format error.", "Swipe again; a damaged stripe needs chip/tap or a new card."),
+    ("CRD-07", _C, "error", False, "INVALID CARD NUMBER", "This card number is not valid. Please use another card.",
+     "Card number has a wrong length (12-19) or fails the Luhn check.", "Use another card; check the reader if valid cards are rejected."),
+    ("CRD-08", _C, "error", False, "CARD EXPIRED", "This card has expired. Please use another card.",
+     "Card expiry date is in the past (terminal clock used).", "Use another card; check the terminal clock if valid cards are rejected."),
+    ("CRD-09", _C, "error", False, "CARD NOT SUPPORTED", "This payment method is not accepted here.",
+     "Scheme, AID or service code is not enabled on this terminal.", "Use another card; ask the acquirer to enable the scheme if expected."),
+    ("CRD-10", _C, "info", True, "USE CHIP OR TAP", "Please tap the card instead of swiping.",
+     "A chip card was swiped (service code 2xx/6xx).", "Tap the card on the contactless reader."),
+    ("CRD-11", _C, "warning", True, "CARD REMOVED", "The card was removed too early. Please tap again.",
+     "Card left the field before the EMV exchange finished.", "Hold the card on the reader until the beep."),
+    ("CRD-12", _C, "warning", True, "ONE CARD ONLY", "More than one card was detected. Please present one card.",
+     "Contactless collision: several cards in the field.", "Take the card out of the wallet and tap it alone."),
+    ("CRD-13", _C, "error", True, "CARD DATA ERROR", "The card could not be read. Please try again.",
+     "Malformed TLV, EMV status word error or missing mandatory tag.", "Try again; if it repeats with one card, the card is faulty."),
+    ("HW-01", _W, "critical", True, "READER FAULT", "The card reader is not working. Please wait.",
+     "Card reader module does not answer (cable, power or firmware).", "Check the reader cable and power; run selftest; replace the reader module."),
+    ("HW-02", _W, "error", True, "READER ERROR", "The card reader had a problem. Please try again.",
+     "Reader frame/protocol error (bad checksum, unexpected frame).", "Check the reader cable and baud rate; replace the module if it repeats."),
+    ("HW-03", _W, "error", False, "PRINTER PAPER OUT", "The receipt printer is out of paper.",
+     "Printer reports paper out.", "Load a new paper roll and close the cover."),
+    ("HW-04", _W, "error", False, "PRINTER FAULT", "The receipt printer has a problem.",
+     "Printer jam, cover open or head fault.", "Open the cover, clear the jam, close it; run selftest."),
+    ("HW-05", _W, "critical", False, "KEYPAD FAULT", "The keypad is not working.",
+     "Keypad sends no keys or stuck keys.", "Run the keypad self-test; check the panel cable; replace the keypad."),
+    ("HW-06", _W, "critical", False, "DISPLAY FAULT", "The display is not working.",
+     "Display does not acknowledge writes.", "Check the panel cable; replace the display."),
+    ("NET-01", _N, "error", True, "NETWORK DOWN", "Network problem. Please try again shortly.",
+     "No network interface or no IP address (Wi-Fi/Ethernet down).", "Check Wi-Fi/cable and the router; check DHCP; run selftest comm."),
+    ("NET-02", _N, "error", True, "NETWORK ERROR: DNS", "Network problem. Please try again shortly.",
+     "Host name could not be resolved.", "Check the DNS server and host name in the configuration."),
+    ("NET-03", _N, "error", True, "CANNOT REACH HOST", "Network problem. Please try again shortly.",
+     "TCP connect to every host failed or timed out.", "Check internet access and firewall; check host address/port in config."),
+    ("NET-04", _N, "error", True, "SECURE LINK FAILED", "Network problem. Please try again shortly.",
+     "TLS handshake or certificate check failed.", "Check the terminal clock (certificate dates) and the CA certificate."),
+    ("NET-05", _N, "error", True, "CONNECTION LOST", "Network problem. Please try again shortly.",
+     "Connection closed during the exchange.", "Check link quality (stats); contact the acquirer if it repeats."),
+    ("HST-01", _H, "error", True, "NO HOST RESPONSE", "No answer from the bank. The payment was cancelled.",
+     "Request sent but no response before the timeout; a reversal is queued.", "Check network latency; the reversal is sent automatically."),
+    ("HST-02", _H, "error", True, "BAD HOST RESPONSE", "Bank communication error. Please try again.",
+     "Response could not be decoded (ISO 8583 format).", "Check host configuration (spec version); contact the acquirer."),
+    ("HST-03", _H, "error", True, "HOST MISMATCH", "Bank communication error. Please try again.",
+     "Response STAN/MTI/TID does not match the request.", "Check the terminal id in config; contact the acquirer."),
+    ("HST-04", _H, "error", True, "HOST UNAVAILABLE", "The bank is not reachable. Please try again later.",
+     "Circuit breaker open after repeated host failures.", "Wait for the breaker to close; check network and host status."),
+    ("HST-05", _H, "warning", True, "REVERSAL PENDING", "A previous payment is being cancelled. Please wait.",
+     "A reversal is not yet acknowledged by the host.", "Keep the terminal online; the reversal repeats automatically."),
+    ("OPR-01", _O, "info", False, "CANCELLED", "The payment was cancelled.",
+     "Operator pressed cancel.", "None needed."),
+    ("OPR-02", _O, "info", False, "INVALID AMOUNT", "The amount is not valid.",
+     "Amount is zero or above the terminal limit.", "Enter a valid amount; check the limits in config."),
+    ("OPR-03", _O, "warning", False, "TECH PIN LOCKED", "Technician access is locked.",
+     "Too many wrong technician PINs.", "Wait for the lockout to end, then enter the correct PIN."),
+    ("OPR-04", _O, "info", False, "REF NOT FOUND", "Transaction not found.",
+     "No journal record with this reference.", "Check the reference on the receipt."),
+    ("OPR-05", _O, "warning", False, "WRONG TECH PIN", "Wrong technician PIN.",
+     "Technician PIN did not match.", "Enter the correct technician PIN."),
+    ("SYS-01", _S, "critical", False, "STORAGE FULL", "Terminal storage is full. Call support.",
+     "Flash filesystem has no space for the journal/logs.", "Upload SAF, export and clear logs; check for stray files."),
+    ("SYS-02", _S, "warning", False, "STORAGE RECOVERED", "Terminal recovered from a storage error.",
+     "A corrupt record or file was found and skipped (power loss?).", "Check power supply; export diagnostics; replace flash if it repeats."),
+    ("SYS-03", _S, "error", False, "CLOCK NOT SET", "Terminal clock not set. Call support.",
+     "Real-time clock is not set (lost after power off).", "Set the time (NTP/host); replace the RTC battery."),
+    ("SYS-04", _S, "error", False, "OFFLINE LIMIT", "Offline payments are full. Please pay another way.",
+     "Store-and-forward queue reached its count or amount limit.", "Restore the network so SAF can upload; check SAF limits."),
+    ("SYS-05", _S, "critical", True, "LOW MEMORY", "Terminal busy. Please try again.",
+     "Free heap below the safety threshold.", "Restart the terminal; report the stats export to support."),
+    ("SYS-06", _S, "critical", False, "WATCHDOG RESET", "The terminal restarted.",
+     "The watchdog reset the terminal (a task hung).", "Export diagnostics and send them to support."),
+    ("SYS-07", _S, "critical", False, "CONFIG ERROR", "Terminal not configured. Call support.",
+     "Configuration missing or invalid (board map / config.json).", "Reload the configuration; check board.json."),
+    ("SYS-08", _S, "error", False, "OFFLINE: ABOVE LIMIT", "The bank is not reachable. Please pay another way.",
+     "Offline and the amount is above the floor limit.", "Restore the network or lower the amount."),
+    ("SYS-09", _S, "critical", False, "INTERNAL ERROR", "Terminal error. Please try again.",
+     "Unexpected internal error (a bug).", "Export diagnostics and send them to support; restart."),
+)
+
+_GENERIC_ISS = ("issuer", "error", False, "DECLINED ", "Declined by the bank. Please use another card.",
+                "Issuer/host response code without a catalog entry.", "Ask the customer to contact their bank.")
+
+# The five causes merchants ask about (docs/architecture.md).
+MERCHANT_CAUSES = (
+    ("insufficient balance", ("ISS-51",)),
+    ("wrong card number", ("CRD-07", "ISS-14")),
+    ("network problem", ("NET-01", "NET-02", "NET-03", "NET-04", "NET-05")),
+    ("payment method not supported", ("CRD-09", "ISS-57")),
+    ("security check failed", ("ISS-N7", "ISS-82", "CRD-08", "ISS-54")),
+)
+
+
+def _find(code):
+    table = ISS if code.startswith("ISS-") else LOCAL
+    for e in table:
+        if e[0] == code:
+            return e
+    return None
+
+
+def known(code):
+    return _find(code) is not None
+
+
+def lookup(code):
+    """Entry for `code`; unknown issuer codes get a generic decline entry.
+
+    Unknown non-issuer ids (a firmware bug) fall back to SYS-09's texts under
+    the asked id, so the display and log never fail while reporting a failure.
+    """
+    e = _find(code)
+    if e is not None:
+        return e
+    if code.startswith("ISS-"):
+        g = _GENERIC_ISS
+        return (code, g[0], g[1], g[2], g[3] + code[4:], g[4], g[5], g[6])
+    s = _find("SYS-09")
+    return (code,) + s[1:]
+
+
+def for_rc(rc):
+    """Catalog id for ISO 8583 field 39; None for approval ("00", "08", "10", "11")."""
+    if rc is None:
+        return "HST-02"
+    if isinstance(rc, (bytes, bytearray)):
+        rc = rc.decode()
+    if rc in ("00", "08", "10", "11"):
+        return None
+    return "ISS-" + rc
+
+
+def all_ids():
+    return [e[0] for e in LOCAL] + [e[0] for e in ISS]
+
+
+def entries():
+    for e in LOCAL:
+        yield e
+    for e in ISS:
+        yield e
+
+
+def export_json_lines(write):
+    """One JSON object per entry (used by `payterm codes` through MicroPython)."""
+    import json
+
+    for e in entries():
+        write(json.dumps(dict(zip(FIELDS, e))))

@@ -1,0 +1,329 @@
+"""ISO 8583 codec: message dicts in pyiso8583's form <-> wire bytes.
+
+The acquirer side (and the host tools) use pyiso8583, so messages here keep
+its shape: {"t": MTI, "2": ..., "55": b"..."} with field numbers as string
+keys, text fields as str, binary fields as bytes. On decode the bitmaps come
+back as "p"/"1" upper-case hex strings, as pyiso8583 returns them.
+
+Encoding writes into one preallocated buffer: a sale request is built every
+transaction and on the device the heap is small and fragments easily.
+Bad input from our own code is a programming error (ValueError); bad bytes
+from the host are a host fault (HST-02) the supervisor must handle.
+"""
+from micropython import const
+
+from payterm.errors import Fault
+from payterm.link import spec87
+
+# ISO 8583:1987 section 4.2: a bitmap is 64 bits; bit 1 announces the next one.
+_BITMAP_BYTES = const(8)
+# Longest frame the 2-byte length header of the link can carry.
+_MAX_MSG = const(4096)
+_DEFAULT_BUF = const(2048)
+
+_HEX = "0123456789ABCDEF"
+
+
+def _hex(b):
+    out = []
+    for x in b:
+        out.append(_HEX[x >> 4])
+        out.append(_HEX[x & 15])
+    return "".join(out)
+
+
+def _bad(detail):
+    return Fault("HST-02", detail, "link")
+
+
+class Codec:
+    """One message layout (field table, MTI and bitmap encodings)."""
+
+    def __init__(self, fields=None, mti_enc=None, bitmap_enc=None, bufsize=_DEFAULT_BUF):
+        self.fields = spec87.FIELDS if fields is None else fields
+        self.mti_enc = mti_enc or spec87.MTI_ENC
+        self.bitmap_enc = bitmap_enc or spec87.BITMAP_ENC
+        self._buf = bytearray(bufsize)
+        self._mv = memoryview(self._buf)
+        self._bm = bytearray(2 * _BITMAP_BYTES)
+
+    # ------------------------------------------------------------ encode
+    def encode(self, msg):
+        """Message dict -> bytes. Raises ValueError on a malformed dict."""
+        return bytes(self._mv[: self._encode(msg, 0)])
+
+    def frame(self, msg):
+        """Message with the link's 2-byte big-endian length header in front.
+
+        Returns a memoryview into the shared buffer (no copy on the hot path):
+        valid until the next encode/frame call.
+        """
+        end = self._encode(msg, 2)
+        n = end - 2
+        if n > _MAX_MSG:
+            raise ValueError("message longer than %d bytes" % _MAX_MSG)
+        self._buf[0] = n >> 8
+        self._buf[1] = n & 0xFF
+        return self._mv[:end]
+
+    def _encode(self, msg, start):
+        mti = msg.get("t")
+        if not isinstance(mti, str) or len(mti) != 4:
+            raise ValueError("MTI must be 4 characters")
+        nums = []
+        for k in msg:
+            if k == "t" or k == "p" or k == "1":
+                continue  # bitmaps are derived from the fields present
+            try:
+                n = int(k)
+            except ValueError:
+                raise ValueError("unknown field %r" % (k,))
+            if n not in self.fields:
+                raise ValueError("unknown field %r" % (k,))
+            nums.append(n)
+        nums.sort()
+        bm = self._bm
+        for i in range(2 * _BITMAP_BYTES):
+            bm[i] = 0
+        secondary = nums and nums[-1] > 64
+        if secondary:
+            bm[0] = 0x80
+        for n in nums:
+            bm[(n - 1) >> 3] |= 0x80 >> ((n - 1) & 7)
+        self._pos = start
+        if self.mti_enc == "n":
+            self._put_bcd(mti)
+        else:
+            self._put(self._ascii(mti, "t"))
+        nb = 2 * _BITMAP_BYTES if secondary else _BITMAP_BYTES
+        if self.bitmap_enc == "a":
+            self._put(_hex(bm[:_BITMAP_BYTES]).encode())
+            if secondary:
+                self._put(_hex(bm[_BITMAP_BYTES:nb]).encode())
+        else:
+            self._put(bm[:nb])
+        for n in nums:
+            self._field(n, msg[_key(n, msg)])
+        return self._pos
+
+    def _put(self, b):
+        p = self._pos
+        e = p + len(b)
+        if e > len(self._buf):
+            raise ValueError("message longer than %d bytes" % len(self._buf))
+        self._mv[p:e] = b
+        self._pos = e
+
+    def _put_bcd(self, digits):
+        if len(digits) & 1:
+            digits = "0" + digits
+        out = bytearray(len(digits) >> 1)
+        for i in range(len(out)):
+            hi = ord(digits[2 * i]) - 48
+            lo = ord(digits[2 * i + 1]) - 48
+            if not (0 <= hi <= 9 and 0 <= lo <= 9):
+                raise ValueError("not BCD digits: %r" % digits)
+            out[i] = (hi << 4) | lo
+        self._put(out)
+
+    @staticmethod
+    def _ascii(value, name):
+        if not isinstance(value, str):
+            raise ValueError("field %s must be str" % name)
+        b = value.encode()
+        if len(b) != len(value):
+            raise ValueError("field %s is not ASCII" % name)
+        return b
+
+    def _field(self, n, value):
+        len_type, max_len, data_enc, len_enc = self.fields[n][:4]
+        if data_enc == "a":
+            data = self._ascii(value, n)
+            size = len(data)
+        elif data_enc == "b":
+            if not isinstance(value, (bytes, bytearray, memoryview)):
+                raise ValueError("field %d must be bytes" % n)
+            data = value
+            size = len(data)
+        else:  # 'n': digits counted in nibbles
+            if not isinstance(value, str):
+                raise ValueError("field %d must be a digit string" % n)
+            data = None
+            size = len(value)
+        if len_type == 0:
+            if size != max_len:
+                raise ValueError("field %d is %d long, fixed %d" % (n, size, max_len))
+        else:
+            if size > max_len:
+                raise ValueError("field %d is %d long, max %d" % (n, size, max_len))
+            self._put_len(size, len_type, len_enc)
+        if data is None:
+            self._put_bcd(value)
+        else:
+            self._put(data)
+
+    def _put_len(self, size, len_type, len_enc):
+        if len_enc == "a":
+            self._put(("%0*d" % (len_type, size)).encode())
+        elif len_enc == "n":
+            self._put_bcd("%0*d" % (len_type + (len_type & 1), size))
+        else:
+            nb = (len_type + 1) >> 1
+            if size >> (8 * nb):
+                raise ValueError("length %d does not fit" % size)
+            self._put(size.to_bytes(nb, "big"))
+
+    # ------------------------------------------------------------ decode
+    def decode(self, data):
+        """Wire bytes -> message dict. Raises Fault HST-02 on anything malformed."""
+        mv = memoryview(data)
+        end = len(mv)
+        msg = {}
+        if self.mti_enc == "n":
+            if end < 2:
+                raise _bad("truncated MTI")
+            msg["t"] = _hex(mv[:2])
+            pos = 2
+        else:
+            if end < 4:
+                raise _bad("truncated MTI")
+            msg["t"] = self._text(mv[:4], "t")
+            pos = 4
+        bm = self._bm
+        pos = self._bitmap(mv, pos, 0)
+        msg["p"] = _hex(bm[:_BITMAP_BYTES])
+        nbits = 64
+        if bm[0] & 0x80:
+            pos = self._bitmap(mv, pos, _BITMAP_BYTES)
+            msg["1"] = _hex(bm[_BITMAP_BYTES:])
+            nbits = 128
+            if bm[_BITMAP_BYTES] & 0x80:
+                raise _bad("tertiary bitmap not supported")
+        fields = self.fields
+        for n in range(2, nbits + 1):
+            if not bm[(n - 1) >> 3] & (0x80 >> ((n - 1) & 7)):
+                continue
+            spec = fields.get(n)
+            if spec is None:
+                raise _bad("unknown field %d" % n)
+            len_type, max_len, data_enc, len_enc = spec[:4]
+            if len_type == 0:
+                size = max_len
+            else:
+                size, pos = self._len(mv, pos, len_type, len_enc, n)
+                if size > max_len:
+                    raise _bad("field %d length %d > %d" % (n, size, max_len))
+            nbytes = (size + 1) >> 1 if data_enc == "n" else size
+            if pos + nbytes > end:
+                raise _bad("truncated in field %d" % n)
+            raw = mv[pos : pos + nbytes]
+            pos += nbytes
+            if data_enc == "a":
+                msg[str(n)] = self._text(raw, n)
+            elif data_enc == "b":
+                msg[str(n)] = bytes(raw)
+            else:
+                msg[str(n)] = self._bcd(raw, size, n)
+        if pos != end:
+            raise _bad("%d bytes after last field" % (end - pos))
+        return msg
+
+    def _bitmap(self, mv, pos, off):
+        bm = self._bm
+        if self.bitmap_enc == "a":
+            e = pos + 2 * _BITMAP_BYTES
+            if e > len(mv):
+                raise _bad("truncated bitmap")
+            for i in range(_BITMAP_BYTES):
+                bm[off + i] = (_nib(mv[pos + 2 * i]) << 4) | _nib(mv[pos + 2 * i + 1])
+            return e
+        e = pos + _BITMAP_BYTES
+        if e > len(mv):
+            raise _bad("truncated bitmap")
+        bm[off : off + _BITMAP_BYTES] = mv[pos:e]
+        return e
+
+    @staticmethod
+    def _text(raw, name):
+        for x in raw:
+            if x > 127:
+                raise _bad("field %s not ASCII" % name)
+        return str(bytes(raw), "ascii")
+
+    @staticmethod
+    def _bcd(raw, size, n):
+        s = _hex(raw)
+        for ch in s:
+            if ch > "9":
+                raise _bad("field %d not BCD" % n)
+        if len(s) != size:
+            if s[0] != "0":
+                raise _bad("field %d bad BCD pad" % n)
+            s = s[1:]
+        return s
+
+    @staticmethod
+    def _len(mv, pos, len_type, len_enc, n):
+        if len_enc == "a":
+            e = pos + len_type
+            if e > len(mv):
+                raise _bad("truncated length of field %d" % n)
+            v = 0
+            for x in mv[pos:e]:
+                if not 48 <= x <= 57:
+                    raise _bad("bad length of field %d" % n)
+                v = v * 10 + x - 48
+            return v, e
+        e = pos + ((len_type + 1) >> 1)
+        if e > len(mv):
+            raise _bad("truncated length of field %d" % n)
+        v = 0
+        for x in mv[pos:e]:
+            if len_enc == "n":
+                if (x >> 4) > 9 or (x & 15) > 9:
+                    raise _bad("bad BCD length of field %d" % n)
+                v = v * 100 + (x >> 4) * 10 + (x & 15)
+            else:
+                v = (v << 8) | x
+        return v, e
+
+
+def _nib(x):
+    if 48 <= x <= 57:
+        return x - 48
+    if 65 <= x <= 70:
+        return x - 55
+    if 97 <= x <= 102:
+        return x - 87
+    raise _bad("bitmap not hex")
+
+
+def _key(n, msg):
+    """The key a field number has in msg (string keys, ints tolerated)."""
+    k = str(n)
+    return k if k in msg else n
+
+
+_codec = None
+
+
+def codec():
+    """The shared spec87 codec (one encode buffer for the whole firmware)."""
+    global _codec
+    if _codec is None:
+        _codec = Codec()
+    return _codec
+
+
+def encode(msg):
+    return codec().encode(msg)
+
+
+def decode(data):
+    return codec().decode(data)
+
+
+def response_mti(mti):
+    """MTI of the answer to a request: 0200 -> 0210, 0401 -> 0410, 0221 -> 0230."""
+    # ISO 8583:1987 section 4.1.1: third digit 0/1 request/repeat -> response = class + 10.
+    return mti[:2] + str(int(mti[2]) + 1) + "0"

@@ -1,0 +1,119 @@
+"""Request builders for the message types the terminal sends (ISO 8583:1987).
+
+One place decides which fields each message carries, so the engine, the
+SAF uploader and the reversal worker send what the acquirer (and its
+simulator's ledger) expects: reversals and voids name the original in field
+90, repeats differ only in the MTI's last digit.
+"""
+from micropython import const
+
+# ISO 8583:1987 section 4.1: message type indicators used by the terminal.
+MTI_AUTH = "0200"
+MTI_ADVICE = "0220"
+MTI_ADVICE_REPEAT = "0221"
+MTI_REVERSAL = "0400"
+MTI_REVERSAL_REPEAT = "0401"
+MTI_NETWORK = "0800"
+
+# Field 3 processing code: transaction type (first two digits).
+PC_PURCHASE = "000000"
+PC_VOID = "020000"
+PC_REFUND = "200000"
+
+# Field 70 network management information code.
+NMI_LOGON = "001"
+NMI_ECHO = "301"
+
+# Field 90: original MTI (4) + STAN (6) + transmission date/time (10) + 2 x 11 ids.
+_F90_LEN = const(42)
+
+# Fields of the original request a reversal/advice repeats (card, amount, terminal).
+_COPIED = ("2", "3", "4", "7", "12", "13", "14", "22", "23", "35", "41", "42", "49", "55")
+
+
+def amount(minor):
+    """Field 4: amount in minor units, 12 digits."""
+    if minor < 0 or minor > 999999999999:
+        raise ValueError("amount out of range")
+    return "%012d" % minor
+
+
+def stamp(fields, epoch, time_mod=None):
+    """Fields 7 (MMDDhhmmss UTC), 12 (hhmmss) and 13 (MMDD) from epoch seconds."""
+    if time_mod is None:
+        import time as time_mod
+    t = time_mod.gmtime(epoch)
+    fields["7"] = "%02d%02d%02d%02d%02d" % (t[1], t[2], t[3], t[4], t[5])
+    fields["12"] = "%02d%02d%02d" % (t[3], t[4], t[5])
+    fields["13"] = "%02d%02d" % (t[1], t[2])
+    return fields
+
+
+def _base(mti, pcode, stan, tid, minor, currency, card, mid, epoch):
+    f = {"t": mti, "3": pcode, "11": stan, "41": tid}
+    if minor is not None:
+        f["4"] = amount(minor)
+    if currency:
+        f["49"] = currency
+    if mid:
+        f["42"] = mid
+    if card:
+        f.update(card)  # Card.auth_fields(): 2/14/35/55 and the entry mode
+    if epoch is not None:
+        stamp(f, epoch)
+    return f
+
+
+def sale(stan, tid, minor, currency, card=None, mid=None, epoch=None):
+    return _base(MTI_AUTH, PC_PURCHASE, stan, tid, minor, currency, card, mid, epoch)
+
+
+def refund(stan, tid, minor, currency, card=None, mid=None, epoch=None):
+    return _base(MTI_AUTH, PC_REFUND, stan, tid, minor, currency, card, mid, epoch)
+
+
+def original_data(orig):
+    """Field 90 naming the original request (MTI, STAN, transmission time)."""
+    s = orig["t"] + orig["11"] + orig.get("7", "0000000000")
+    return s + "0" * (_F90_LEN - len(s))
+
+
+def void(stan, orig, rrn=None, epoch=None):
+    """Cancel an approved sale/refund of this batch (0200, processing code 02)."""
+    f = {"t": MTI_AUTH, "3": PC_VOID, "11": stan, "90": original_data(orig)}
+    for k in ("4", "41", "42", "49"):
+        if k in orig:
+            f[k] = orig[k]
+    if rrn:
+        f["37"] = rrn
+    if epoch is not None:
+        stamp(f, epoch)
+    return f
+
+
+def reversal(orig, repeat=False):
+    """0400 (0401 when repeated) undoing `orig`, whose outcome is unknown."""
+    f = {k: orig[k] for k in _COPIED if k in orig}
+    f["t"] = MTI_REVERSAL_REPEAT if repeat else MTI_REVERSAL
+    f["11"] = orig["11"]
+    f["90"] = original_data(orig)
+    return f
+
+
+def advice(orig, auth_code=None, repeat=False):
+    """0220 (0221 repeated): a store-and-forward sale approved offline."""
+    f = {k: orig[k] for k in _COPIED if k in orig}
+    f["t"] = MTI_ADVICE_REPEAT if repeat else MTI_ADVICE
+    f["11"] = orig["11"]
+    if auth_code:
+        f["38"] = auth_code
+    return f
+
+
+def network(stan, tid=None, nmi=NMI_ECHO, epoch=None):
+    f = {"t": MTI_NETWORK, "11": stan, "70": nmi}
+    if tid:
+        f["41"] = tid
+    if epoch is not None:
+        f["7"] = stamp({}, epoch)["7"]
+    return f

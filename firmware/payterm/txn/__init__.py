@@ -1,0 +1,1 @@
+"""Transactions: engine, STAN, power-safe journal and state, SAF, currency."""

@@ -1,0 +1,161 @@
+"""Transactions end to end on the terminal (emulator or board) against the acquirer simulator.
+
+Uses the system fixtures (host_tests/system/conftest.py): `terminal` (panel,
+console, restart/kill, state_dir), `card_reader`, `acquirer`, `acquirer2`.
+Every test ends by waiting for the terminal's background work (reversals,
+SAF upload) to settle and reconciling its journal with the host's ledger.
+"""
+import os
+import re
+import sys
+import time
+
+import pytest
+
+from payterm_tools.sim.cardsim import TEST_CARDS
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ledger import read_journal, reconcile  # noqa: E402
+
+HOST_WAIT = 30
+SETTLE_WAIT = 60
+TXN_RE = r"# TXN (\S+) (SALE|REFUND|VOID) (\w+)"
+
+
+def _sale(terminal, card_reader, amount="1250", card="visa"):
+    terminal.panel.press(amount + "E")
+    card_reader.tap(card)
+    m = terminal.console.expect(TXN_RE, HOST_WAIT)
+    card_reader.remove()
+    return m
+
+
+def _journal(terminal):
+    return read_journal(terminal.state_dir)
+
+
+def _record(terminal, ref):
+    for t in _journal(terminal):
+        if t["ref"] == ref or t.get("stan") == ref:
+            return t
+    raise AssertionError("no journal record %s" % ref)
+
+
+def _settle(terminal, *acquirers, wait=SETTLE_WAIT):
+    """Wait until nothing is reversing or queued, then reconcile with the hosts' ledgers."""
+    deadline = time.time() + wait
+    while True:
+        recs = _journal(terminal)
+        busy = [t for t in recs if t.get("st") in ("reversing", "pending")]
+        if not busy or time.time() > deadline:
+            break
+        time.sleep(0.25)
+    for t in recs:
+        for c in TEST_CARDS.values():
+            assert c.pan not in repr(t)
+    return reconcile(recs, [e for a in acquirers for e in a.ledger])
+
+
+def test_approval(terminal, card_reader, acquirer):
+    m = _sale(terminal, card_reader, "1000")
+    ref, status = m.group(1), m.group(3)
+    assert status == "APPROVED"
+    t = _record(terminal, ref)
+    assert (t["kind"], t["st"], t["amt"]) == ("sale", "approved", 1000)
+    assert [e["stan"] for e in acquirer.ledger if e["kind"] == "auth"] == [t["stan"]]
+    assert _settle(terminal, acquirer) == {"sale_approved": 1}
+
+
+@pytest.mark.parametrize("rc", ["05", "51", "14", "54", "57", "91", "96", "N7"])
+def test_decline_codes_map_to_failure_codes(terminal, card_reader, acquirer, rc):
+    acquirer.script(("decline", rc))
+    m = _sale(terminal, card_reader)
+    assert m.group(3) != "APPROVED"
+    t = _record(terminal, m.group(1))
+    assert (t["st"], t["code"], t["rc"]) == ("declined", "ISS-" + rc, rc)
+    assert _settle(terminal, acquirer) == {"sale_declined": 1}
+
+
+def test_timeout_leads_to_reversal(terminal, card_reader, acquirer):
+    acquirer.script("no_answer")
+    acquirer.script("no_answer", mti="0400")
+    m = _sale(terminal, card_reader)
+    assert m.group(3) != "APPROVED"
+    assert _record(terminal, m.group(1))["code"] == "HST-01"
+    assert _settle(terminal, acquirer) == {"sale_reversed": 1}
+    revs = [e["mti"] for e in acquirer.ledger if e["kind"] == "reversal"]
+    assert revs[0] == "0400" and set(revs[1:]) <= {"0401"} and len(revs) >= 2
+
+
+def test_outage_saf_then_upload(terminal, card_reader, acquirer):
+    acquirer.stop()
+    refs = []
+    for amount in ("1000", "1500"):
+        m = _sale(terminal, card_reader, amount)
+        assert m.group(3) == "APPROVED"
+        refs.append(m.group(1))
+    assert [_record(terminal, r)["kind"] for r in refs] == ["saf", "saf"]
+    assert acquirer.ledger == []
+    acquirer.start()
+    assert _settle(terminal, acquirer) == {"saf_sent": 2}
+    stans = [_record(terminal, r)["stan"] for r in refs]
+    assert [e["stan"] for e in acquirer.ledger if e["kind"] == "advice" and not e["repeat"]] == stans
+
+
+def test_duplicate_response(terminal, card_reader, acquirer):
+    acquirer.script("duplicate")
+    assert _sale(terminal, card_reader).group(3) == "APPROVED"
+    assert _sale(terminal, card_reader, "777").group(3) == "APPROVED"
+    assert _settle(terminal, acquirer) == {"sale_approved": 2}
+
+
+def test_late_response_is_reversed(terminal, card_reader, acquirer):
+    acquirer.script(("late", 40000))
+    m = _sale(terminal, card_reader)
+    assert m.group(3) != "APPROVED"
+    assert _settle(terminal, acquirer) == {"sale_reversed": 1}
+
+
+def test_wrong_stan_ignored(terminal, card_reader, acquirer):
+    acquirer.script("wrong_stan")
+    assert _sale(terminal, card_reader).group(3) == "APPROVED"
+    assert _settle(terminal, acquirer) == {"sale_approved": 1}
+
+
+def test_host_switch_to_secondary(terminal, card_reader, acquirer, acquirer2):
+    acquirer.stop()
+    m = _sale(terminal, card_reader, "2500")
+    assert m.group(3) == "APPROVED"
+    assert [e["kind"] for e in acquirer2.ledger] == ["auth"]
+    assert _record(terminal, m.group(1))["kind"] == "sale"  # online, not SAF
+    assert _settle(terminal, acquirer, acquirer2) == {"sale_approved": 1}
+
+
+@pytest.mark.emulator_only
+def test_power_cut_in_flight_reversed_after_boot(terminal, card_reader, acquirer):
+    acquirer.script("no_answer")
+    terminal.panel.press("1250E")
+    card_reader.tap("visa")
+    deadline = time.time() + HOST_WAIT
+    while not acquirer.ledger and time.time() < deadline:
+        time.sleep(0.05)
+    assert acquirer.ledger
+    terminal.kill()
+    card_reader.remove()
+    stan = acquirer.ledger[0]["stan"]
+    assert _record(terminal, stan)["st"] == "pending"
+    terminal.restart()
+    assert _settle(terminal, acquirer) == {"sale_reversed": 1}
+    assert [e["orig_stan"] for e in acquirer.ledger if e["kind"] == "reversal"][:1] == [stan]
+    m = _sale(terminal, card_reader, "100")
+    assert int(_record(terminal, m.group(1))["stan"]) > int(stan)
+    _settle(terminal, acquirer)
+
+
+def test_stan_unique_across_restart(terminal, card_reader, acquirer):
+    _sale(terminal, card_reader, "100")
+    terminal.restart()
+    _sale(terminal, card_reader, "200")
+    stans = [e["stan"] for e in acquirer.ledger]
+    assert len(stans) == len(set(stans)) >= 2
+    assert _settle(terminal, acquirer) == {"sale_approved": 2}

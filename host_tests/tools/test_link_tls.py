@@ -1,0 +1,57 @@
+"""Link over TLS against the acquirer simulator with a self-signed CA.
+
+The certificates are made with the openssl CLI for each run; the firmware
+side verifies the server with the configured CA (MicroPython ssl/mbedTLS).
+"""
+import shutil
+import subprocess
+
+import pytest
+
+from payterm_tools.sim.acquirer import AcquirerSim
+from test_link import run_ops, sale
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed: cannot make test certificates")
+
+HOSTNAME = "acquirer.test"
+
+
+def _cert(d, name, cn):
+    key, pem = d / (name + ".key"), d / (name + ".pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(key), "-out", str(pem), "-days", "2", "-subj", "/CN=" + cn,
+                    "-addext", "subjectAltName=DNS:" + cn], check=True, capture_output=True)
+    return str(pem), str(key)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tls")
+    return {"server": _cert(d, "server", HOSTNAME), "other": _cert(d, "other", HOSTNAME)}
+
+
+@pytest.fixture
+def tls_sim(certs):
+    s = AcquirerSim(name="tls", tls=certs["server"]).start()
+    yield s
+    s.stop()
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["ca-path", "ca-bytes"])
+def test_tls_approve(tmp_path, certs, tls_sim, inline):
+    tls = {"ca": certs["server"][0], "server_hostname": HOSTNAME, "inline": inline}
+    r = run_ops(tmp_path, [tls_sim.address], [{"fields": sale(1)}, {"fields": sale(2)}], tls=tls, read_ms=3000)
+    assert [x["ok"] for x in r] == [True, True], r
+    assert r[0]["resp"]["11"] == "000001" and r[1]["resp"]["39"] == "00"
+    assert tls_sim.connections == 1
+    assert [e["stan"] for e in tls_sim.authorized()] == ["000001", "000002"]
+
+
+@pytest.mark.parametrize("case", ["wrong-ca", "wrong-hostname"])
+def test_tls_verification_failure_is_net04_not_sent(tmp_path, certs, tls_sim, case):
+    ca = certs["other"][0] if case == "wrong-ca" else certs["server"][0]
+    host = HOSTNAME if case == "wrong-ca" else "other.test"
+    (r,) = run_ops(tmp_path, [tls_sim.address], [{"fields": sale(3)}], tls={"ca": ca, "server_hostname": host},
+                   attempts=1, read_ms=3000)
+    assert r["ok"] is False and r["code"] == "NET-04" and r["sent"] is False, r
+    assert tls_sim.ledger == [], "no application data reached the host"

@@ -1,0 +1,192 @@
+# runtimes: unix
+"""Console line protocol: answers end in OK/ERR, PIN gate and lockout, no full PAN."""
+import json
+
+from mpt import eq, tmpdir, FakeClock
+
+from payterm import codes
+from payterm.diag import Diag
+from payterm.diag.console import Console
+from payterm.diag.pin import PinGate
+from payterm.diag.selftest import SelfTests
+from payterm.errors import Fault
+
+PAN = "4761739001010119"
+
+
+class Wall:
+    def __init__(self):
+        self.t = 1700000000
+
+    def __call__(self):
+        return self.t
+
+
+def _setup(name, tests=None):
+    d = tmpdir(name)
+    wall = Wall()
+    dg = Diag(d, wall, FakeClock())
+    st = SelfTests(dg)
+    for n, fn in tests or ():
+        st.add(n, fn)
+    gate = PinGate(d + "/pin.json", "4321", wall)
+    info = lambda: {"version": "0.1.0", "board": "EMULATOR", "link": "up", "saf_pending": 2}  # noqa: E731
+    return d, wall, dg, Console(dg, st, gate, wall, info)
+
+
+def _ends_ok(lines):
+    eq(lines[-1], "OK", "last line of %r" % (lines,))
+    return lines[:-1]
+
+
+async def test_help_lists_every_command():
+    _, _, _, c = _setup("c1")
+    out = _ends_ok(await c.handle("help"))
+    text = "\n".join(out)
+    for cmd in ("status", "faults", "stats", "wait", "selftest", "code", "export", "pin", "clear"):
+        assert cmd in text, cmd
+
+
+async def test_status_shows_live_info_and_last_fault():
+    _, _, dg, c = _setup("c2")
+    dg.fault("NET-01", "link", "no ip")
+    out = _ends_ok(await c.handle("status"))
+    d = dict(l.split(": ", 1) for l in out)
+    eq(d["board"], "EMULATOR")
+    eq(d["saf_pending"], "2")
+    assert "NET-01" in d["last_fault"] and "NETWORK DOWN" in d["last_fault"]
+
+
+async def test_faults_n_newest_first_masked():
+    _, _, dg, c = _setup("c3")
+    dg.fault("CRD-07", "card", "track " + PAN + "=2512")
+    dg.fault("HW-03", "print")
+    dg.fault("ISS-05", "host")
+    out = _ends_ok(await c.handle("faults 2"))
+    eq(len(out), 2)
+    assert "ISS-05" in out[0] and "HW-03" in out[1]
+    out = _ends_ok(await c.handle("faults"))
+    assert "476173******0119" in out[2], out
+    for cmd in ("faults 10", "export", "stats", "status"):
+        for l in await c.handle(cmd):
+            assert PAN not in l, (cmd, l)
+
+
+async def test_stats_and_wait_reflect_recorded_events():
+    _, _, dg, c = _setup("c4")
+    for _ in range(3):
+        dg.fault("CRD-05", "mag")
+    dg.count("host_switch", 2)
+    dg.wait("t", "host", 1234)
+    dg.txn_done("t")
+    out = _ends_ok(await c.handle("stats"))
+    assert "code CRD-05 3 CARD READ ERROR" in out, out
+    assert "category card 3" in out
+    assert "link host_switch 2" in out
+    out = _ends_ok(await c.handle("wait"))
+    assert "txns 1" in out
+    assert "stage host n=1 p50=1234ms p95=1234ms max=1234ms" in out, out
+
+
+async def test_code_lookup_and_unknown_command():
+    _, _, _, c = _setup("c5")
+    out = _ends_ok(await c.handle("code iss-51"))
+    d = dict(l.split(": ", 1) for l in out)
+    e = codes.lookup("ISS-51")
+    eq(d["display"], e[codes.DISPLAY])
+    eq(d["remedy"], e[codes.REMEDY])
+    assert (await c.handle("code XYZ-1"))[-1].startswith("ERR ")
+    r = await c.handle("reboot now")
+    eq(len(r), 1)
+    assert r[0].startswith("ERR ")
+    eq(await c.handle("   "), [])
+
+
+async def test_selftest_reports_pass_and_fail_with_codes():
+    async def reader():
+        return "fw 1.6"
+
+    async def printer():
+        raise Fault("HW-03", "paper", "print")
+
+    _, _, dg, c = _setup("c6", [("reader", reader), ("printer", printer)])
+    out = _ends_ok(await c.handle("selftest"))
+    eq(out[0], "PASS reader fw 1.6")
+    assert out[1].startswith("FAIL printer HW-03 PRINTER PAPER OUT"), out
+    eq(dg.last_fault()["code"], "HW-03")
+    out = _ends_ok(await c.handle("selftest reader"))
+    eq(len(out), 1)
+
+
+async def test_selftest_hang_is_cut_off():
+    import asyncio
+
+    async def keypad():
+        await asyncio.sleep(60)
+
+    _, _, _, c = _setup("c7", [("keypad", keypad)])
+    c.selftests.timeout_s = 0.05
+    out = _ends_ok(await c.handle("selftest"))
+    assert out[0].startswith("FAIL keypad SYS-09"), out
+
+
+async def test_export_is_json_lines_with_every_kind():
+    _, _, dg, c = _setup("c8")
+    dg.boot("power")
+    dg.fault("HST-01", "host", "stan 000123")
+    dg.wait("x", "card", 800)
+    dg.txn_done("x")
+    out = _ends_ok(await c.handle("export"))
+    objs = [json.loads(l) for l in out]
+    kinds = [o["kind"] for o in objs]
+    for k in ("status", "fault", "stats", "waits", "code"):
+        assert k in kinds, k
+    code = [o for o in objs if o["kind"] == "code"][0]
+    eq(code["id"], "HST-01")
+    eq(code["display"], codes.lookup("HST-01")[codes.DISPLAY])
+    eq([o for o in objs if o["kind"] == "waits"][0]["history"][0][2], {"card": 800})
+
+
+async def test_clear_needs_pin_and_lockout_after_three_wrong():
+    _, wall, dg, c = _setup("c9")
+    dg.fault("HW-04", "print")
+    r = await c.handle("clear")
+    assert r[-1].startswith("ERR OPR-05"), r
+    eq(len(dg.faults(5)), 1)
+    assert (await c.handle("pin 0000"))[-1].startswith("ERR OPR-05")
+    assert (await c.handle("pin 1111"))[-1].startswith("ERR OPR-05")
+    assert (await c.handle("pin 2222"))[-1].startswith("ERR OPR-03")
+    # locked: even the right PIN is refused until the lockout ends
+    assert (await c.handle("pin 4321"))[-1].startswith("ERR OPR-03")
+    assert (await c.handle("clear"))[-1].startswith("ERR OPR-03")
+    wall.t += 301
+    _ends_ok(await c.handle("pin 4321"))
+    _ends_ok(await c.handle("clear faults"))
+    eq(dg.faults(5), [])
+    # the login expires
+    wall.t += 301
+    assert (await c.handle("clear stats"))[-1].startswith("ERR OPR-05")
+
+
+async def test_lockout_survives_reboot_and_pin_is_not_stored_in_clear():
+    d, wall, _, c = _setup("c10")
+    for p in ("1", "2", "3"):
+        await c.handle("pin " + p)
+    with open(d + "/pin.json") as f:
+        assert "4321" not in f.read()
+    gate = PinGate(d + "/pin.json", "4321", wall)
+    assert gate.locked_for() > 0
+
+
+async def test_wrong_pins_are_in_the_fault_log_when_gate_has_diag():
+    d = tmpdir("c11")
+    wall = Wall()
+    dg = Diag(d, wall, FakeClock())
+    gate = PinGate(d + "/pin.json", "4321", wall, diag=dg)
+    c = Console(dg, SelfTests(dg), gate, wall)
+    for p in ("1", "2", "3", "4"):
+        await c.handle("pin " + p)
+    fs = dg.faults(5)
+    eq([(f["code"], f["count"]) for f in fs], [("OPR-03", 2), ("OPR-05", 2)])
+    for f in fs:
+        assert "4321" not in f["ctx"]

@@ -1,0 +1,179 @@
+"""Journal: committed records survive any cut; torn or corrupt tails are dropped."""
+import os
+
+from mpt import eq, raises, tmpdir
+
+from payterm.errors import Fault
+from payterm.txn.journal import Journal, frame
+
+
+class RecDiag:
+    def __init__(self):
+        self.faults = []
+
+    def fault(self, code, stage="", ctx=""):
+        self.faults.append(code)
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _write(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def _history(d):
+    j = Journal(d)
+    j.create("000001", {"kind": "sale", "st": "pending", "amt": 100})
+    j.update("000001", {"st": "approved", "rrn": "000000000001"})
+    j.create("000002", {"kind": "saf", "st": "pending", "amt": 250})
+    j.update("000002", {"tries": 1})
+    j.update("000002", {"st": "sent"})
+    return j
+
+
+def test_reopen_merges_records_in_order():
+    d = tmpdir("jr_merge")
+    _history(d)
+    j = Journal(d)
+    eq(j.get("000001")["st"], "approved")
+    eq(j.get("000001")["rrn"], "000000000001")
+    eq(j.get("000002")["tries"], 1)
+    eq(j.get("000002")["st"], "sent")
+    eq([t["ref"] for t in j.records()], ["000001", "000002"])
+    eq([t["ref"] for t in j.records("saf")], ["000002"])
+    eq(j.dropped_bytes, 0)
+
+
+def test_every_truncation_point_keeps_the_committed_prefix():
+    d = tmpdir("jr_cut")
+    _history(d)
+    full = _read(d + "/journal.log")
+    # record boundaries: after each whole frame a record is committed
+    bounds = [0]
+    pos = 0
+    while pos < len(full):
+        n = int.from_bytes(full[pos:pos + 4], "big")
+        pos += 8 + n
+        bounds.append(pos)
+    eq(bounds[-1], len(full), "frames tile the file")
+    states = []
+    for cut in range(len(full) + 1):
+        e = tmpdir("jr_cut_one")
+        _write(e + "/journal.log", full[:cut])
+        diag = RecDiag()
+        j = Journal(e, diag)
+        committed = max(b for b in bounds if b <= cut)
+        eq(j.dropped_bytes, cut - committed, "dropped at %d" % cut)
+        eq(diag.faults, ["SYS-02"] if cut != committed else [], "fault at %d" % cut)
+        # the file was repaired: a second open finds nothing to drop
+        eq(Journal(e).dropped_bytes, 0)
+        states.append((cut, committed, {r: dict(t) for r, t in j.txns.items()}))
+    # the state at a cut equals the state at the preceding boundary
+    at = {c: s for c, b, s in states if c == b}
+    for cut, committed, s in states:
+        eq(s, at[committed], "state at %d" % cut)
+    eq(at[bounds[2]]["000001"]["st"], "approved")
+    eq(len(at[bounds[1]]), 1)
+
+
+def test_flipped_byte_in_tail_drops_from_there_and_appends_continue():
+    d = tmpdir("jr_flip")
+    _history(d)
+    full = bytearray(_read(d + "/journal.log"))
+    full[-3] ^= 0x40
+    _write(d + "/journal.log", full)
+    diag = RecDiag()
+    j = Journal(d, diag)
+    eq(diag.faults, ["SYS-02"])
+    eq(j.get("000002")["st"], "pending")
+    eq(j.get("000002")["tries"], 1)
+    j.update("000002", {"st": "sent"})
+    eq(Journal(d).get("000002")["st"], "sent")
+
+
+def test_garbage_length_header_is_a_corrupt_tail():
+    d = tmpdir("jr_len")
+    _history(d)
+    with open(d + "/journal.log", "ab") as f:
+        f.write(b"\xff\xff\xff\xff\x00\x00\x00\x00junk")
+    j = Journal(d, RecDiag())
+    eq(j.dropped_bytes, 12)
+    eq(j.get("000002")["st"], "sent")
+
+
+def test_valid_crc_but_not_a_record_is_dropped():
+    d = tmpdir("jr_notrec")
+    _history(d)
+    with open(d + "/journal.log", "ab") as f:
+        f.write(frame([1, 2, 3]))
+    j = Journal(d, RecDiag())
+    eq(j.dropped_bytes > 0, True)
+    eq(len(j.txns), 2)
+
+
+def test_refuses_full_pan():
+    d = tmpdir("jr_pan")
+    j = Journal(d)
+    e = raises(Fault, j.create, "000001", {"pan": "4111111111111111"})
+    eq(e.code, "SYS-09")
+    j.create("000001", {"pan": "411111******1111", "rrn": "123456789012"})
+    eq(b"4111111111111111" in _read(d + "/journal.log"), False)
+
+
+def test_compaction_keeps_open_transactions_and_bounds_the_file():
+    d = tmpdir("jr_compact")
+    j = Journal(d, max_bytes=4096, keep=5)
+    j.create("900000", {"kind": "saf", "st": "pending", "amt": 1})
+    for i in range(1, 120):
+        ref = "%06d" % i
+        j.create(ref, {"kind": "sale", "st": "pending", "amt": i})
+        j.update(ref, {"st": "approved"})
+        eq(os.stat(d + "/journal.log")[6] <= 4096, True, "size bound")
+    eq(j.compactions > 0, True)
+    k = Journal(d)
+    eq(k.get("900000")["st"], "pending")
+    eq(k.get("000119")["st"], "approved")
+    eq(k.get("000001"), None)
+    # creation order survives compaction
+    refs = [t["ref"] for t in k.records("sale")]
+    eq(refs, sorted(refs))
+
+
+def test_full_of_open_transactions_is_storage_full():
+    d = tmpdir("jr_full")
+    j = Journal(d, max_bytes=1024)
+
+    def fill():
+        for i in range(1, 100):
+            j.create("%06d" % i, {"kind": "sale", "st": "reversing", "amt": i})
+
+    e = raises(Fault, fill)
+    eq(e.code, "SYS-01")
+    # whatever was committed is still readable
+    eq(len(Journal(d).txns), len(j.txns))
+
+
+def test_cut_during_compaction_rename_recovers_the_new_copy():
+    d = tmpdir("jr_swap")
+    _history(d)
+    j = Journal(d)
+    good = {r: dict(t) for r, t in j.txns.items()}
+    # the new file complete, the old one moved away, the final rename not done
+    os.rename(d + "/journal.log", d + "/journal.old")
+    _write(d + "/journal.tmp", b"".join(frame(dict(t, new=1)) for t in j.records()))
+    k = Journal(d)
+    eq({r: dict(t) for r, t in k.txns.items()}, good)
+    eq(sorted(os.listdir(d)), ["journal.log"])
+
+
+def test_torn_compaction_copy_is_ignored():
+    d = tmpdir("jr_torn_tmp")
+    _history(d)
+    _write(d + "/journal.tmp", b"\x00\x00\x00")
+    k = Journal(d)
+    eq(k.get("000002")["st"], "sent")
+    eq(sorted(os.listdir(d)), ["journal.log"])

@@ -1,0 +1,106 @@
+# runtimes: unix
+"""Technician menu: PIN entry, paging and self-tests on a 4x20 display."""
+from mpt import eq, tmpdir, FakeClock
+
+from payterm.diag import Diag
+from payterm.diag.pin import PinGate
+from payterm.diag.selftest import SelfTests
+from payterm.errors import Fault
+from payterm.ui.techmenu import TechMenu
+
+
+class Display:
+    def __init__(self):
+        self.frames = []
+
+    def show(self, rows):
+        assert len(rows) <= 4, rows
+        for r in rows:
+            assert len(r) <= 20, r
+        self.frames.append(list(rows))
+
+    def text(self):
+        return "\n".join(self.frames[-1])
+
+
+class Keys:
+    def __init__(self, seq):
+        self.seq = list(seq)
+
+    async def __call__(self):
+        if not self.seq:
+            raise AssertionError("menu asked for more keys")
+        return self.seq.pop(0)
+
+
+def _menu(name, keys, tests=()):
+    d = tmpdir(name)
+    wall = [1700000000]
+    dg = Diag(d, lambda: wall[0], FakeClock())
+    st = SelfTests(dg)
+    for n, fn in tests:
+        st.add(n, fn)
+    gate = PinGate(d + "/pin.json", "4321", lambda: wall[0])
+    disp = Display()
+    m = TechMenu(disp, Keys(keys), dg, st, gate.check, lambda: {"version": "0.1.0", "board": "EMULATOR", "link": "up"})
+    return m, disp, dg
+
+
+async def test_pin_then_pages_then_exit():
+    m, disp, dg = _menu("tm1", ["4", "3", "2", "1", "E", "#", "#", "*", "C"])
+    dg.fault("ISS-51", "host")
+    seen = []
+    orig = disp.show
+
+    def spy(rows):
+        orig(rows)
+        seen.append(rows[0])
+
+    disp.show = spy
+    eq(await m.run(), True)
+    assert seen[0] == "TECHNICIAN"
+    assert "***" in "".join(disp.frames[3])  # digits shown as stars
+    titles = [s for s in seen if "/" in s]
+    eq(titles[:4], ["1/5 STATUS", "2/5 LAST FAULTS", "3/5 COUNTS", "2/5 LAST FAULTS"])
+    faults_page = [f for f in disp.frames if f[0] == "2/5 LAST FAULTS"][0]
+    eq(faults_page[1], "ISS-51 x1 host")
+    eq(faults_page[2], " INSUFFICIENT FUNDS")
+
+
+async def test_wrong_pin_shows_error_and_cancel_leaves():
+    m, disp, _ = _menu("tm2", ["1", "1", "1", "1", "E", "C"])
+    eq(await m.run(), False)
+    assert any("WRONG TECH PIN" in r for f in disp.frames for r in f)
+
+
+async def test_three_wrong_pins_lock_the_menu():
+    keys = ["9", "E"] * 3 + ["C"]
+    m, disp, _ = _menu("tm3", keys)
+    eq(await m.run(), False)
+    assert any("TECH PIN LOCKED" in r for f in disp.frames for r in f)
+
+
+async def test_selftest_page_runs_the_checks():
+    async def ok():
+        return None
+
+    async def jam():
+        raise Fault("HW-04", "jam", "print")
+
+    keys = ["4", "3", "2", "1", "E", "*", "E", "C"]
+    m, disp, _ = _menu("tm4", keys, [("reader", ok), ("printer", jam)])
+    eq(await m.run(), True)
+    res = [f for f in disp.frames if f[0] == "5/5 SELF-TESTS"][-1]
+    eq(res[1:3], ["READER PASS", "PRINTER HW-04"])
+
+
+async def test_long_pages_scroll():
+    m, disp, dg = _menu("tm5", ["4", "3", "2", "1", "E", "#", "8", "8", "2", "C"])
+    for c in ("CRD-01", "CRD-02", "CRD-03"):
+        dg.fault(c, "card")
+    eq(await m.run(), True)
+    pages = [f for f in disp.frames if f[0] == "2/5 LAST FAULTS"]
+    eq(pages[0][1], "CRD-03 x1 card")
+    eq(pages[1][1], " CARD READ ERROR")
+    eq(pages[2][1], "CRD-02 x1 card")
+    eq(pages[3][1], " CARD READ ERROR")

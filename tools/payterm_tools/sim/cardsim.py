@@ -1,0 +1,493 @@
+"""Card reader simulators: a magstripe reader module and a PN532 with an EMV card.
+
+The terminal sees the same bytes real hardware sends: the magstripe module
+writes `%track1?<LRC>;track2?<LRC>\\r\\n` bursts on its UART; the PN532
+answers HSU frames (ACK, response, error frames, NACK retransmission) and
+forwards InDataExchange APDUs to a simulated contactless card that answers
+SELECT PPSE / SELECT AID / GPO / READ RECORD with BER-TLV data.
+
+Both sit on pty master fds handed over by the emulator harness. Faults are
+injected per call (swipe options) or on the simulator (set_responding,
+corrupt_next, garbage_next, collide, EmvCard(remove_at=..., sw=...)).
+Full PANs never reach `log`: it records commands and APDU headers only.
+"""
+import collections
+import os
+import select
+import threading
+import time
+
+# ---------------------------------------------------------------- helpers
+
+
+def luhn_ok(pan):
+    total = 0
+    for i, ch in enumerate(reversed(pan)):
+        d = int(ch)
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def mask_pan(pan):
+    n = len(pan)
+    return "*" * n if n < 13 else pan[:6] + "*" * (n - 10) + pan[-4:]
+
+
+def lrc(track, base):
+    """ISO/IEC 7811-2 LRC over the track including sentinels."""
+    x = 0
+    for ch in track:
+        x ^= (ord(ch) - base) & 0x3F
+    return chr(x + base)
+
+
+def tlv(tag, value):
+    """BER-TLV encode (tag as int, value bytes)."""
+    tb = tag.to_bytes((tag.bit_length() + 7) // 8 or 1, "big")
+    n = len(value)
+    if n < 0x80:
+        lb = bytes([n])
+    elif n < 0x100:
+        lb = bytes([0x81, n])
+    else:
+        lb = bytes([0x82]) + n.to_bytes(2, "big")
+    return tb + lb + bytes(value)
+
+
+def pn532_frame(data):
+    """Normal information frame around TFI+data (UM0701-02 6.2.1.1)."""
+    ln = len(data)
+    return bytes([0x00, 0x00, 0xFF, ln, (-ln) & 0xFF]) + bytes(data) + bytes([(-sum(data)) & 0xFF, 0x00])
+
+
+ACK = bytes.fromhex("0000ff00ff00")
+NACK = bytes.fromhex("0000ffff0000")
+ERROR_FRAME = bytes.fromhex("0000ff01ff7f8100")
+
+# ---------------------------------------------------------------- cards
+
+
+class MagCard:
+    """A magnetic stripe (ISO/IEC 7813 tracks 1 and 2)."""
+
+    def __init__(self, pan, expiry="3012", name="CARDHOLDER/TEST", service_code="101", discretionary="00000000"):
+        self.pan = pan
+        self.expiry = expiry
+        self.name = name
+        self.service_code = service_code
+        self.discretionary = discretionary
+
+    def track1(self):
+        return "B%s^%s^%s%s%s" % (self.pan, self.name, self.expiry, self.service_code, self.discretionary)
+
+    def track2(self):
+        return "%s=%s%s%s" % (self.pan, self.expiry, self.service_code, self.discretionary)
+
+    @property
+    def masked(self):
+        return mask_pan(self.pan)
+
+    def __repr__(self):
+        return "<%s %s>" % (type(self).__name__, self.masked)
+
+
+class EmvCard(MagCard):
+    """A contactless EMV card (qVSDC-like: cryptogram in the GPO answer).
+
+    aids: [(aid_hex, label, priority)] listed in the PPSE directory.
+    remove_at: "ppse" | "select" | "gpo" | "read": the card leaves the field
+      when that command arrives (the PN532 reports a timeout, status 01).
+    sw: {"ppse"|"select"|"gpo"|"read": int} status words to answer instead.
+    gpo_format: 1 (tag 80) or 2 (tag 77).
+    random_uid: a fresh random UID (08 xx xx xx, ISO/IEC 14443-3) on every tap,
+      as most payment cards and phones do; False keeps `uid` fixed.
+    raw: {"ppse"|"select"|"gpo"|"read": bytes} exact response data (fuzzing).
+    """
+
+    def __init__(self, pan, expiry="3012", name="CARDHOLDER/TEST", service_code="201",
+                 aids=(("A0000000031010", "VISA CREDIT", 1),), uid=b"\x04\x52\x11\x7a",
+                 pdol="9F66049F02069F03069F1A0295055F2A029A039C019F3704", remove_at=None, sw=None,
+                 gpo_format=2, raw=None, records=None, random_uid=True):
+        super().__init__(pan, expiry, name, service_code)
+        self.random_uid = random_uid
+        self.aids = list(aids)
+        self.uid = uid
+        self.pdol = bytes.fromhex(pdol)
+        self.remove_at = remove_at
+        self.sw = dict(sw or {})
+        self.gpo_format = gpo_format
+        self.raw = dict(raw or {})
+        self.records = records
+        self.selected = None
+        self.last_pdol_data = None
+        self.atc = 0
+
+    # -- data
+    def track2_eq(self):
+        s = "%sD%s%s%s" % (self.pan, self.expiry, self.service_code, "0000000000")
+        if len(s) % 2:
+            s += "F"
+        return bytes.fromhex(s)
+
+    def pan_bcd(self):
+        s = self.pan + ("F" if len(self.pan) % 2 else "")
+        return bytes.fromhex(s)
+
+    def record_list(self):
+        if self.records is not None:
+            return self.records
+        r1 = tlv(0x70, tlv(0x57, self.track2_eq()) + tlv(0x5F20, self.name.encode()))
+        r2 = tlv(0x70, tlv(0x5A, self.pan_bcd()) + tlv(0x5F24, bytes.fromhex(self.expiry + "31"))
+                 + tlv(0x5F34, b"\x01") + tlv(0x9F07, b"\xff\x00"))
+        return [(1, 1, r1), (2, 1, r2)]
+
+    def afl(self):
+        out = b""
+        for sfi, rec, _ in self.record_list():
+            out += bytes([sfi << 3, rec, rec, 0])
+        return out
+
+    # -- APDU handling
+    def respond(self, apdu):
+        """One command APDU -> response data + SW1 SW2 (None: card left the field)."""
+        apdu = bytes(apdu)
+        if len(apdu) < 4:
+            return b"\x67\x00"
+        cla, ins, p1, p2 = apdu[:4]
+        if ins == 0xA4 and p1 == 0x04:
+            name = apdu[5:5 + apdu[4]] if len(apdu) > 5 else b""
+            step = "ppse" if name == b"2PAY.SYS.DDF01" else "select"
+            return self._answer(step, lambda: self._select(name, step))
+        if cla == 0x80 and ins == 0xA8:
+            return self._answer("gpo", lambda: self._gpo(apdu))
+        if ins == 0xB2:
+            return self._answer("read", lambda: self._read(p1, p2 >> 3))
+        return b"\x6d\x00"
+
+    def _answer(self, step, fn):
+        if self.remove_at == step:
+            return None
+        if step in self.sw:
+            return self.sw[step].to_bytes(2, "big")
+        if step in self.raw:
+            return self.raw[step] + b"\x90\x00"
+        return fn()
+
+    def _select(self, name, step):
+        if step == "ppse":
+            entries = b""
+            for aid, label, prio in self.aids:
+                e = tlv(0x4F, bytes.fromhex(aid)) + tlv(0x50, label.encode())
+                if prio is not None:
+                    e += tlv(0x87, bytes([prio]))
+                entries += tlv(0x61, e)
+            fci = tlv(0x6F, tlv(0x84, name) + tlv(0xA5, tlv(0xBF0C, entries)))
+            return fci + b"\x90\x00"
+        for aid, label, prio in self.aids:
+            if bytes.fromhex(aid) == name:
+                self.selected = (aid, label)
+                prop = tlv(0x50, label.encode()) + (tlv(0x87, bytes([prio])) if prio is not None else b"")
+                if self.pdol:
+                    prop += tlv(0x9F38, self.pdol)
+                return tlv(0x6F, tlv(0x84, name) + tlv(0xA5, prop)) + b"\x90\x00"
+        return b"\x6a\x82"
+
+    def _gpo(self, apdu):
+        if self.selected is None:
+            return b"\x69\x85"
+        body = apdu[5:5 + apdu[4]]
+        if body[:1] != b"\x83":
+            return b"\x67\x00"
+        self.last_pdol_data = body[2:2 + body[1]]
+        self.atc += 1
+        aip = b"\x20\x00"
+        if self.gpo_format == 1:
+            return tlv(0x80, aip + self.afl()) + b"\x90\x00"
+        body = (tlv(0x82, aip) + tlv(0x94, self.afl()) + tlv(0x9F36, self.atc.to_bytes(2, "big"))
+                + tlv(0x9F26, os.urandom(8)) + tlv(0x9F27, b"\x80") + tlv(0x9F10, bytes.fromhex("06010A03A00000")))
+        return tlv(0x77, body) + b"\x90\x00"
+
+    def _read(self, rec, sfi):
+        for s, r, data in self.record_list():
+            if s == sfi and r == rec:
+                return data + b"\x90\x00"
+        return b"\x6a\x83"
+
+
+TEST_CARDS = {
+    "visa": EmvCard("4761739001010010", "3012", "VISA/TEST CARD", "101",
+                    aids=[("A0000000031010", "VISA CREDIT", 1)]),
+    "mastercard": EmvCard("5413330089010434", "3012", "MC/TEST CARD", "101",
+                          aids=[("A0000000041010", "MASTERCARD", 1)], uid=b"\x04\x66\x21\x0b"),
+    "amex": EmvCard("374245455400126", "3012", "AMEX/TEST CARD", "101",
+                    aids=[("A00000002501", "AMERICAN EXPRESS", 1)], uid=b"\x04\x77\x31\x0c"),
+    "expired": EmvCard("4761739001010119", "2001", "EXPIRED/TEST", "101",
+                       aids=[("A0000000031010", "VISA CREDIT", 1)], uid=b"\x04\x88\x41\x0d"),
+    "bad_luhn": EmvCard("4761739001010011", "3012", "BADLUHN/TEST", "101",
+                        aids=[("A0000000031010", "VISA CREDIT", 1)], uid=b"\x04\x99\x51\x0e"),
+    "chip_swipe": EmvCard("4111111111111111", "3012", "CHIP/TEST", "201",
+                          aids=[("A0000000031010", "VISA CREDIT", 1)], uid=b"\x04\xaa\x61\x0f"),
+    "unsupported_aid": EmvCard("6011000991300009", "3012", "OTHER/TEST", "101",
+                               aids=[("A0000009999999", "LOCAL SCHEME", 1)], uid=b"\x04\xbb\x71\x10"),
+    "two_apps": EmvCard("5555555555554444", "3012", "TWOAPPS/TEST", "201",
+                        aids=[("A0000000043060", "MAESTRO", 2), ("A0000000041010", "MASTERCARD", 1)],
+                        uid=b"\x04\xcc\x81\x11"),
+}
+
+
+def get_card(card):
+    return TEST_CARDS[card] if isinstance(card, str) else card
+
+
+# ---------------------------------------------------------------- reader sim
+
+
+class CardReaderSim:
+    """Magstripe module on mag_fd, PN532 (HSU) on nfc_fd; both pty master fds."""
+
+    def __init__(self, mag_fd, nfc_fd):
+        self.mag_fd = mag_fd
+        self.nfc_fd = nfc_fd
+        self.log = collections.deque(maxlen=20000)
+        self.responding = True
+        self.field = []
+        self.firmware = bytes([0x32, 0x01, 0x06, 0x07])
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = None
+        self._rx = bytearray()
+        self._last = None
+        self._corrupt = 0
+        self._garbage = b""
+        self._active = None
+
+    # -- lifecycle
+    def start(self):
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="pn532-sim", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        if self._thread:
+            self._thread.join(2)
+            self._thread = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- magstripe
+    def swipe(self, card_or_tracks, tracks=(1, 2), sentinels=True, lrc_char=True, terminator="\r\n",
+              no_start=None, no_end=None, bad_lrc=None, parity=None, empty=False, reader_error=None,
+              separate_lines=False):
+        """Emit one swipe. Fault options take a track number (1 or 2) or True (both tracks).
+
+        card_or_tracks: a TEST_CARDS name, a MagCard, a (track1, track2) tuple
+        (either may be None), or raw bytes sent unchanged.
+        """
+        if isinstance(card_or_tracks, (bytes, bytearray)):
+            data = bytes(card_or_tracks)
+        else:
+            if isinstance(card_or_tracks, tuple):
+                t1, t2 = card_or_tracks
+            else:
+                c = get_card(card_or_tracks)
+                t1, t2 = c.track1(), c.track2()
+            out = []
+            for n, body in ((1, t1), (2, t2)):
+                if n not in tracks or body is None:
+                    continue
+                hit = lambda opt: opt is True or opt == n  # noqa: E731
+                ss, base = ("%", 0x20) if n == 1 else (";", 0x30)
+                if empty or hit(reader_error):
+                    body = "E" if hit(reader_error) else ""
+                if hit(parity):
+                    body = body[:3] + "\x7f" + body[4:] if n == 2 else body[:5] + "\x1b" + body[6:]
+                t = ss + body + "?"
+                check = lrc(t, base)
+                if hit(bad_lrc):
+                    check = chr(((ord(check) - base + 1) & (0x3F if n == 1 else 0x0F)) + base)
+                    if check in "%;":
+                        check = chr(((ord(check) - base + 2) & (0x3F if n == 1 else 0x0F)) + base)
+                if not sentinels:
+                    t = body
+                else:
+                    if hit(no_start):
+                        t = t[1:]
+                    if hit(no_end):
+                        t = t[:-1]
+                    elif lrc_char or hit(bad_lrc):
+                        t += check
+                out.append(t)
+            data = ("\r\n" if separate_lines or not sentinels else "").join(out) + terminator
+            data = data.encode("latin-1")
+        self.log.append(("swipe", len(data)))
+        os.write(self.mag_fd, data)
+
+    # -- contactless
+    @staticmethod
+    def _in_field(card):
+        """The card as the reader sees it during one stay in the field (its UID)."""
+        c = get_card(card)
+        uid = b"\x08" + os.urandom(3) if c.random_uid else c.uid
+        return (c, uid)
+
+    def tap(self, card):
+        with self._lock:
+            self.field = [self._in_field(card)]
+        self.log.append(("tap", get_card(card).masked))
+
+    def collide(self, card1, card2):
+        with self._lock:
+            self.field = [self._in_field(card1), self._in_field(card2)]
+        self.log.append(("collide", 2))
+
+    def remove(self):
+        with self._lock:
+            self.field = []
+            self._active = None
+        self.log.append(("remove",))
+
+    def set_responding(self, on):
+        self.responding = bool(on)
+
+    def corrupt_next(self, n=1):
+        """The next n response frames go out with a wrong DCS (the terminal must NACK)."""
+        self._corrupt = n
+
+    def garbage_next(self, data=b"\x13\x37\x00\xff\x05\x99"):
+        """Bytes sent just before the next response (resynchronisation)."""
+        self._garbage = bytes(data)
+
+    # -- log views
+    def commands(self):
+        return [e[1] for e in self.log if e[0] == "cmd"]
+
+    def apdus(self):
+        """Headers (CLA INS P1 P2) of the APDUs the terminal sent, as hex."""
+        return [e[1] for e in self.log if e[0] == "apdu"]
+
+    # -- PN532 engine
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                r, _, _ = select.select([self.nfc_fd], [], [], 0.05)
+            except (OSError, ValueError):
+                return
+            if not r:
+                continue
+            try:
+                chunk = os.read(self.nfc_fd, 512)
+            except OSError:
+                # pty slave not opened yet (EIO): wait for the terminal.
+                time.sleep(0.05)
+                continue
+            if not chunk:
+                continue
+            self._rx += chunk
+            self._process()
+
+    def _write(self, data):
+        try:
+            os.write(self.nfc_fd, data)
+        except OSError:
+            pass
+
+    def _process(self):
+        rx = self._rx
+        while True:
+            k = rx.find(b"\x00\xff")
+            if k < 0:
+                del rx[:max(0, len(rx) - 1)]
+                return
+            del rx[:k]
+            if len(rx) < 4:
+                return
+            ln, lcs = rx[2], rx[3]
+            if ln == 0 and lcs == 0xFF:
+                del rx[:4]
+                self.log.append(("ack",))
+                continue
+            if ln == 0xFF and lcs == 0x00:
+                del rx[:4]
+                self.log.append(("nack",))
+                if self.responding and self._last is not None:
+                    self._write(self._last)
+                continue
+            if (ln + lcs) & 0xFF:
+                self.log.append(("bad_lcs",))
+                del rx[:2]
+                continue
+            if len(rx) < 5 + ln:
+                return
+            data = bytes(rx[4:4 + ln])
+            dcs = rx[4 + ln]
+            del rx[:5 + ln]
+            if (sum(data) + dcs) & 0xFF or not data or data[0] != 0xD4:
+                self.log.append(("bad_frame", data[:2].hex()))
+                continue
+            if not self.responding:
+                self.log.append(("ignored", data[1] if len(data) > 1 else None))
+                continue
+            self._write(ACK)
+            resp = self._command(data[1], data[2:])
+            if resp is None:
+                self._write(ERROR_FRAME)
+                continue
+            frame = pn532_frame(bytes([0xD5, data[1] + 1]) + resp)
+            self._last = frame
+            if self._garbage:
+                self._write(self._garbage)
+                self._garbage = b""
+            if self._corrupt:
+                self._corrupt -= 1
+                bad = bytearray(frame)
+                bad[-2] ^= 0x5A
+                self._write(bytes(bad))
+            else:
+                self._write(frame)
+
+    def _command(self, cmd, p):
+        self.log.append(("cmd", cmd))
+        if cmd == 0x02:
+            return self.firmware
+        if cmd in (0x14, 0x32):
+            return b""
+        if cmd == 0x4A:
+            if len(p) < 2 or p[1] != 0x00:
+                return None
+            with self._lock:
+                cards = self.field[:max(1, p[0])]
+            out = bytes([len(cards)])
+            for i, (c, uid) in enumerate(cards):
+                ats = bytes.fromhex("0578807002")
+                out += bytes([i + 1, 0x00, 0x04, 0x20, len(uid)]) + uid + ats
+            if cards:
+                self._active = cards[0]
+            return out
+        if cmd == 0x40:
+            if not p:
+                return None
+            apdu = p[1:]
+            self.log.append(("apdu", apdu[:4].hex()))
+            with self._lock:
+                card = self._active[0] if self._active in self.field else None
+            if card is None:
+                return b"\x01"
+            resp = card.respond(apdu)
+            if resp is None:
+                self.remove()
+                return b"\x01"
+            return b"\x00" + resp
+        if cmd == 0x52:
+            self._active = None
+            return b"\x00"
+        return None
