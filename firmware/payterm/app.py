@@ -1,0 +1,192 @@
+"""The terminal application: builds every layer from the HAL and runs one task per device.
+
+Tasks: panel (keypad in), console (technician line protocol), cashier
+(the payment flows), engine workers (reversals, store-and-forward, echo
+probes), diagnostics autosave and the watchdog. Each task has one job; a
+task that dies is recorded as a fault and restarted, so one broken device
+cannot stop the others.
+"""
+import asyncio
+import os
+
+from payterm import VERSION, codes, config
+from payterm.card.service import CardService
+from payterm.diag import Diag
+from payterm.diag.console import Console
+from payterm.diag.pin import PinGate
+from payterm.diag.selftest import SelfTests, memory_check, storage_check
+from payterm.errors import Fault
+from payterm.link.backoff import Backoff
+from payterm.link.breaker import Breaker
+from payterm.link.link import Link
+from payterm.link.supervisor import Supervisor
+from payterm.txn.engine import Engine
+from payterm.txn.journal import Journal
+from payterm.txn.state import State
+from payterm.ui.panel import Panel
+from payterm.ui.flows import Cashier
+
+
+def _rand(lo, hi):
+    """Uniform int in [lo, hi] from the hardware RNG (jitter must not be predictable)."""
+    if hi <= lo:
+        return lo
+    r = int.from_bytes(os.urandom(4), "big")
+    return lo + r % (hi - lo + 1)
+
+
+class App:
+    def __init__(self, hal, board):
+        self.hal = hal
+        self.board = board
+        root = hal.storage
+        ticks, clock = hal.ticks, hal.clock
+        cfg = config.load(board, root, hal.config_overrides())
+        self.cfg = cfg
+        self.console_s = hal.stream("console")
+        self.panel = Panel(hal.stream("panel"))
+        self.diag = Diag(root, clock, ticks)
+        self.reset_reason = hal.reset_cause()
+        self.diag.boot(self.reset_reason)
+        if "_config_error" in cfg:
+            self.diag.fault("SYS-07", "boot", cfg["_config_error"])
+        if not hal.clock_set():
+            self.diag.fault("SYS-03", "boot")
+        self.journal = Journal(root, self.diag)
+        self.state = State(root, diag=self.diag)
+        tls = cfg.get("tls")
+        if tls:
+            tls = dict(tls)
+            tls["ssl"] = hal.ssl_module()
+        self.link = Link(config.hosts(cfg), hal.open_connection, ticks, cfg["connect_timeout_ms"],
+                         cfg["read_timeout_ms"], tls=tls)
+        self.breaker = Breaker(cfg["breaker_threshold"], cfg["breaker_open_ms"], ticks)
+        self.sup = Supervisor(self.link, Backoff(cfg["backoff_base_ms"], cfg["backoff_cap_ms"], _rand),
+                              self.breaker, ticks, self.panel.status, max_attempts=cfg["max_attempts"],
+                              max_wait_ms=cfg["max_wait_ms"], diag=self.diag)
+        self.engine = Engine(self.sup, self.journal, self.state, None, cfg, self.diag, clock, ticks,
+                             self.panel.status)
+        self.cards = CardService(hal.stream("mag"), hal.stream("nfc"), ticks, clock, cfg)
+        self.pin = PinGate(root + "/pin.json", str(cfg["tech_pin"]), clock, diag=self.diag)
+        self.selftests = self._selftests(root)
+        self.console = Console(self.diag, self.selftests, self.pin, clock, info=self.info)
+        self.cashier = Cashier(self)
+        self._started = ticks()
+
+    # ------------------------------------------------------------ status for technicians
+    def info(self):
+        s = self.engine.saf.summary()
+        return {
+            "version": VERSION,
+            "board": self.board.get("name", "?"),
+            "tid": self.cfg["terminal_id"],
+            "host": "%s:%d" % self.link.hosts[self.link.current],
+            "breaker": self.breaker.state if isinstance(self.breaker.state, str) else str(self.breaker.state),
+            "saf_pending": s["pending"],
+            "saf": "pending %d sent %d declined %d failed %d" % (s["pending"], s["sent"], s["declined"], s["failed"]),
+            "reversals_pending": len(self.engine.reversals()),
+            "reset_reason": self.reset_reason,
+            "screen": " | ".join(self.panel.rows),
+            "mem_free": self.hal.mem_free(),
+        }
+
+    def _selftests(self, root):
+        st = SelfTests(self.diag)
+        st.add("reader", self.cards.ping)
+        st.add("comm", self._comm_test)
+        st.add("storage", storage_check(root))
+        st.add("printer", self._printer_test)
+        st.add("keypad", self._keypad_test)
+        st.add("memory", memory_check(8192))
+        return st
+
+    async def _comm_test(self):
+        await self.engine.sup.echo(self.cfg["connect_timeout_ms"] + self.cfg["read_timeout_ms"])
+        return "echo ok %s:%d" % self.link.hosts[self.link.current]
+
+    async def _printer_test(self):
+        p = self.hal.printer
+        code = p.status() if p is not None else "HW-04"
+        if code:
+            raise Fault(code, "printer status", "selftest")
+        return "ready"
+
+    async def _keypad_test(self):
+        # The keypad controller drops invalid bytes; a full queue means keys are stuck.
+        if self.panel.dropped:
+            raise Fault("HW-05", "%d keys dropped" % self.panel.dropped, "selftest")
+        return "ok"
+
+    # ------------------------------------------------------------ console UART
+    def event(self, text):
+        """Unsolicited console line (`# ...`): tests and technicians follow the terminal live."""
+        if self.console_s is not None:
+            self.console_s.write(b"# " + text.encode() + b"\n")
+
+    async def _console(self):
+        s = self.console_s
+        if s is None:
+            return
+        buf = b""
+        while True:
+            data = await s.read(64)
+            if not data:
+                await asyncio.sleep_ms(20)
+                continue
+            buf += data
+            if len(buf) > 512:  # a line longer than any command is noise
+                buf = buf[-512:]
+            while b"\n" in buf or b"\r" in buf:
+                i = min(x for x in (buf.find(b"\n"), buf.find(b"\r")) if x >= 0)
+                line, buf = buf[:i], buf[i + 1 :]
+                line = line.decode("utf-8", "ignore").strip()
+                if not line:
+                    continue
+                try:
+                    out = await self.console.handle(line)
+                except Exception as e:  # a console bug must not kill the console
+                    self.diag.fault("SYS-09", "console", repr(e))
+                    out = ["ERR SYS-09 internal error"]
+                for o in out:
+                    s.write(o.encode() + b"\n")
+                    await s.drain()
+
+    # ------------------------------------------------------------ tasks
+    async def _guard(self, name, fn):
+        """Restart a device task that died; each death is a fault the technician sees."""
+        while True:
+            try:
+                await fn()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                self.diag.fault("SYS-09", name, repr(e))
+                self.event("TASK %s restarted: %r" % (name, e))
+                await asyncio.sleep_ms(500)
+
+    async def _watchdog(self):
+        while True:
+            self.hal.wdt_feed()
+            await asyncio.sleep_ms(1000)
+
+    async def run(self):
+        n = await self.engine.recover()
+        if n:
+            self.event("RECOVERED %d in-flight transaction(s): reversal queued" % n)
+        tasks = [
+            asyncio.create_task(self._guard("panel", self.panel.run)),
+            asyncio.create_task(self._guard("console", self._console)),
+            asyncio.create_task(self._guard("workers", self.engine.run_workers)),
+            asyncio.create_task(self._guard("diag", self.diag.autosave)),
+            asyncio.create_task(self._watchdog()),
+        ]
+        self.event("READY payterm %s board=%s reset=%s" % (VERSION, self.board.get("name", "?"), self.reset_reason))
+        await self._guard("cashier", self.cashier.run)
+        for t in tasks:
+            t.cancel()
+
+
+def main(hal, board):
+    app = App(hal, board)
+    asyncio.run(app.run())

@@ -1,0 +1,102 @@
+"""Display and keypad of the terminal, behind the panel UART protocol.
+
+The panel controller shows rows the firmware sends (`D<row> <text>`) and
+reports each key as one byte (docs/architecture.md). Keys are queued in a
+small bounded buffer so a burst of presses is not lost while a transaction
+runs, and a stuck key cannot grow memory.
+"""
+import asyncio
+
+from micropython import const
+
+_ROWS = const(4)  # panel protocol: rows 0..3
+_COLS = const(20)  # panel protocol: at most 20 characters a row
+_KEYQ = const(16)
+KEYS = b"0123456789ECBF*#"
+
+
+class Panel:
+    def __init__(self, stream, rows=_ROWS, cols=_COLS):
+        self.s = stream
+        self.nrows = rows
+        self.cols = cols
+        self.rows = [""] * rows
+        self._q = bytearray(_KEYQ)
+        self._n = 0
+        self._ev = asyncio.Event()
+        self.dropped = 0
+
+    # ------------------------------------------------------------ display
+    def show(self, rows):
+        """Replace the whole screen; rows beyond 4 are dropped, long ones cut to 20."""
+        rows = list(rows)[: self.nrows]
+        while len(rows) < self.nrows:
+            rows.append("")
+        for i, text in enumerate(rows):
+            self._put(i, text)
+
+    def status(self, text):
+        """Row 2 says what the terminal is waiting for (connecting, retry 2/4, waiting for host)."""
+        self._put(2, text)
+
+    def _put(self, row, text):
+        text = str(text)[: self.cols]
+        self.rows[row] = text
+        if self.s is not None:
+            self.s.write(b"D%d %s\n" % (row, text.encode()))
+
+    def beep(self):
+        if self.s is not None:
+            self.s.write(b"BEEP\n")
+
+    async def flush(self):
+        if self.s is not None:
+            await self.s.drain()
+
+    # ------------------------------------------------------------ keypad
+    async def run(self):
+        """Reader task: queue valid key bytes from the panel UART."""
+        if self.s is None:
+            return
+        while True:
+            data = await self.s.read(16)
+            if not data:
+                await asyncio.sleep_ms(20)
+                continue
+            for b in data:
+                if b in KEYS:
+                    self.push(b)
+
+    def push(self, b):
+        if self._n >= _KEYQ:
+            self.dropped += 1
+            return
+        self._q[self._n] = b
+        self._n += 1
+        self._ev.set()
+
+    def clear_keys(self):
+        self._n = 0
+        self._ev.clear()
+
+    async def key(self, timeout_ms=None):
+        """Next key as a 1-char string, or None after timeout_ms."""
+        while self._n == 0:
+            self._ev.clear()
+            if timeout_ms is None:
+                await self._ev.wait()
+            else:
+                try:
+                    await asyncio.wait_for_ms(self._ev.wait(), timeout_ms)
+                except asyncio.TimeoutError:
+                    return None
+        b = self._q[0]
+        self._q[0 : self._n - 1] = self._q[1 : self._n]
+        self._n -= 1
+        return chr(b)
+
+    def key_ready(self):
+        return self._n > 0
+
+    async def next_key(self):
+        return await self.key()

@@ -1,0 +1,158 @@
+"""System-test fixtures: the real firmware on the EMULATOR board, or a real terminal.
+
+`terminal` starts the firmware in the MicroPython unix port with its UARTs on
+ptys, the card reader simulator wired to the reader UARTs and the acquirer
+simulator on 127.0.0.1. With `--port` (and `--reader-port`, `--panel-port`)
+the same tests drive a real terminal over serial; tests marked
+`emulator_only` (power cuts, printer fault injection) are skipped there.
+"""
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from payterm_tools.emulator import Emulator  # noqa: E402
+from payterm_tools.sim.acquirer import AcquirerSim  # noqa: E402
+from payterm_tools.sim.cardsim import TEST_CARDS, CardReaderSim  # noqa: E402
+
+# Short waits so failure paths finish quickly; every value is a real terminal parameter.
+FAST = {
+    "connect_timeout_ms": 1000,
+    "read_timeout_ms": 2500,
+    "max_wait_ms": 6000,
+    "card_timeout_ms": 8000,
+    "result_ms": 1500,
+    "backoff_base_ms": 50,
+    "backoff_cap_ms": 400,
+    "breaker_open_ms": 2000,
+    "worker_idle_ms": 300,
+    "worker_wait_ms": 3000,
+    "echo_interval_ms": 1000,
+}
+
+
+@pytest.fixture
+def acquirer(request):
+    sim = AcquirerSim(host=request.config.getoption("--acquirer-host"), name="primary")
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def acquirer2(request):
+    sim = AcquirerSim(host=request.config.getoption("--acquirer-host"), name="secondary")
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def terminal_config():
+    """Override in a test module (or parametrize) to change terminal parameters."""
+    return {}
+
+
+class RealTerminal:
+    """A real terminal over serial: the same channels, no power-cut or fault injection."""
+
+    def __init__(self, config):
+        import serial
+
+        from payterm_tools.emulator import ConsoleChannel, PanelChannel
+
+        self._ser = []
+
+        def open_port(path):
+            s = serial.Serial(path, 115200, timeout=0)
+            self._ser.append(s)
+            return s.fileno()
+
+        self.console = ConsoleChannel(open_port(config.getoption("--port")), "console")
+        panel = config.getoption("--panel-port")
+        self.panel = PanelChannel(open_port(panel), "panel") if panel else None
+        self.console_path = config.getoption("--port")
+        self.state_dir = None
+
+    def close(self):
+        self.console.close()
+        if self.panel:
+            self.panel.close()
+        for s in self._ser:
+            s.close()
+
+
+@pytest.fixture
+def terminal(request, tmp_path, acquirer, terminal_config):
+    if request.config.getoption("--port"):
+        if request.node.get_closest_marker("emulator_only"):
+            pytest.skip("needs the emulator's fault injection")
+        t = RealTerminal(request.config)
+        t.card_reader = None
+        yield t
+        t.close()
+        return
+    hosts = [acquirer.address]
+    if "acquirer2" in request.fixturenames:
+        hosts.append(request.getfixturevalue("acquirer2").address)
+    cfg = dict(FAST)
+    cfg.update(terminal_config)
+    emu = Emulator(str(tmp_path / "flash"), hosts, config=cfg)
+    reader = CardReaderSim(emu.ptys["mag"].fd, emu.ptys["nfc"].fd)
+    reader.start()
+    emu.card_reader = reader
+    try:
+        emu.start()
+        emu.panel.wait_screen("READY", 10)
+        yield emu
+    finally:
+        out = emu.firmware_output()
+        emu.close()
+        reader.stop()
+    if "Traceback" in out and "FATAL" in out:
+        pytest.fail("firmware crashed:\n" + out[-3000:])
+
+
+@pytest.fixture
+def card_reader(request, terminal):
+    if terminal.card_reader is None:
+        port = request.config.getoption("--reader-port")
+        if not port:
+            pytest.skip("real terminal without --reader-port: no simulated reader attached")
+        import serial
+
+        s = serial.Serial(port, 9600, timeout=0)
+        reader = CardReaderSim(s.fileno(), None)
+        reader.start()
+        yield reader
+        reader.stop()
+        s.close()
+        return
+    yield terminal.card_reader
+
+
+@pytest.fixture
+def panel(terminal):
+    return terminal.panel
+
+
+@pytest.fixture
+def cards():
+    return TEST_CARDS
+
+
+def sale(terminal, card_reader, amount_keys, card, how="swipe", timeout=20):
+    """Run one sale from the keypad; returns the final screen text."""
+    terminal.panel.wait_screen("READY", 10)
+    terminal.panel.press(amount_keys + "E")
+    terminal.panel.wait_screen("PRESENT CARD", 5)
+    if how == "swipe":
+        card_reader.swipe(card)
+    else:
+        card_reader.tap(card)
+    m = terminal.console.expect(r"# (TXN|FAIL) [^\n]*", timeout)
+    if how != "swipe":
+        card_reader.remove()
+    return m.group(0).decode()

@@ -1,0 +1,66 @@
+"""The emulated terminal end to end: boot, a swiped and a tapped sale, restart on the same flash."""
+import json
+import re
+
+import pytest
+from conftest import sale
+
+
+def test_boot_announces_ready_and_status(terminal):
+    lines = terminal.console.command("status")
+    assert lines[-1] == "OK"
+    text = "\n".join(lines)
+    assert "board: EMULATOR" in text
+    assert re.search(r"saf_pending: 0", text)
+    assert "READY" in terminal.panel.screen()
+
+
+def test_swiped_sale_approved_journaled_and_in_ledger(terminal, card_reader, acquirer, cards):
+    ev = sale(terminal, card_reader, "1234", cards["visa"])
+    assert "SALE APPROVED" in ev
+    assert terminal.panel.wait_screen("APPROVED", 5)
+    [entry] = [e for e in acquirer.ledger if e["kind"] == "auth"]
+    assert entry["amount"] == 1234 and entry["outcome"] == "approved"
+    stan = re.search(r"stan=(\d{6})", ev).group(1)
+    assert entry["stan"] == stan
+    # journaled on flash, with the PAN masked only
+    flash = b"".join(open(p, "rb").read() for p in _files(terminal.state_dir))
+    assert stan.encode() in flash
+    assert cards["visa"].pan.encode() not in flash
+    assert cards["visa"].pan not in terminal.printed()
+    assert "APPROVED" in terminal.printed()
+
+
+def test_tapped_sale_approved(terminal, card_reader, acquirer, cards):
+    ev = sale(terminal, card_reader, "2500", cards["mastercard"], how="tap")
+    assert "SALE APPROVED" in ev
+    [entry] = [e for e in acquirer.ledger if e["kind"] == "auth"]
+    assert entry["amount"] == 2500
+    assert entry["pan_masked"].endswith(cards["mastercard"].pan[-4:])
+
+
+@pytest.mark.emulator_only
+def test_restart_keeps_flash_and_stans_move_on(terminal, card_reader, acquirer, cards):
+    first = sale(terminal, card_reader, "100", cards["visa"])
+    terminal.restart()
+    terminal.panel.wait_screen("READY", 10)
+    second = sale(terminal, card_reader, "200", cards["visa"])
+    s1 = int(re.search(r"stan=(\d+)", first).group(1))
+    s2 = int(re.search(r"stan=(\d+)", second).group(1))
+    assert s2 > s1
+    stans = [e["stan"] for e in acquirer.ledger if e["kind"] == "auth"]
+    assert len(stans) == len(set(stans)) == 2
+
+
+def test_console_rejects_unknown_command(terminal):
+    lines = terminal.console.command("frobnicate")
+    assert lines[-1].startswith("ERR")
+
+
+def _files(root):
+    import os
+
+    for d, _, fs in os.walk(root):
+        for f in fs:
+            if not f.startswith("printer") and f != "firmware.log":
+                yield os.path.join(d, f)

