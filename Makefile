@@ -55,6 +55,7 @@ $(SYSDEPS_STAMP):
 	@mkdir -p $(BUILD)
 	@missing=""; \
 	command -v riscv64-unknown-elf-gcc >/dev/null || missing="$$missing gcc-riscv64-unknown-elf"; \
+	dpkg -s picolibc-riscv64-unknown-elf >/dev/null 2>&1 || missing="$$missing picolibc-riscv64-unknown-elf"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \

@@ -58,7 +58,74 @@ def _no_full_pan(lines):
 
 
 def _sale(terminal, amount="1250"):
+    terminal.panel.wait_screen("READY", 10)
     terminal.panel.press(amount + "E")
+    terminal.panel.wait_screen("PRESENT CARD", 5)
+
+
+class UsbSerial:
+    """A second pty wired to the emulator's console, standing for the USB-serial cable.
+
+    The emulator's console pty is held by the firmware on one side and by the
+    test harness on the other, so `payterm diag` gets its own port: bytes it
+    writes go to the firmware's console, and everything the firmware prints
+    from now on is copied back to it.
+    """
+
+    def __init__(self, console):
+        import pty
+        import threading
+        import tty
+
+        self.console = console
+        self.m, self.s = pty.openpty()
+        tty.setraw(self.m)
+        tty.setraw(self.s)
+        self.path = os.ttyname(self.s)
+        with console.cond:
+            self.pos = len(console.buf)
+        self.stop = False
+        self.threads = [threading.Thread(target=f, daemon=True) for f in (self._down, self._up)]
+        for t in self.threads:
+            t.start()
+
+    def _down(self):
+        c = self.console
+        while not self.stop:
+            with c.cond:
+                if len(c.buf) <= self.pos:
+                    c.cond.wait(0.1)
+                data = c.buf[self.pos:]
+                self.pos += len(data)
+            if data:
+                os.write(self.m, data)
+
+    def _up(self):
+        import select
+
+        while not self.stop:
+            r, _, _ = select.select([self.m], [], [], 0.1)
+            if r:
+                try:
+                    data = os.read(self.m, 4096)
+                except OSError:
+                    return
+                self.console.write(data)
+
+    def close(self):
+        self.stop = True
+        for t in self.threads:
+            t.join(1)
+        os.close(self.m)
+        os.close(self.s)
+
+
+def _port(terminal):
+    """(path for `payterm diag`, closer): the real console port, or a cable to the emulator's."""
+    if not hasattr(terminal, "ptys"):
+        return terminal.console_path, lambda: None
+    cable = UsbSerial(terminal.console)
+    return cable.path, cable.close
 
 
 def _wait_txn(terminal, card_reader=None):
@@ -70,7 +137,7 @@ def _wait_txn(terminal, card_reader=None):
 
 def test_magstripe_read_error_is_logged_with_its_code(terminal, card_reader):
     _sale(terminal)
-    card_reader.swipe("visa", bad_lrc=True)
+    card_reader.swipe("visa", bad_lrc=2, tracks=(2,))
     terminal.panel.expect(re.escape(display("CRD-05")), CARD_WAIT)
     f = _faults(terminal)
     assert re.search(r"CRD-05 x\d+ \S+ " + re.escape(display("CRD-05")), f[0]), f
@@ -135,8 +202,8 @@ def test_printer_paper_out(terminal, card_reader, acquirer):
 @pytest.mark.emulator_only
 def test_corrupted_fault_log_is_recovered_and_reported(terminal, card_reader):
     _sale(terminal)
-    card_reader.swipe("visa", no_end=2)
-    terminal.panel.expect(re.escape(display("CRD-04")), CARD_WAIT)
+    card_reader.swipe("visa", bad_lrc=2, tracks=(2,))
+    terminal.panel.expect(re.escape(display("CRD-05")), CARD_WAIT)
     terminal.kill()
     path = [os.path.join(d, "faults.bin") for d, _, fs in os.walk(terminal.state_dir) if "faults.bin" in fs][0]
     with open(path, "r+b") as f:
@@ -151,7 +218,7 @@ def test_corrupted_fault_log_is_recovered_and_reported(terminal, card_reader):
 
 def test_faults_and_stats_survive_restart_and_reboot_reason(terminal, card_reader):
     _sale(terminal)
-    card_reader.swipe("visa", bad_lrc=True)
+    card_reader.swipe("visa", bad_lrc=2, tracks=(2,))
     terminal.panel.expect(re.escape(display("CRD-05")), CARD_WAIT)
     before = [o for o in _export(terminal) if o["kind"] == "stats"][0]
     terminal.restart()
@@ -177,7 +244,11 @@ def test_payterm_diag_reads_the_console(terminal, card_reader, acquirer, tmp_pat
     card_reader.tap("visa")
     _wait_txn(terminal, card_reader)
     html = tmp_path / "report.html"
-    assert main(["diag", "--port", terminal.console_path, "--html", str(html), "--timeout", "20"]) == 0
+    port, close = _port(terminal)
+    try:
+        assert main(["diag", "--port", port, "--html", str(html), "--timeout", "20"]) == 0
+    finally:
+        close()
     out = capsys.readouterr().out
     assert "ISS-05" in out and "remedy:" in out
     assert "Wait per stage" in out
@@ -188,7 +259,7 @@ def test_payterm_diag_reads_the_console(terminal, card_reader, acquirer, tmp_pat
 
 def test_technician_menu_on_the_panel(terminal, card_reader):
     _sale(terminal)
-    card_reader.swipe("visa", bad_lrc=True)
+    card_reader.swipe("visa", bad_lrc=2, tracks=(2,))
     terminal.panel.expect(re.escape(display("CRD-05")), CARD_WAIT)
     terminal.panel.press("F9")
     terminal.panel.expect(r"ENTER PIN", CARD_WAIT)

@@ -63,6 +63,7 @@ class Channel:
         self.pos = 0
         self.cond = threading.Condition()
         self.log = log
+        self.forward_fd = None  # a second pty that sees the same output (technician's port)
         self._stop = False
         self._t = threading.Thread(target=self._reader, daemon=True, name="uart-" + name)
         self._t.start()
@@ -86,6 +87,11 @@ class Channel:
                 self.cond.notify_all()
             if self.log:
                 self.log(self.name, data)
+            if self.forward_fd is not None:
+                try:
+                    os.write(self.forward_fd, data)
+                except OSError:
+                    pass  # nobody reading the technician port: drop, never block the firmware
 
     def write(self, data):
         if isinstance(data, str):
@@ -188,10 +194,31 @@ class Emulator:
         self.console = ConsoleChannel(self.ptys["console"].fd, "console", log)
         self.panel = PanelChannel(self.ptys["panel"].fd, "panel", log)
         self.stdout_path = os.path.join(self.state_dir, "firmware.log")
+        # The technician's console port: a second pty bridged to the console UART, so
+        # `payterm diag --port` works while tests (or the emulator UI) watch the console too.
+        self.tech = Pty("tech")
+        os.set_blocking(self.tech.fd, False)
+        self.console.forward_fd = self.tech.fd
+        self._bridge_stop = False
+        threading.Thread(target=self._bridge, daemon=True, name="tech-bridge").start()
 
     @property
     def console_path(self):
-        return self.ptys["console"].path
+        """Serial port path a technician tool opens (`payterm diag --port PATH`)."""
+        return self.tech.path
+
+    def _bridge(self):
+        import select
+
+        while not self._bridge_stop:
+            try:
+                r, _, _ = select.select([self.tech.fd], [], [], 0.1)
+                if r:
+                    data = os.read(self.tech.fd, 1024)
+                    if data:
+                        os.write(self.ptys["console"].fd, data)
+            except (OSError, ValueError):
+                time.sleep(0.05)
 
     def env(self):
         env = dict(os.environ)
@@ -273,6 +300,7 @@ class Emulator:
         self.stop()
         self.console.close()
         self.panel.close()
+        self._bridge_stop = True
         time.sleep(0.12)
-        for p in self.ptys.values():
+        for p in list(self.ptys.values()) + [self.tech]:
             p.close()

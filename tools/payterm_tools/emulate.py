@@ -1,0 +1,167 @@
+"""`payterm emulate`: the terminal on a laptop, with a person at the keypad.
+
+Starts the acquirer simulator on 127.0.0.1, the card reader simulator and the
+firmware (MicroPython unix port) on the EMULATOR board, then shows the
+terminal's display and takes keypad keys and simulator commands from stdin.
+"""
+import os
+import shlex
+import sys
+import threading
+import time
+
+from payterm_tools.emulator import Emulator
+from payterm_tools.sim.acquirer import AcquirerSim
+from payterm_tools.sim.cardsim import TEST_CARDS, CardReaderSim
+
+HELP = """\
+keys     type keypad keys and press Enter: digits, E (OK), C (cancel), B (back), F (function), * #
+         e.g. `1250E` enters EUR 12.50; an empty line sends E
+swipe [CARD] [--no-start|--no-end|--bad-lrc|--garbage|--empty]   swipe a simulated card
+tap [CARD]   hold a contactless card on the reader      remove   take it away
+cards        list simulated cards
+host approve|decline RC|timeout|down|up   script the acquirer for the next request / outage
+paper ok|out|jam                          printer status
+console CMD  send a technician console command (status, faults, stats, wait, selftest, ...)
+ledger       what the acquirer simulator saw          receipt   last printed receipts
+screen       show the display again                   quit      stop the terminal
+"""
+
+_SWIPE_FAULTS = {"--no-start": "no_start", "--no-end": "no_end", "--bad-lrc": "bad_lrc",
+                 "--garbage": "parity", "--empty": "empty"}
+
+
+def add_arguments(p):
+    p.add_argument("--board", default="EMULATOR")
+    p.add_argument("--state", default="state", help="state directory standing for flash (kept across runs)")
+    p.add_argument("--acquirer-port", type=int, default=0, help="acquirer simulator port on 127.0.0.1 (0: any)")
+    p.add_argument("--script", default=None, help="read commands from this file instead of stdin")
+
+
+class Session:
+    def __init__(self, args, out=sys.stdout):
+        self.out = out
+        self.acq = AcquirerSim(host="127.0.0.1", port=args.acquirer_port, name="primary")
+        self.acq.start()
+        self.emu = Emulator(args.state, [self.acq.address], board=args.board)
+        self.reader = CardReaderSim(self.emu.ptys["mag"].fd, self.emu.ptys["nfc"].fd)
+        self.reader.start()
+        self._last = None
+        self._stop = False
+
+    def say(self, text):
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def start(self):
+        self.emu.start()
+        self.say("payterm emulator: state in %s, acquirer on %s:%d" % ((self.emu.state_dir,) + tuple(self.acq.address)))
+        self.say("technician console: %s   (payterm diag --port %s)" % (self.emu.console_path, self.emu.console_path))
+        self.say("type `help` for commands")
+        threading.Thread(target=self._watch, daemon=True).start()
+        self.show(force=True)
+
+    def show(self, force=False):
+        rows = self.emu.panel.display()
+        if rows == self._last and not force:
+            return
+        self._last = rows
+        bar = "+" + "-" * 22 + "+"
+        self.say("\n".join([bar] + ["| %-20s |" % r for r in rows] + [bar]))
+
+    def _watch(self):
+        while not self._stop:
+            time.sleep(0.15)
+            if not self.emu.running():
+                self.say("terminal stopped:\n" + self.emu.firmware_output()[-1500:])
+                return
+            self.show()
+
+    def command(self, line):
+        words = shlex.split(line)
+        if not words:
+            self.emu.panel.press("E")
+            return True
+        cmd, rest = words[0].lower(), words[1:]
+        if cmd in ("quit", "exit"):
+            return False
+        if cmd == "help":
+            self.say(HELP)
+        elif cmd == "cards":
+            for name, c in TEST_CARDS.items():
+                self.say("  %-16s %s" % (name, c.masked))
+        elif cmd == "swipe":
+            name = next((w for w in rest if not w.startswith("--")), "visa")
+            faults = {_SWIPE_FAULTS[w]: True for w in rest if w in _SWIPE_FAULTS}
+            self._card(name) and self.reader.swipe(TEST_CARDS[name], **faults)
+        elif cmd == "tap":
+            name = rest[0] if rest else "mastercard"
+            self._card(name) and self.reader.tap(TEST_CARDS[name])
+        elif cmd == "remove":
+            self.reader.remove()
+        elif cmd == "host":
+            self._host(rest)
+        elif cmd == "paper":
+            self.emu.set_printer({"out": "paper_out", "jam": "jam"}.get(rest[0] if rest else "ok", "ok"))
+        elif cmd == "console":
+            for l in self.emu.console.command(" ".join(rest)):
+                self.say("  " + l)
+        elif cmd == "ledger":
+            for e in self.acq.ledger:
+                self.say("  %s %s %s %s rc=%s %s%s" % (e["mti"], e["stan"], e["kind"], e["amount"], e["rc"],
+                                                      e["pan_masked"], " REPEAT" if e["repeat"] else ""))
+        elif cmd == "receipt":
+            self.say(self.emu.printed()[-1200:])
+        elif cmd == "screen":
+            self.show(force=True)
+        elif all(ch in "0123456789ECBF*#" for ch in line.strip()):
+            self.emu.panel.press(line.strip())
+        else:
+            self.say("unknown command %r: type `help`" % cmd)
+        return True
+
+    def _card(self, name):
+        if name not in TEST_CARDS:
+            self.say("no card %r: see `cards`" % name)
+            return False
+        return True
+
+    def _host(self, rest):
+        what = rest[0] if rest else "approve"
+        if what == "decline":
+            self.acq.script(("decline", rest[1] if len(rest) > 1 else "05"))
+        elif what == "timeout":
+            self.acq.script("no_answer")
+        elif what == "down":
+            self.acq.stop()
+        elif what == "up":
+            self.acq.start()
+        else:
+            self.acq.script("approve")
+
+    def close(self):
+        self._stop = True
+        self.emu.close()
+        self.reader.stop()
+        self.acq.stop()
+
+
+def run(args):
+    s = Session(args)
+    try:
+        s.start()
+        src = open(args.script) if args.script else sys.stdin
+        for line in src:
+            if args.script:
+                s.say("> " + line.rstrip())
+            if not s.command(line.strip()):
+                break
+            time.sleep(0.3 if args.script else 0)
+            if args.script:
+                time.sleep(0.7)
+                s.show()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        s.close()
+    return 0
