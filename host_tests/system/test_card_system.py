@@ -15,7 +15,6 @@ from payterm_tools.sim.cardsim import TEST_CARDS, EmvCard
 
 _FIRMWARE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "firmware")
 FULL_PANS = [c.pan for c in TEST_CARDS.values()]
-TXN = r"# TXN \S+ SALE (\w+)"
 HOST_WAIT = 30
 CARD_WAIT = 15
 
@@ -34,7 +33,15 @@ def answer(lines):
 
 
 def sale(terminal, amount="1000"):
+    terminal.panel.wait_screen("READY", 10)
     terminal.panel.press(amount + "E")
+    terminal.panel.wait_screen("PRESENT CARD", 5)
+
+
+def outcome(terminal, timeout=HOST_WAIT):
+    """APPROVED/DECLINED/... for a sale that reached the host, or the failure code."""
+    m = terminal.console.expect(r"# (?:TXN \S+ SALE (\w+)|FAIL SALE code=(\S+))", timeout)
+    return (m.group(1) or m.group(2)).decode()
 
 
 def auths(acquirer):
@@ -48,8 +55,9 @@ def assert_no_full_pan(lines):
 
 
 def fail_with(terminal, acquirer, code, timeout=CARD_WAIT):
-    """The panel shows the code's text, the fault log has it, nothing went to the host."""
-    terminal.panel.expect(re.escape(display(code)), timeout)
+    """The sale fails with the code, the panel shows its text, the fault log has it, nothing went to the host."""
+    assert outcome(terminal, timeout) == code
+    terminal.panel.expect(re.escape(display(code)), 5)
     f = answer(terminal.console.command("faults 3"))
     assert any(code in l for l in f), f
     assert_no_full_pan(f)
@@ -63,9 +71,9 @@ def fail_with(terminal, acquirer, code, timeout=CARD_WAIT):
 def test_tap_approved(terminal, card_reader, acquirer, name):
     sale(terminal, "1000")
     card_reader.tap(name)
-    m = terminal.console.expect(TXN, HOST_WAIT)
+    res = outcome(terminal)
     card_reader.remove()
-    assert "APPROVED" in m.group(0)
+    assert res == "APPROVED"
     a = auths(acquirer)
     assert len(a) == 1 and a[0]["amount"] == 1000
     assert a[0]["pan_masked"] == TEST_CARDS[name].masked
@@ -78,8 +86,7 @@ def test_tap_approved(terminal, card_reader, acquirer, name):
 def test_swipe_approved(terminal, card_reader, acquirer):
     sale(terminal, "2550")
     card_reader.swipe("mastercard")
-    m = terminal.console.expect(TXN, HOST_WAIT)
-    assert "APPROVED" in m.group(0)
+    assert outcome(terminal) == "APPROVED"
     a = auths(acquirer)
     assert len(a) == 1 and a[0]["amount"] == 2550 and a[0]["pan_masked"] == "541333******0434"
 
@@ -87,20 +94,20 @@ def test_swipe_approved(terminal, card_reader, acquirer):
 def test_swipe_sentinel_stripped_module_and_second_try(terminal, card_reader, acquirer):
     sale(terminal)
     card_reader.swipe("visa", no_end=2, tracks=(2,))
-    terminal.panel.expect(re.escape(display("CRD-04")), CARD_WAIT)
+    assert outcome(terminal, CARD_WAIT) == "CRD-04"
     # the terminal asks again; a clean swipe from a module that strips sentinels goes through
     sale(terminal)
     card_reader.swipe("visa", sentinels=False)
-    assert "APPROVED" in terminal.console.expect(TXN, HOST_WAIT).group(0)
+    assert outcome(terminal) == "APPROVED"
 
 
 def test_tap_declined_by_issuer(terminal, card_reader, acquirer):
     acquirer.script(("decline", "51"))
     sale(terminal)
     card_reader.tap("visa")
-    m = terminal.console.expect(TXN, HOST_WAIT)
+    res = outcome(terminal)
     card_reader.remove()
-    assert "APPROVED" not in m.group(0)
+    assert res != "APPROVED" and not res.startswith("CRD-")
     assert auths(acquirer)[0]["rc"] == "51"
 
 
@@ -137,11 +144,11 @@ def test_card_failures(terminal, card_reader, acquirer, action, code):
 def test_chip_swipe_fallback_after_failed_tap(terminal, card_reader, acquirer):
     sale(terminal)
     card_reader.tap(EmvCard("4111111111111111", service_code="201", remove_at="gpo", uid=b"\x04\x44\x55\x66"))
-    terminal.panel.expect(re.escape(display("CRD-11")), CARD_WAIT)
+    assert outcome(terminal, CARD_WAIT) == "CRD-11"
     card_reader.remove()
     sale(terminal)
     card_reader.swipe("chip_swipe")
-    assert "APPROVED" in terminal.console.expect(TXN, HOST_WAIT).group(0)
+    assert outcome(terminal) == "APPROVED"
     assert auths(acquirer)[-1]["pan_masked"] == "411111******1111"
 
 
@@ -151,7 +158,7 @@ def test_reader_not_responding(terminal, card_reader, acquirer):
     try:
         sale(terminal)
         # reported when the presentation time runs out with no swipe either
-        fail_with(terminal, acquirer, "HW-01", timeout=120)
+        fail_with(terminal, acquirer, "HW-01", timeout=60)
     finally:
         card_reader.set_responding(True)
 
@@ -161,6 +168,6 @@ def test_reader_recovers_after_garbage_and_line_noise(terminal, card_reader, acq
     card_reader.corrupt_next()
     sale(terminal)
     card_reader.tap("visa")
-    m = terminal.console.expect(TXN, HOST_WAIT)
+    res = outcome(terminal)
     card_reader.remove()
-    assert "APPROVED" in m.group(0)
+    assert res == "APPROVED"

@@ -170,12 +170,13 @@ def test_host_outage_shows_network_faults_and_link_quality(terminal, card_reader
     acquirer.stop()
     _sale(terminal)
     card_reader.tap("mastercard")
-    terminal.console.expect(r"# TXN \S+ SALE \w+", HOST_WAIT * 2)
+    # offline: the sale goes to store-and-forward (or fails above the floor limit)
+    terminal.console.expect(r"# (TXN \S+ \w+ \w+|FAIL [^\n]*)", HOST_WAIT * 2)
     card_reader.remove()
     codes_seen = [l.split()[2] for l in _faults(terminal, 10)]
     assert any(c.startswith("NET-") or c == "HST-04" for c in codes_seen), codes_seen
     st = _stats(terminal)
-    assert any(l.startswith("link retry ") for l in st), st
+    assert any(l.startswith("link ") for l in st), st  # retries / breaker trips / host switches
     assert any(l.startswith("category network ") for l in st), st
 
 
@@ -216,15 +217,26 @@ def test_corrupted_fault_log_is_recovered_and_reported(terminal, card_reader):
     assert "SYS-02" in f[0], f
 
 
+@pytest.mark.emulator_only
 def test_faults_and_stats_survive_restart_and_reboot_reason(terminal, card_reader):
+    import time
+
     _sale(terminal)
     card_reader.swipe("visa", bad_lrc=2, tracks=(2,))
     terminal.panel.expect(re.escape(display("CRD-05")), CARD_WAIT)
-    before = [o for o in _export(terminal) if o["kind"] == "stats"][0]
-    terminal.restart()
-    after = [o for o in _export(terminal) if o["kind"] == "stats"][0]
-    assert after["codes"].get("CRD-05", 0) >= before["codes"]["CRD-05"]
-    assert after["boot_count"] == before["boot_count"] + 1
+    before = _export(terminal)
+    stats = [o for o in before if o["kind"] == "stats"][0]
+    time.sleep(6)  # counts reach flash by the periodic autosave; the fault log at once
+    terminal.kill()
+    terminal.start()
+    after = _export(terminal)
+    stats2 = [o for o in after if o["kind"] == "stats"][0]
+    assert stats2["codes"]["CRD-05"] == stats["codes"]["CRD-05"]
+    assert stats2["boot_count"] == stats["boot_count"] + 1
+    assert sum(stats2["boots"].values()) == stats2["boot_count"]
+    f1 = [o for o in before if o["kind"] == "fault"]
+    f2 = [o for o in after if o["kind"] == "fault"]
+    assert f1[0] in f2
 
 
 def test_clear_needs_pin_and_locks_after_three_wrong(terminal):
@@ -261,6 +273,7 @@ def test_technician_menu_on_the_panel(terminal, card_reader):
     _sale(terminal)
     card_reader.swipe("visa", bad_lrc=2, tracks=(2,))
     terminal.panel.expect(re.escape(display("CRD-05")), CARD_WAIT)
+    terminal.panel.wait_screen("READY", CARD_WAIT)
     terminal.panel.press("F9")
     terminal.panel.expect(r"ENTER PIN", CARD_WAIT)
     terminal.panel.press(PIN + "E")

@@ -19,7 +19,17 @@ from ledger import read_journal, reconcile  # noqa: E402
 
 HOST_WAIT = 30
 SETTLE_WAIT = 60
-TXN_RE = r"# TXN (\S+) (SALE|REFUND|VOID) (\w+)"
+TXN_RE = r"# TXN (\S+) (\w+) (\w+)"
+
+
+class _Txn:
+    """The `# TXN <ref> <KIND> <STATUS>` line as text (the console may match on bytes)."""
+
+    def __init__(self, m):
+        self._g = [g.decode() if isinstance(g, bytes) else g for g in m.groups()]
+
+    def group(self, i):
+        return self._g[i - 1]
 
 
 def _sale(terminal, card_reader, amount="1250", card="visa"):
@@ -27,7 +37,7 @@ def _sale(terminal, card_reader, amount="1250", card="visa"):
     card_reader.tap(card)
     m = terminal.console.expect(TXN_RE, HOST_WAIT)
     card_reader.remove()
-    return m
+    return _Txn(m)
 
 
 def _journal(terminal):
@@ -92,7 +102,7 @@ def test_outage_saf_then_upload(terminal, card_reader, acquirer):
     refs = []
     for amount in ("1000", "1500"):
         m = _sale(terminal, card_reader, amount)
-        assert m.group(3) == "APPROVED"
+        assert m.group(3).startswith("APPROVED")
         refs.append(m.group(1))
     assert [_record(terminal, r)["kind"] for r in refs] == ["saf", "saf"]
     assert acquirer.ledger == []
@@ -159,3 +169,29 @@ def test_stan_unique_across_restart(terminal, card_reader, acquirer):
     stans = [e["stan"] for e in acquirer.ledger]
     assert len(stans) == len(set(stans)) >= 2
     assert _settle(terminal, acquirer) == {"sale_approved": 2}
+
+
+def _idle(terminal):
+    terminal.panel.press("E")  # dismiss the result screen
+    terminal.panel.expect(r"READY", HOST_WAIT)
+    time.sleep(0.2)
+
+
+def test_refund_void_and_status_lookup(terminal, card_reader, acquirer):
+    s = _sale(terminal, card_reader, "600")
+    assert s.group(3) == "APPROVED"
+    _idle(terminal)
+    terminal.panel.press("F1")
+    r = _sale(terminal, card_reader, "300")
+    assert (r.group(2), r.group(3)) == ("REFUND", "APPROVED")
+    _idle(terminal)
+    terminal.panel.press("F3" + str(int(r.group(1))) + "E")
+    m = terminal.console.expect(r"# LOOKUP (\S+) (\w+) (.+)$", HOST_WAIT)
+    assert [g.decode() if isinstance(g, bytes) else g for g in m.groups()] == [r.group(1), "refund", "approved"]
+    _idle(terminal)
+    terminal.panel.press("F2" + s.group(1) + "E")
+    v = _Txn(terminal.console.expect(TXN_RE, HOST_WAIT))
+    assert (v.group(2), v.group(3)) == ("VOID", "APPROVED")
+    assert acquirer.voided_stans() == {_record(terminal, s.group(1))["stan"]}
+    assert acquirer.authorized() == []
+    assert _settle(terminal, acquirer) == {"sale_approved": 1, "refund_approved": 1, "void_approved": 1}

@@ -15,7 +15,7 @@ import tty
 import pytest
 
 import mpy_runtimes
-from payterm_tools.sim.cardsim import CardReaderSim, EmvCard, MagCard, TEST_CARDS, luhn_ok
+from payterm_tools.sim.cardsim import CardReaderSim, EmvCard, TEST_CARDS, luhn_ok
 
 ACK = bytes.fromhex("0000ff00ff00")
 NACK = bytes.fromhex("0000ffff0000")

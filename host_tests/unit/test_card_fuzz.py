@@ -12,7 +12,7 @@ from mpt import eq
 from payterm.errors import Fault
 from payterm.card import magstripe, tlv, emv
 from payterm.card.pn532 import PN532
-from test_card_fakes import FakeCard, FakePN532, Pipe, frame
+from test_card_fakes import FakeCard, FakePN532, frame
 
 NOW = 1795435200  # 2026-11-23 12:00 UTC
 SWIPE = b"%B4761739001010010^DOE/JOHN^3012101000000?;4761739001010010=30121010000000?\r\n"

@@ -1,7 +1,5 @@
 """Contactless EMV flow: PPSE, AID priority, PDOL, GPO, AFL records, extraction."""
 # runtimes: unix
-import time
-
 from mpt import eq
 
 from payterm.errors import Fault

@@ -138,12 +138,12 @@ async def test_ambiguous_outcome_is_reversed_with_repeats_until_acknowledged():
     r = await e.sale(FakeCard(), 1500)
     eq((r.approved, r.code), (False, "HST-01"))
     eq(e.lookup(r.ref)["st"], "reversing")
-    eq(await e.work_once(), False)  # connect failure
-    eq(await e.work_once(), False)  # timeout again
+    eq(await e.work_once(), False)  # connect failure: the 0400 never left
+    eq(await e.work_once(), False)  # timeout: this 0400 may have reached the host
     eq(await e.work_once(), True)
     eq(await e.work_once(), False)  # nothing left
     revs = sup.sent[1:]
-    eq([m["t"] for m in revs], ["0400", "0401", "0401"])
+    eq([m["t"] for m in revs], ["0400", "0400", "0401"])
     for m in revs:
         eq(m["11"], r.stan)
         eq(m["90"][:10], "0200" + r.stan)
@@ -208,13 +208,13 @@ async def test_offline_under_floor_goes_to_saf_and_uploads_in_order_once():
     eq((g.approved, g.code), (False, "SYS-04"))  # three advices pending: the count limit
     eq([t["ref"] for t in e.saf.pending()], [a.ref, b.ref, d2.ref])
     # link back: first advice times out, is repeated, then the rest go once each
-    sup.script = [_fault("HST-01", True), "00", "00", "05"]
+    sup.script = [_fault("HST-04", False), _fault("HST-01", True), "00", "00", "05"]
     n = len(sup.sent)
     while await e.work_once() or e.saf.pending():
         pass
     adv = sup.sent[n:]
     eq([(m["t"], m["11"]) for m in adv],
-       [("0220", a.stan), ("0221", a.stan), ("0220", b.stan), ("0220", d2.stan)])
+       [("0220", a.stan), ("0220", a.stan), ("0221", a.stan), ("0220", b.stan), ("0220", d2.stan)])
     eq(adv[0]["38"], a.auth_code)
     eq("2" in adv[0], False)
     eq([e.lookup(x.ref)["st"] for x in (a, b, d2)], ["sent", "sent", "declined"])

@@ -171,3 +171,12 @@ def test_bigger_ring_keeps_old_entries():
     log = FaultLog(p, 6)
     log.add("SYS-04", "saf", "", 2)
     eq([e["code"] for e in FaultLog(p, 6).entries()], ["SYS-03", "SYS-04"])
+
+
+def test_float_or_unset_clock_is_stored_as_whole_seconds():
+    d = tmpdir("fl12")
+    log = FaultLog(d + "/f.bin", 4)
+    log.add("SYS-03", "clock", "", 1763884800.75)
+    log.add("HW-06", "panel", "", 0)
+    es = log.entries()
+    eq([e["time"] for e in es], [1763884800, 0])

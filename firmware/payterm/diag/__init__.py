@@ -43,14 +43,14 @@ class Diag:
         self.waits.done(ref)
 
     def boot(self, reason):
-        self.st.boot(reason, self._clock())
+        self.st.boot(reason, int(self._clock()))
         if reason == "watchdog":
             self.fault("SYS-06", "boot")
 
     def flush(self):
         self.st.flush()
 
-    async def autosave(self, period_s=30):
+    async def autosave(self, period_s=5):
         """Background task: counts reach flash within `period_s` even when no new event comes."""
         import asyncio
 
@@ -104,7 +104,7 @@ class NullDiag:
     def flush(self):
         pass
 
-    async def autosave(self, period_s=30):
+    async def autosave(self, period_s=5):
         pass
 
     def stats(self):

@@ -115,6 +115,7 @@ class FaultLog:
         """Record a fault; returns its repeat count (1 for a new entry)."""
         ctx = scrub(ctx or "")
         stage = stage or ""
+        now = int(now) if now and now > 0 else 0  # clock() may be a float, or unset
         last = self._last
         self._seq += 1
         nxt = (self._head + 1) % self.slots

@@ -72,7 +72,7 @@ class Waits:
                 s[_SAMPLES - 1] = ms
             else:
                 s.append(ms)
-        self.history.append([self._clock(), str(ref), t])
+        self.history.append([int(self._clock()), str(ref), t])
         if len(self.history) > _HISTORY:
             self.history.pop(0)
         self.save()

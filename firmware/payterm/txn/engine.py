@@ -93,8 +93,11 @@ class Engine:
             text = _APPROVED + (" OFFLINE" if offline else "")
         else:
             text = codes.lookup(code)[codes.DISPLAY].strip()
+        kind = t.get("kind", "")
+        if kind == "saf":
+            kind = "sale"  # an offline sale is still a sale to the merchant; Result.offline tells
         return Result(approved, code, t.get("rc"), t.get("auth"), t.get("rrn"), t.get("stan"), t.get("ref"),
-                      offline, text, t.get("amt", 0), t.get("cur", 0), t.get("kind", ""), t.get("pan", ""))
+                      offline, text, t.get("amt", 0), t.get("cur", 0), kind, t.get("pan", ""))
 
     def _fail(self, code, stage, ctx):
         self.diag.fault(code, stage, ctx)
@@ -278,12 +281,16 @@ class Engine:
     async def _reverse(self, t):
         ref = t["ref"]
         n = t.get("rv", 0) + 1
-        self.journal.update(ref, {"rv": n})
-        fields = messages.reversal(t["req"], repeat=n > 1)
+        out = t.get("rv_out", 0)
+        # Write-ahead: counted as possibly delivered before it leaves; taken back if it provably did not.
+        self.journal.update(ref, {"rv": n, "rv_out": out + 1})
+        fields = messages.reversal(t["req"], repeat=out > 0)
         try:
             resp = await self._send(fields, self.cfg["worker_wait_ms"])
         except Fault as f:
             self._fail(f.code, "retry", "reversal %s try %d" % (ref, n))
+            if not _sent(f):
+                self.journal.update(ref, {"rv_out": out})
             return False
         # Any 0410 is the acknowledgement; the response code is kept for the record.
         self.journal.update(ref, {"st": "reversed", "rv_rc": resp.get("39")})
@@ -292,12 +299,15 @@ class Engine:
     async def _advise(self, t):
         ref = t["ref"]
         n = t.get("tries", 0) + 1
-        self.journal.update(ref, {"tries": n})
-        fields = messages.advice(t["req"], t.get("auth"), repeat=n > 1)
+        out = t.get("out", 0)
+        self.journal.update(ref, {"tries": n, "out": out + 1})
+        fields = messages.advice(t["req"], t.get("auth"), repeat=out > 0)
         try:
             resp = await self._send(fields, self.cfg["worker_wait_ms"])
         except Fault as f:
             self._fail(f.code, "retry", "advice %s try %d" % (ref, n))
+            if not _sent(f):
+                self.journal.update(ref, {"out": out})
             if n >= self.saf.max_tries:
                 self.journal.update(ref, {"st": "failed", "code": f.code})
             return False

@@ -247,7 +247,11 @@ def get_card(card):
 
 
 class CardReaderSim:
-    """Magstripe module on mag_fd, PN532 (HSU) on nfc_fd; both pty master fds."""
+    """Magstripe module on mag_fd, PN532 (HSU) on nfc_fd: pty master fds or serial ports.
+
+    Either fd may be None when that reader is not wired (e.g. a real
+    terminal with only its magstripe UART brought out).
+    """
 
     def __init__(self, mag_fd, nfc_fd):
         self.mag_fd = mag_fd
@@ -267,7 +271,10 @@ class CardReaderSim:
 
     # -- lifecycle
     def start(self):
+        """Answer the PN532 in a background thread (nothing to run without nfc_fd)."""
         self._stop.clear()
+        if self.nfc_fd is None:
+            return self
         self._thread = threading.Thread(target=self._run, name="pn532-sim", daemon=True)
         self._thread.start()
         return self
@@ -330,6 +337,8 @@ class CardReaderSim:
             data = ("\r\n" if separate_lines or not sentinels else "").join(out) + terminator
             data = data.encode("latin-1")
         self.log.append(("swipe", len(data)))
+        if self.mag_fd is None:
+            raise RuntimeError("no magstripe UART wired to this simulator")
         os.write(self.mag_fd, data)
 
     # -- contactless
