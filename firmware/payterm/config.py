@@ -23,6 +23,14 @@ DEFAULTS = {
     "breaker_threshold": 3,
     "breaker_open_ms": 15000,
     "max_attempts": 4,
+    # store-and-forward and background work (payterm.txn.engine)
+    "floor_limit": 5000,
+    "saf_max_count": 50,
+    "saf_max_total": 100000,
+    "saf_max_tries": 20,
+    "worker_wait_ms": 10000,
+    "worker_idle_ms": 2000,
+    "echo_interval_ms": 15000,
 }
 
 

@@ -29,7 +29,11 @@ class FakeClock:
         return self.now
 
     def advance(self, ms):
-        self.now = (self.now + ms) & 0x3FFFFFFF
+        # ticks_add wraps at the port's own period (2**30 on ESP32, wider on the
+        # unix port), so firmware's ticks_diff sees the same arithmetic as on the device.
+        import time
+
+        self.now = time.ticks_add(self.now, ms)
         return self.now
 
 

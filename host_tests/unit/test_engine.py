@@ -40,6 +40,9 @@ class FakeSup:
         self.sent = []
         self._echo_fields = None
 
+    def set_echo_fields(self, fn):
+        self._echo_fields = fn
+
     async def request(self, fields, deadline_ms=None):
         self.sent.append(dict(fields))
         a = self.script.pop(0) if self.script else "00"

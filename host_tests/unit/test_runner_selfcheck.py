@@ -12,10 +12,14 @@ def test_raises_fails_when_nothing_raised():
     assert "not raised" in str(e)
 
 
-def test_fake_clock_wraps():
-    c = FakeClock(0x3FFFFFF0)
-    c.advance(0x20)
-    eq(c(), 0x10, "wrapped ticks")
+def test_fake_clock_follows_ticks_arithmetic():
+    import time
+
+    c = FakeClock(time.ticks_add(0, -16))
+    start = c()
+    c.advance(32)
+    eq(time.ticks_diff(c(), start), 32, "ticks across the wrap")
+    eq(c(), 16, "wrapped ticks")
 
 
 async def test_async_runs():

@@ -72,7 +72,7 @@ class Session:
     def _watch(self):
         while not self._stop:
             time.sleep(0.15)
-            if not self.emu.running():
+            if not self.emu.running() and not self._stop:
                 self.say("terminal stopped:\n" + self.emu.firmware_output()[-1500:])
                 return
             self.show()

@@ -44,6 +44,11 @@ class Supervisor:
         link.count = self._count
         link.on_sent = self._sent
 
+    def set_echo_fields(self, fn):
+        """Number echo/logon/probe messages from the terminal's persisted STAN sequence."""
+        if self._echo_fields is None:
+            self._echo_fields = fn
+
     # ------------------------------------------------------------ counters
     def _count(self, key, n=1):
         if self.diag is not None:

@@ -72,8 +72,8 @@ class Engine:
         self.stan = Stan(state)
         self._lock = asyncio.Lock()
         self._last_echo = None
-        if getattr(supervisor, "_echo_fields", 0) is None:
-            supervisor._echo_fields = self.echo_fields
+        if hasattr(supervisor, "set_echo_fields"):
+            supervisor.set_echo_fields(self.echo_fields)
 
     # ------------------------------------------------------------ helpers
     def echo_fields(self):

@@ -18,10 +18,26 @@ _MAX_DIGITS = const(9)
 _REF_DIGITS = const(6)
 
 
+def wrap(text, width=20, rows=2):
+    """Customer message on the display rows, broken between words."""
+    out = [""]
+    for w in text.split():
+        cur = out[-1]
+        if not cur:
+            out[-1] = w[:width]
+        elif len(cur) + 1 + len(w) <= width:
+            out[-1] = cur + " " + w
+        elif len(out) < rows:
+            out.append(w[:width])
+        else:
+            break
+    while len(out) < rows:
+        out.append("")
+    return out
+
+
 def _cust(code):
-    e = codes.lookup(code)
-    msg = e[codes.CUSTOMER]
-    return [msg[:20], msg[20:40]]
+    return wrap(codes.lookup(code)[codes.CUSTOMER])
 
 
 class Cashier:
