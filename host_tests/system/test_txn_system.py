@@ -6,7 +6,6 @@ Every test ends by waiting for the terminal's background work (reversals,
 SAF upload) to settle and reconciling its journal with the host's ledger.
 """
 import os
-import re
 import sys
 import time
 

@@ -10,7 +10,6 @@ import json
 import os
 import pty
 import subprocess
-import sys
 import tty
 
 import pytest

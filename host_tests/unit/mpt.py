@@ -61,3 +61,23 @@ def _rmtree(path):
         os.rmdir(path)
     else:
         os.remove(path)
+
+
+class RecDiag:
+    """Diag stand-in that remembers the fault codes it was given."""
+
+    def __init__(self):
+        self.faults = []
+
+    def fault(self, code, stage="", ctx=""):
+        self.faults.append(code)
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def write_bytes(path, data):
+    with open(path, "wb") as f:
+        f.write(data)

@@ -1,28 +1,10 @@
 """Journal: committed records survive any cut; torn or corrupt tails are dropped."""
 import os
 
-from mpt import eq, raises, tmpdir
+from mpt import eq, raises, tmpdir, RecDiag, read_bytes, write_bytes
 
 from payterm.errors import Fault
 from payterm.txn.journal import Journal, frame
-
-
-class RecDiag:
-    def __init__(self):
-        self.faults = []
-
-    def fault(self, code, stage="", ctx=""):
-        self.faults.append(code)
-
-
-def _read(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def _write(path, data):
-    with open(path, "wb") as f:
-        f.write(data)
 
 
 def _history(d):
@@ -51,7 +33,7 @@ def test_reopen_merges_records_in_order():
 def test_every_truncation_point_keeps_the_committed_prefix():
     d = tmpdir("jr_cut")
     _history(d)
-    full = _read(d + "/journal.log")
+    full = read_bytes(d + "/journal.log")
     # record boundaries: after each whole frame a record is committed
     bounds = [0]
     pos = 0
@@ -63,7 +45,7 @@ def test_every_truncation_point_keeps_the_committed_prefix():
     states = []
     for cut in range(len(full) + 1):
         e = tmpdir("jr_cut_one")
-        _write(e + "/journal.log", full[:cut])
+        write_bytes(e + "/journal.log", full[:cut])
         diag = RecDiag()
         j = Journal(e, diag)
         committed = max(b for b in bounds if b <= cut)
@@ -83,9 +65,9 @@ def test_every_truncation_point_keeps_the_committed_prefix():
 def test_flipped_byte_in_tail_drops_from_there_and_appends_continue():
     d = tmpdir("jr_flip")
     _history(d)
-    full = bytearray(_read(d + "/journal.log"))
+    full = bytearray(read_bytes(d + "/journal.log"))
     full[-3] ^= 0x40
-    _write(d + "/journal.log", full)
+    write_bytes(d + "/journal.log", full)
     diag = RecDiag()
     j = Journal(d, diag)
     eq(diag.faults, ["SYS-02"])
@@ -121,7 +103,7 @@ def test_refuses_full_pan():
     e = raises(Fault, j.create, "000001", {"pan": "4111111111111111"})
     eq(e.code, "SYS-09")
     j.create("000001", {"pan": "411111******1111", "rrn": "123456789012"})
-    eq(b"4111111111111111" in _read(d + "/journal.log"), False)
+    eq(b"4111111111111111" in read_bytes(d + "/journal.log"), False)
 
 
 def test_compaction_keeps_open_transactions_and_bounds_the_file():
@@ -164,7 +146,7 @@ def test_cut_during_compaction_rename_recovers_the_new_copy():
     good = {r: dict(t) for r, t in j.txns.items()}
     # the new file complete, the old one moved away, the final rename not done
     os.rename(d + "/journal.log", d + "/journal.old")
-    _write(d + "/journal.tmp", b"".join(frame(dict(t, new=1)) for t in j.records()))
+    write_bytes(d + "/journal.tmp", b"".join(frame(dict(t, new=1)) for t in j.records()))
     k = Journal(d)
     eq({r: dict(t) for r, t in k.txns.items()}, good)
     eq(sorted(os.listdir(d)), ["journal.log"])
@@ -173,7 +155,7 @@ def test_cut_during_compaction_rename_recovers_the_new_copy():
 def test_torn_compaction_copy_is_ignored():
     d = tmpdir("jr_torn_tmp")
     _history(d)
-    _write(d + "/journal.tmp", b"\x00\x00\x00")
+    write_bytes(d + "/journal.tmp", b"\x00\x00\x00")
     k = Journal(d)
     eq(k.get("000002")["st"], "sent")
     eq(sorted(os.listdir(d)), ["journal.log"])

@@ -1,28 +1,10 @@
 """State and STAN: atomic replacement, fallback copy, write-ahead STAN."""
 import os
 
-from mpt import eq, tmpdir
+from mpt import eq, tmpdir, RecDiag, read_bytes, write_bytes
 
 from payterm.txn.stan import Stan
 from payterm.txn.state import State
-
-
-class RecDiag:
-    def __init__(self):
-        self.faults = []
-
-    def fault(self, code, stage="", ctx=""):
-        self.faults.append(code)
-
-
-def _read(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def _write(path, data):
-    with open(path, "wb") as f:
-        f.write(data)
 
 
 def test_state_survives_reopen_and_keeps_previous_copy():
@@ -39,9 +21,9 @@ def test_corrupt_main_copy_falls_back_to_previous_and_reports():
     s = State(d)
     s.set("stan", 5)
     s.set("stan", 6)
-    data = bytearray(_read(d + "/state.json"))
+    data = bytearray(read_bytes(d + "/state.json"))
     data[-2] ^= 1
-    _write(d + "/state.json", data)
+    write_bytes(d + "/state.json", data)
     diag = RecDiag()
     t = State(d, diag=diag)
     eq(t.get("stan"), 5)
@@ -53,20 +35,20 @@ def test_every_cut_in_a_save_leaves_old_or_new_value():
     s = State(d)
     s.set("n", 1)
     s.set("n", 2)
-    new_body = _read(d + "/state.json")
+    new_body = read_bytes(d + "/state.json")
     s2 = State(d)
-    old = _read(d + "/state.bak")
+    old = read_bytes(d + "/state.bak")
     # cut while writing the temporary copy: the save did not happen
     for cut in range(len(new_body) + 1):
         e = tmpdir("st_cut_one")
-        _write(e + "/state.json", old)
-        _write(e + "/state.tmp", new_body[:cut])
+        write_bytes(e + "/state.json", old)
+        write_bytes(e + "/state.tmp", new_body[:cut])
         eq(State(e).get("n"), 1, "cut at %d" % cut)
         eq("state.tmp" in os.listdir(e), False)
     # main moved to backup, tmp complete, final rename not done
     e = tmpdir("st_cut_mid")
-    _write(e + "/state.bak", old)
-    _write(e + "/state.tmp", new_body)
+    write_bytes(e + "/state.bak", old)
+    write_bytes(e + "/state.tmp", new_body)
     eq(State(e).get("n"), 2)
     eq(s2.get("n"), 2)
 

@@ -6,12 +6,10 @@ CPython, so the reference shows exactly what the terminal has.
 """
 import json
 import os
-import shutil
 import subprocess
-import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FIRMWARE = os.path.join(REPO, "firmware")
+from payterm_tools import FIRMWARE
+from payterm_tools.runtime import micropython_binary
 
 _SCRIPT = (
     "import json\n"
@@ -27,13 +25,10 @@ CATEGORY_TITLES = (
 
 
 def micropython():
-    cand = os.path.join(os.path.dirname(sys.executable), "micropython")
-    if os.path.exists(cand):
-        return cand
-    found = shutil.which("micropython")
-    if not found:
-        raise SystemExit("micropython is not installed: run `make setup`")
-    return found
+    try:
+        return micropython_binary()
+    except RuntimeError as e:
+        raise SystemExit(str(e))
 
 
 def load_catalog(firmware=FIRMWARE):

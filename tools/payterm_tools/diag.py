@@ -26,6 +26,9 @@ class ConsoleClient:
         import serial
 
         self.ser = serial.serial_for_url(port, baudrate=baud, timeout=0.2)
+        # Whatever the terminal printed before we opened the port (boot lines, answers
+        # to someone else's commands) must not be read as the answer to ours.
+        self.ser.reset_input_buffer()
         self.timeout = timeout
         self._buf = b""
 

@@ -4,7 +4,6 @@ Starts the acquirer simulator on 127.0.0.1, the card reader simulator and the
 firmware (MicroPython unix port) on the EMULATOR board, then shows the
 terminal's display and takes keypad keys and simulator commands from stdin.
 """
-import os
 import shlex
 import sys
 import threading

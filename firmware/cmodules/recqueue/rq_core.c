@@ -130,42 +130,88 @@ void rq_ring_init(rq_ring_t *q, uint8_t *data, size_t cap, size_t isz, int overw
     q->st.drops = 0;
 }
 
-static size_t ring_slot(const rq_ring_t *q, size_t i) {
+static inline size_t ring_slot(const rq_ring_t *q, size_t i) {
     size_t s = q->head + i;
     return s >= q->cap ? s - q->cap : s;
 }
 
-int rq_ring_push(rq_ring_t *q, const uint8_t *src) {
-    if (q->count == q->cap) {
+/* One record. Common record sizes get a constant-size copy, which compilers
+ * turn into a few loads and stores instead of a call to memcpy: for 16-byte
+ * records the call costs more than the copy. */
+static inline void rq_copy_rec(uint8_t *dst, const uint8_t *src, size_t isz) {
+    switch (isz) {
+        case 8:
+            memcpy(dst, src, 8);
+            break;
+        case 16:
+            memcpy(dst, src, 16);
+            break;
+        case 32:
+            memcpy(dst, src, 32);
+            break;
+        default:
+            memcpy(dst, src, isz);
+            break;
+    }
+}
+
+/* The single-record hot paths are static inline so that the binding, which
+ * includes this file, compiles them into its method bodies; the exported
+ * rq_ring_push/pop/peek below are the same code for other callers. */
+static inline int rq_ring_push_one(rq_ring_t *q, const uint8_t *src) {
+    size_t count = q->count;
+    if (count == q->cap) {
         q->st.drops++;
         if (!q->overwrite) {
             return 0;
         }
         q->head = ring_slot(q, 1);
-        q->count--;
+        count--;
     }
-    memcpy(q->data + ring_slot(q, q->count) * q->isz, src, q->isz);
-    q->count++;
+    size_t tail = q->head + count;
+    if (tail >= q->cap) {
+        tail -= q->cap;
+    }
+    rq_copy_rec(q->data + tail * q->isz, src, q->isz);
+    count++;
+    q->count = count;
     q->st.pushes++;
-    stats_grow(&q->st, q->count);
+    if (count > q->st.hw) {
+        q->st.hw = count;
+    }
     return 1;
 }
 
-int rq_ring_peek(const rq_ring_t *q, uint8_t *dst) {
+static inline int rq_ring_peek_one(const rq_ring_t *q, uint8_t *dst) {
     if (q->count == 0) {
         return 0;
     }
-    memcpy(dst, q->data + q->head * q->isz, q->isz);
+    rq_copy_rec(dst, q->data + q->head * q->isz, q->isz);
     return 1;
 }
 
-int rq_ring_pop(rq_ring_t *q, uint8_t *dst) {
-    if (!rq_ring_peek(q, dst)) {
+static inline int rq_ring_pop_one(rq_ring_t *q, uint8_t *dst) {
+    size_t head = q->head;
+    if (q->count == 0) {
         return 0;
     }
-    q->head = ring_slot(q, 1);
+    rq_copy_rec(dst, q->data + head * q->isz, q->isz);
+    head++;
+    q->head = head == q->cap ? 0 : head;
     q->count--;
     return 1;
+}
+
+int rq_ring_push(rq_ring_t *q, const uint8_t *src) {
+    return rq_ring_push_one(q, src);
+}
+
+int rq_ring_peek(const rq_ring_t *q, uint8_t *dst) {
+    return rq_ring_peek_one(q, dst);
+}
+
+int rq_ring_pop(rq_ring_t *q, uint8_t *dst) {
+    return rq_ring_pop_one(q, dst);
 }
 
 size_t rq_ring_push_many(rq_ring_t *q, const uint8_t *src, size_t n) {

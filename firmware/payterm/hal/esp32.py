@@ -7,10 +7,11 @@ buffer (sized by `rxbuf`) absorbs bytes between polls, so no Python runs in
 an interrupt.
 """
 import asyncio
-import os
 import time
 
 import machine
+
+from payterm.hal.base import BaseHAL
 
 # machine.reset_cause() values -> names the fault statistics use
 _CAUSES = {
@@ -51,7 +52,7 @@ class EscPosPrinter:
         await w.drain()
 
 
-class Esp32HAL:
+class Esp32HAL(BaseHAL):
     name = "esp32"
 
     def __init__(self, board):
@@ -72,7 +73,7 @@ class Esp32HAL:
 
     def clock(self):
         # MicroPython's epoch on ESP32 is 2000-01-01; the journal and expiry checks use Unix time.
-        return time.time() + 946684800
+        return int(time.time()) + 946684800
 
     def clock_set(self):
         return time.localtime()[0] >= 2024
@@ -93,16 +94,6 @@ class Esp32HAL:
     def config_overrides(self):
         return {}
 
-    async def open_connection(self, host, port, ssl=None, server_hostname=None):
-        if ssl is None:
-            return await asyncio.open_connection(host, port)
-        return await asyncio.open_connection(host, port, ssl=ssl, server_hostname=server_hostname)
-
-    def ssl_module(self):
-        import ssl
-
-        return ssl
-
     def link_up(self):
         import network
 
@@ -119,12 +110,3 @@ class Esp32HAL:
     def wdt_feed(self):
         if self._wdt is not None:
             self._wdt.feed()
-
-    def mem_free(self):
-        import gc
-
-        return gc.mem_free()
-
-    def storage_free(self):
-        st = os.statvfs(self.storage or "/")
-        return st[0] * st[4]

@@ -11,6 +11,8 @@ import time
 
 import termios
 
+from payterm.hal.base import BaseHAL
+
 _REASON_FILE = "/.reset_reason"
 
 
@@ -45,7 +47,7 @@ class HostPrinter:
         await asyncio.sleep_ms(0)
 
 
-class HostHAL:
+class HostHAL(BaseHAL):
     name = "host"
 
     def __init__(self, board):
@@ -61,7 +63,7 @@ class HostHAL:
         return time.ticks_ms()
 
     def clock(self):
-        return time.time()
+        return int(time.time())  # whole seconds, as the device's RTC gives
 
     def clock_set(self):
         return time.time() > 1600000000
@@ -96,16 +98,6 @@ class HostHAL:
         return out
 
     # ---------------------------------------------------------------- network
-    async def open_connection(self, host, port, ssl=None, server_hostname=None):
-        if ssl is None:
-            return await asyncio.open_connection(host, port)
-        return await asyncio.open_connection(host, port, ssl=ssl, server_hostname=server_hostname)
-
-    def ssl_module(self):
-        import ssl
-
-        return ssl
-
     def link_up(self):
         return True
 
@@ -131,14 +123,6 @@ class HostHAL:
     def wdt_feed(self):
         pass
 
-    def mem_free(self):
-        import gc
-
-        return gc.mem_free()
-
-    def storage_free(self):
-        st = os.statvfs(self.storage)
-        return st[0] * st[4]
 
 
 def _mkdirs(path):

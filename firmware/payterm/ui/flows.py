@@ -12,7 +12,7 @@ from micropython import const
 from payterm import codes
 from payterm.errors import Fault
 from payterm.printer import receipt
-from payterm.txn.currency import alpha, exponent, format_amount
+from payterm.txn.currency import alpha, format_amount
 
 _MAX_DIGITS = const(9)
 _REF_DIGITS = const(6)
@@ -126,7 +126,6 @@ class Cashier:
 
     async def _card(self, amount, cur):
         """Card or a failure code; C on the keypad cancels the wait."""
-        app = self.app
         task = asyncio.create_task(self._present(amount, cur))
         while not task.done():
             k = await self.panel.key(100)
