@@ -82,44 +82,17 @@ static size_t rq_get_count(mp_obj_t o) {
     return (size_t)n;
 }
 
-/* bytes and bytearray are read directly: going through the type's buffer
- * slot costs as much as the copy for small records, and these two types are
- * what firmware passes on hot paths. The fast path is inlined into every
- * method; anything else takes the out-of-line buffer-protocol path. */
-#if !defined(MICROPY_ENABLE_DYNRUNTIME)
-static inline bool rq_fast_buf(mp_obj_t o, mp_buffer_info_t *bi, bool write) {
-    if (!mp_obj_is_obj(o)) {
-        return false;
-    }
-    const mp_obj_type_t *t = ((mp_obj_base_t *)MP_OBJ_TO_PTR(o))->type;
-    if (t == &mp_type_bytearray) {
-        mp_obj_array_t *a = MP_OBJ_TO_PTR(o);
-        bi->buf = a->items;
-        bi->len = a->len;
-        return true;
-    }
-    if (!write && t == &mp_type_bytes) {
-        /* A bytes object (never a qstr: those are not mp_obj_is_obj). */
-        mp_obj_str_t *b = MP_OBJ_TO_PTR(o);
-        bi->buf = (void *)b->data;
-        bi->len = b->len;
-        return true;
-    }
-    return false;
-}
-#define RQ_NOINLINE MP_NOINLINE
-#else
-#define rq_fast_buf(o, bi, write) (false)
-#define RQ_NOINLINE
-#endif
+/* GCC and clang, which every MicroPython port builds with. */
+#define RQ_NOINLINE __attribute__((noinline))
+#define RQ_NORETURN __attribute__((noreturn))
 
-static RQ_NOINLINE void rq_read_buf_slow(mp_obj_t o, mp_buffer_info_t *bi) {
+static RQ_NOINLINE void rq_read_buf(mp_obj_t o, mp_buffer_info_t *bi) {
     if (!mp_get_buffer(o, bi, MP_BUFFER_READ)) {
         mp_raise_TypeError(MP_ERROR_TEXT("object with buffer protocol required"));
     }
 }
 
-static RQ_NOINLINE void rq_write_buf_slow(mp_obj_t o, mp_buffer_info_t *bi) {
+static RQ_NOINLINE void rq_write_buf(mp_obj_t o, mp_buffer_info_t *bi) {
     if (!mp_get_buffer(o, bi, MP_BUFFER_WRITE)) {
         if (mp_get_buffer(o, bi, MP_BUFFER_READ)) {
             mp_raise_TypeError(MP_ERROR_TEXT("buffer is read-only"));
@@ -128,22 +101,54 @@ static RQ_NOINLINE void rq_write_buf_slow(mp_obj_t o, mp_buffer_info_t *bi) {
     }
 }
 
-static inline void rq_read_buf(mp_obj_t o, mp_buffer_info_t *bi) {
-    if (!rq_fast_buf(o, bi, false)) {
-        rq_read_buf_slow(o, bi);
-    }
-}
-
-static inline void rq_write_buf(mp_obj_t o, mp_buffer_info_t *bi) {
-    if (!rq_fast_buf(o, bi, true)) {
-        rq_write_buf_slow(o, bi);
-    }
+static RQ_NORETURN RQ_NOINLINE void rq_size_mismatch(void) {
+    mp_raise_ValueError(MP_ERROR_TEXT("record size mismatch"));
 }
 
 static inline void rq_exact(const mp_buffer_info_t *bi, size_t isz) {
     if (bi->len != isz) {
-        mp_raise_ValueError(MP_ERROR_TEXT("record size mismatch"));
+        rq_size_mismatch();
     }
+}
+
+/* One record of exactly item_size bytes, to read (write=false) or to fill.
+ * bytes and bytearray, what firmware passes on hot paths, are read directly
+ * and inline: the type's buffer slot costs as much as copying a 16-byte
+ * record. Anything else takes the buffer protocol, out of line. Errors and
+ * their order are the same on both paths. */
+static RQ_NOINLINE void *rq_record_slow(mp_obj_t o, size_t isz, bool write) {
+    mp_buffer_info_t bi;
+    if (write) {
+        rq_write_buf(o, &bi);
+    } else {
+        rq_read_buf(o, &bi);
+    }
+    rq_exact(&bi, isz);
+    return bi.buf;
+}
+
+static inline void *rq_record(mp_obj_t o, size_t isz, bool write) {
+    #if !defined(MICROPY_ENABLE_DYNRUNTIME)
+    if (mp_obj_is_obj(o)) {
+        const mp_obj_type_t *t = ((mp_obj_base_t *)MP_OBJ_TO_PTR(o))->type;
+        if (!write && t == &mp_type_bytes) {
+            /* a bytes object (interned ones are qstrs, not objects) */
+            mp_obj_str_t *b = MP_OBJ_TO_PTR(o);
+            if (b->len != isz) {
+                rq_size_mismatch();
+            }
+            return (void *)b->data;
+        }
+        if (t == &mp_type_bytearray) {
+            mp_obj_array_t *a = MP_OBJ_TO_PTR(o);
+            if (a->len != isz) {
+                rq_size_mismatch();
+            }
+            return a->items;
+        }
+    }
+    #endif
+    return rq_record_slow(o, isz, write);
 }
 
 static void rq_at_least(const mp_buffer_info_t *bi, size_t n, size_t isz) {
@@ -272,11 +277,9 @@ static mp_obj_t py_ring_make_new(const mp_obj_type_t *type, size_t n_args, size_
 
 static mp_obj_t py_ring_push(mp_obj_t self_in, mp_obj_t buf_in) {
     rq_ring_obj_t *self = MP_OBJ_TO_PTR(self_in);
-    mp_buffer_info_t bi;
-    rq_read_buf(buf_in, &bi);
-    rq_exact(&bi, self->q.isz);
+    const uint8_t *rec = rq_record(buf_in, self->q.isz, false);
     mp_uint_t s = RQ_ATOMIC_BEGIN();
-    int ok = rq_ring_push_one(&self->q, bi.buf);
+    int ok = rq_ring_push_one(&self->q, rec);
     RQ_ATOMIC_END(s);
     return mp_obj_new_bool(ok);
 }
@@ -284,11 +287,9 @@ RQ_HOT_METHOD_2(py_ring_push_obj, py_ring_push);
 
 static mp_obj_t py_ring_pop_into(mp_obj_t self_in, mp_obj_t buf_in) {
     rq_ring_obj_t *self = MP_OBJ_TO_PTR(self_in);
-    mp_buffer_info_t bi;
-    rq_write_buf(buf_in, &bi);
-    rq_exact(&bi, self->q.isz);
+    uint8_t *rec = rq_record(buf_in, self->q.isz, true);
     mp_uint_t s = RQ_ATOMIC_BEGIN();
-    int ok = rq_ring_pop_one(&self->q, bi.buf);
+    int ok = rq_ring_pop_one(&self->q, rec);
     RQ_ATOMIC_END(s);
     return mp_obj_new_bool(ok);
 }
@@ -296,11 +297,9 @@ RQ_HOT_METHOD_2(py_ring_pop_into_obj, py_ring_pop_into);
 
 static mp_obj_t py_ring_peek_into(mp_obj_t self_in, mp_obj_t buf_in) {
     rq_ring_obj_t *self = MP_OBJ_TO_PTR(self_in);
-    mp_buffer_info_t bi;
-    rq_write_buf(buf_in, &bi);
-    rq_exact(&bi, self->q.isz);
+    uint8_t *rec = rq_record(buf_in, self->q.isz, true);
     mp_uint_t s = RQ_ATOMIC_BEGIN();
-    int ok = rq_ring_peek_one(&self->q, bi.buf);
+    int ok = rq_ring_peek_one(&self->q, rec);
     RQ_ATOMIC_END(s);
     return mp_obj_new_bool(ok);
 }
@@ -448,11 +447,9 @@ static mp_obj_t py_dl_push(mp_obj_t self_in, mp_obj_t due_in, mp_obj_t buf_in) {
         mp_raise_TypeError(MP_ERROR_TEXT("due must be an int"));
     }
     rq_tick_t due = (rq_tick_t)mp_obj_get_int_truncated(due_in);
-    mp_buffer_info_t bi;
-    rq_read_buf(buf_in, &bi);
-    rq_exact(&bi, self->q.isz);
+    const uint8_t *rec = rq_record(buf_in, self->q.isz, false);
     mp_uint_t s = RQ_ATOMIC_BEGIN();
-    int ok = rq_dl_push(&self->q, due, bi.buf);
+    int ok = rq_dl_push(&self->q, due, rec);
     RQ_ATOMIC_END(s);
     return mp_obj_new_bool(ok);
 }
@@ -464,11 +461,9 @@ static mp_obj_t py_dl_pop_due_into(mp_obj_t self_in, mp_obj_t now_in, mp_obj_t b
         mp_raise_TypeError(MP_ERROR_TEXT("now must be an int"));
     }
     rq_tick_t now = (rq_tick_t)mp_obj_get_int_truncated(now_in);
-    mp_buffer_info_t bi;
-    rq_write_buf(buf_in, &bi);
-    rq_exact(&bi, self->q.isz);
+    uint8_t *rec = rq_record(buf_in, self->q.isz, true);
     mp_uint_t s = RQ_ATOMIC_BEGIN();
-    int ok = rq_dl_pop_due(&self->q, now, bi.buf);
+    int ok = rq_dl_pop_due(&self->q, now, rec);
     RQ_ATOMIC_END(s);
     return mp_obj_new_bool(ok);
 }

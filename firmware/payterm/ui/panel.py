@@ -9,10 +9,10 @@ import asyncio
 
 from micropython import const
 
+from payterm.ui.keys import KeyQueue
+
 _ROWS = const(4)  # panel protocol: rows 0..3
 _COLS = const(20)  # panel protocol: at most 20 characters a row
-_KEYQ = const(16)
-KEYS = b"0123456789ECBF*#"
 
 
 class Panel:
@@ -21,10 +21,8 @@ class Panel:
         self.nrows = rows
         self.cols = cols
         self.rows = [""] * rows
-        self._q = bytearray(_KEYQ)
-        self._n = 0
+        self._keys = KeyQueue()
         self._ev = asyncio.Event()
-        self.dropped = 0
 
     # ------------------------------------------------------------ display
     def show(self, rows):
@@ -64,24 +62,24 @@ class Panel:
                 await asyncio.sleep_ms(20)
                 continue
             for b in data:
-                if b in KEYS:
-                    self.push(b)
+                self.push(b)
 
     def push(self, b):
-        if self._n >= _KEYQ:
-            self.dropped += 1
-            return
-        self._q[self._n] = b
-        self._n += 1
-        self._ev.set()
+        """One key byte from the panel; anything that is not a key is line noise."""
+        if self._keys.push(b):
+            self._ev.set()
+
+    @property
+    def dropped(self):
+        return self._keys.dropped
 
     def clear_keys(self):
-        self._n = 0
+        self._keys.clear()
         self._ev.clear()
 
     async def key(self, timeout_ms=None):
         """Next key as a 1-char string, or None after timeout_ms."""
-        while self._n == 0:
+        while not len(self._keys):
             self._ev.clear()
             if timeout_ms is None:
                 await self._ev.wait()
@@ -90,13 +88,10 @@ class Panel:
                     await asyncio.wait_for_ms(self._ev.wait(), timeout_ms)
                 except asyncio.TimeoutError:
                     return None
-        b = self._q[0]
-        self._q[0 : self._n - 1] = self._q[1 : self._n]
-        self._n -= 1
-        return chr(b)
+        return self._keys.pop()
 
     def key_ready(self):
-        return self._n > 0
+        return len(self._keys) > 0
 
     async def next_key(self):
         return await self.key()
