@@ -1,3 +1,4 @@
+# runtimes: unix core core-asan
 """Circuit breaker: closed -> open -> half-open (one probe) -> closed/open."""
 from mpt import raises, eq, FakeClock
 

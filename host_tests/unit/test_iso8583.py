@@ -1,3 +1,4 @@
+# runtimes: unix core core-asan
 """ISO 8583 codec: wire layout against the 1987 standard, and error paths."""
 from mpt import raises, eq
 
