@@ -23,9 +23,12 @@ _RUNTIMES_RE = re.compile(r"^#\s*runtimes:\s*(.+)$", re.M)
 def pytest_addoption(parser):
     g = parser.getgroup("payterm")
     g.addoption("--port", default=None, help="console UART of a real terminal (runs system tests on hardware)")
-    g.addoption("--reader-port", default=None, help="card reader UART of a real terminal (simulated reader wired to it)")
+    g.addoption("--reader-port", default=None, help="magstripe reader UART of a real terminal (simulated reader wired to it)")
+    g.addoption("--nfc-port", default=None, help="PN532 reader UART of a real terminal (simulated PN532 wired to it)")
     g.addoption("--panel-port", default=None, help="panel UART of a real terminal")
     g.addoption("--acquirer-host", default="127.0.0.1", help="address the acquirer simulator listens on")
+    g.addoption("--acquirer-port", type=int, default=0,
+                help="port of the acquirer simulator (a real terminal is configured with it; 0: any free port)")
 
 
 def pytest_configure(config):

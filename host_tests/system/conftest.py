@@ -35,7 +35,8 @@ FAST = {
 
 @pytest.fixture
 def acquirer(request):
-    sim = AcquirerSim(host=request.config.getoption("--acquirer-host"), name="primary")
+    sim = AcquirerSim(host=request.config.getoption("--acquirer-host"),
+                      port=request.config.getoption("--acquirer-port"), name="primary")
     sim.start()
     yield sim
     sim.stop()
@@ -74,6 +75,9 @@ class RealTerminal:
         panel = config.getoption("--panel-port")
         self.panel = PanelChannel(open_port(panel), "panel") if panel else None
         self.console_path = config.getoption("--port")
+        if self.panel:
+            self.panel.press("C")  # a terminal that was already running redraws its idle screen
+            self.panel.wait_screen("READY", 10)
 
     def __getattr__(self, name):
         # Power cuts, restarts, the flash directory and printer injection exist only
@@ -100,6 +104,8 @@ def terminal(request, tmp_path, acquirer, terminal_config):
         yield t
         t.close()
         return
+    if request.config.getoption("--acquirer-port"):
+        pytest.fail("--acquirer-port is for a real terminal (--port); the emulator picks its own")
     hosts = [acquirer.address]
     if "acquirer2" in request.fixturenames:
         hosts.append(request.getfixturevalue("acquirer2").address)
@@ -124,17 +130,20 @@ def terminal(request, tmp_path, acquirer, terminal_config):
 @pytest.fixture
 def card_reader(request, terminal):
     if terminal.card_reader is None:
-        port = request.config.getoption("--reader-port")
-        if not port:
-            pytest.skip("real terminal without --reader-port: no simulated reader attached")
+        mag, nfc = request.config.getoption("--reader-port"), request.config.getoption("--nfc-port")
+        if not (mag or nfc):
+            pytest.skip("real terminal without --reader-port/--nfc-port: no simulated reader attached")
         import serial
 
-        s = serial.Serial(port, 9600, timeout=0)
-        reader = CardReaderSim(s.fileno(), None)
+        ports = [serial.Serial(mag, 9600, timeout=0) if mag else None,
+                 serial.Serial(nfc, 115200, timeout=0) if nfc else None]
+        reader = CardReaderSim(*[p.fileno() if p else None for p in ports])
         reader.start()
         yield reader
         reader.stop()
-        s.close()
+        for p in ports:
+            if p:
+                p.close()
         return
     yield terminal.card_reader
 

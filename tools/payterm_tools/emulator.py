@@ -38,6 +38,53 @@ class Pty:
                 pass
 
 
+class Bridge:
+    """A second pty wired both ways to a UART's host end: a cable to the outside.
+
+    Lets a separate program (pyserial, `payterm diag`, a reader simulator) open
+    the UART by path as it would a USB-serial adapter. `feed` copies firmware
+    output to it for a UART whose host end a Channel already reads.
+    """
+
+    def __init__(self, host_fd, name, read_host=True):
+        self.host_fd = host_fd
+        self.pty = Pty(name)
+        os.set_blocking(self.pty.fd, False)
+        self.path = self.pty.path
+        self._stop = False
+        threading.Thread(target=self._pump, args=(self.pty.fd, host_fd), daemon=True).start()
+        if read_host:
+            threading.Thread(target=self._pump, args=(host_fd, self.pty.fd), daemon=True).start()
+
+    def _pump(self, src, dst):
+        import select
+
+        while not self._stop:
+            try:
+                r, _, _ = select.select([src], [], [], 0.1)
+                if r:
+                    data = os.read(src, 4096)
+                    if not data:
+                        continue
+                    if dst == self.pty.fd:
+                        self.feed(data)
+                    else:
+                        os.write(dst, data)
+            except (OSError, ValueError):
+                time.sleep(0.05)
+
+    def feed(self, data):
+        try:
+            os.write(self.pty.fd, data)
+        except OSError:
+            pass  # nobody reading the outside end: drop, never block the firmware
+
+    def close(self):
+        self._stop = True
+        time.sleep(0.12)
+        self.pty.close()
+
+
 class Channel:
     """Host side of a UART, in the style of pytest-embedded: `expect` and `write`.
 
@@ -52,7 +99,7 @@ class Channel:
         self.pos = 0
         self.cond = threading.Condition()
         self.log = log
-        self.forward_fd = None  # a second pty that sees the same output (technician's port)
+        self.forward = None  # a Bridge that sees the same output (technician's port)
         self._stop = False
         self._t = threading.Thread(target=self._reader, daemon=True, name="uart-" + name)
         self._t.start()
@@ -76,11 +123,8 @@ class Channel:
                 self.cond.notify_all()
             if self.log:
                 self.log(self.name, data)
-            if self.forward_fd is not None:
-                try:
-                    os.write(self.forward_fd, data)
-                except OSError:
-                    pass  # nobody reading the technician port: drop, never block the firmware
+            if self.forward is not None:
+                self.forward.feed(data)
 
     def write(self, data):
         if isinstance(data, str):
@@ -170,7 +214,9 @@ class PanelChannel(Channel):
 class Emulator:
     """Starts, stops and power-cuts the firmware on the EMULATOR board."""
 
-    def __init__(self, state_dir, hosts, board="EMULATOR", config=None, log=None, echo=False):
+    def __init__(self, state_dir, hosts, board="EMULATOR", config=None, log=None, external=()):
+        """external: UARTs ("panel", "mag", "nfc") handed to outside programs through
+        Bridge ports (`self.bridges[name].path`) instead of host-side channels."""
         self.state_dir = os.path.abspath(state_dir)
         os.makedirs(self.state_dir, exist_ok=True)
         self.hosts = list(hosts)
@@ -181,33 +227,18 @@ class Emulator:
         self.ptys = {n: Pty(n) for n in UART_NAMES}
         self.printer_path = os.path.join(self.state_dir, "printer.out")
         self.console = ConsoleChannel(self.ptys["console"].fd, "console", log)
-        self.panel = PanelChannel(self.ptys["panel"].fd, "panel", log)
+        self.panel = None if "panel" in external else PanelChannel(self.ptys["panel"].fd, "panel", log)
+        self.bridges = {n: Bridge(self.ptys[n].fd, n) for n in external}
         self.stdout_path = os.path.join(self.state_dir, "firmware.log")
         # The technician's console port: a second pty bridged to the console UART, so
         # `payterm diag --port` works while tests (or the emulator UI) watch the console too.
-        self.tech = Pty("tech")
-        os.set_blocking(self.tech.fd, False)
-        self.console.forward_fd = self.tech.fd
-        self._bridge_stop = False
-        threading.Thread(target=self._bridge, daemon=True, name="tech-bridge").start()
+        self.tech = Bridge(self.ptys["console"].fd, "tech", read_host=False)
+        self.console.forward = self.tech
 
     @property
     def console_path(self):
         """Serial port path a technician tool opens (`payterm diag --port PATH`)."""
         return self.tech.path
-
-    def _bridge(self):
-        import select
-
-        while not self._bridge_stop:
-            try:
-                r, _, _ = select.select([self.tech.fd], [], [], 0.1)
-                if r:
-                    data = os.read(self.tech.fd, 1024)
-                    if data:
-                        os.write(self.ptys["console"].fd, data)
-            except (OSError, ValueError):
-                time.sleep(0.05)
 
     def env(self):
         env = dict(os.environ)
@@ -224,7 +255,8 @@ class Emulator:
 
     def start(self, wait_ready=True, timeout=20.0):
         self.console.skip()
-        self.panel.skip()
+        if self.panel is not None:
+            self.panel.skip()
         out = open(self.stdout_path, "ab")
         self.proc = subprocess.Popen([micropython_binary(), os.path.join(FIRMWARE, "main.py")], env=self.env(),
                                      cwd=self.state_dir, stdin=subprocess.DEVNULL, stdout=out,
@@ -288,8 +320,9 @@ class Emulator:
     def close(self):
         self.stop()
         self.console.close()
-        self.panel.close()
-        self._bridge_stop = True
-        time.sleep(0.12)
-        for p in list(self.ptys.values()) + [self.tech]:
+        if self.panel is not None:
+            self.panel.close()
+        for b in [self.tech] + list(self.bridges.values()):
+            b.close()
+        for p in self.ptys.values():
             p.close()

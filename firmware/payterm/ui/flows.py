@@ -60,8 +60,7 @@ class Cashier:
                 await self.payment("sale", first=k)
             elif k == "F":
                 await self.function()
-            else:
-                continue
+            # any other key (C: clear) just redraws the idle screen
             self.panel.clear_keys()
             self.idle()
 
