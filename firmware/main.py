@@ -7,23 +7,11 @@ application says why on the console instead of rebooting silently.
 import sys
 
 
-def _board_path():
-    try:
-        import os
-
-        p = os.getenv("PAYTERM_BOARD")
-        if p:
-            return p
-    except (ImportError, AttributeError):
-        pass  # the device has no environment: use the deployed map
-    return "/board.json"
-
-
 def boot():
     from payterm import hal
     from payterm.app import main
 
-    board = hal.read_board(_board_path())
+    board = hal.read_board(hal.board_path())
     main(hal.load(board), board)
 
 

@@ -7,6 +7,14 @@ objects (streams, storage root, ticks, clock, printer) in constructors.
 import json
 
 
+def board_path():
+    """Where the board map is: /board.json on the device; the emulator names it in PAYTERM_BOARD."""
+    import os
+
+    getenv = getattr(os, "getenv", None)  # ESP32 has no environment
+    return (getenv and getenv("PAYTERM_BOARD")) or "/board.json"
+
+
 def read_board(path):
     with open(path) as f:
         return json.load(f)
