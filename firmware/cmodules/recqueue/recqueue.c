@@ -86,13 +86,47 @@ static size_t rq_get_count(mp_obj_t o) {
 #define RQ_NOINLINE __attribute__((noinline))
 #define RQ_NORETURN __attribute__((noreturn))
 
+/* bytes and bytearray are read directly: going through the type's buffer
+ * slot costs as much as the copy for small records, and these two types are
+ * what firmware passes on hot paths. */
+#if !defined(MICROPY_ENABLE_DYNRUNTIME)
+static inline bool rq_fast_buf(mp_obj_t o, mp_buffer_info_t *bi, bool write) {
+    if (!mp_obj_is_obj(o)) {
+        return false;
+    }
+    const mp_obj_type_t *t = ((mp_obj_base_t *)MP_OBJ_TO_PTR(o))->type;
+    if (!write && t == &mp_type_bytes) {
+        /* a bytes object (interned ones are qstrs, not objects) */
+        mp_obj_str_t *b = MP_OBJ_TO_PTR(o);
+        bi->buf = (void *)b->data;
+        bi->len = b->len;
+        return true;
+    }
+    if (t == &mp_type_bytearray) {
+        mp_obj_array_t *a = MP_OBJ_TO_PTR(o);
+        bi->buf = a->items;
+        bi->len = a->len;
+        return true;
+    }
+    return false;
+}
+#else
+#define rq_fast_buf(o, bi, write) (false)
+#endif
+
 static RQ_NOINLINE void rq_read_buf(mp_obj_t o, mp_buffer_info_t *bi) {
+    if (rq_fast_buf(o, bi, false)) {
+        return;
+    }
     if (!mp_get_buffer(o, bi, MP_BUFFER_READ)) {
         mp_raise_TypeError(MP_ERROR_TEXT("object with buffer protocol required"));
     }
 }
 
 static RQ_NOINLINE void rq_write_buf(mp_obj_t o, mp_buffer_info_t *bi) {
+    if (rq_fast_buf(o, bi, true)) {
+        return;
+    }
     if (!mp_get_buffer(o, bi, MP_BUFFER_WRITE)) {
         if (mp_get_buffer(o, bi, MP_BUFFER_READ)) {
             mp_raise_TypeError(MP_ERROR_TEXT("buffer is read-only"));
@@ -112,10 +146,10 @@ static inline void rq_exact(const mp_buffer_info_t *bi, size_t isz) {
 }
 
 /* One record of exactly item_size bytes, to read (write=false) or to fill.
- * bytes and bytearray, what firmware passes on hot paths, are read directly
- * and inline: the type's buffer slot costs as much as copying a 16-byte
- * record. Anything else takes the buffer protocol, out of line. Errors and
- * their order are the same on both paths. */
+ * The bytes/bytearray case is inlined into the per-record methods with the
+ * size check folded in, so the pointer stays in a register; anything else
+ * takes the buffer protocol, out of line. Errors and their order are the
+ * same on both paths. */
 static RQ_NOINLINE void *rq_record_slow(mp_obj_t o, size_t isz, bool write) {
     mp_buffer_info_t bi;
     if (write) {
@@ -128,26 +162,11 @@ static RQ_NOINLINE void *rq_record_slow(mp_obj_t o, size_t isz, bool write) {
 }
 
 static inline void *rq_record(mp_obj_t o, size_t isz, bool write) {
-    #if !defined(MICROPY_ENABLE_DYNRUNTIME)
-    if (mp_obj_is_obj(o)) {
-        const mp_obj_type_t *t = ((mp_obj_base_t *)MP_OBJ_TO_PTR(o))->type;
-        if (!write && t == &mp_type_bytes) {
-            /* a bytes object (interned ones are qstrs, not objects) */
-            mp_obj_str_t *b = MP_OBJ_TO_PTR(o);
-            if (b->len != isz) {
-                rq_size_mismatch();
-            }
-            return (void *)b->data;
-        }
-        if (t == &mp_type_bytearray) {
-            mp_obj_array_t *a = MP_OBJ_TO_PTR(o);
-            if (a->len != isz) {
-                rq_size_mismatch();
-            }
-            return a->items;
-        }
+    mp_buffer_info_t bi;
+    if (rq_fast_buf(o, &bi, write)) {
+        rq_exact(&bi, isz);
+        return bi.buf;
     }
-    #endif
     return rq_record_slow(o, isz, write);
 }
 
@@ -562,6 +581,48 @@ static mp_obj_t py_dl_guard_ok(mp_obj_t self_in) {
 static MP_DEFINE_CONST_FUN_OBJ_1(py_dl_guard_ok_obj, py_dl_guard_ok);
 #endif
 
+/* ---------------------------------------------------------------- hot method lookup */
+
+#if !defined(MICROPY_ENABLE_DYNRUNTIME)
+/* `q.push(rec)` looks `push` up on every call. The locals dict lookup (hash
+ * and map cache probe) plus the generic member conversion cost about as many
+ * instructions as pushing a 16-byte record, so the per-record methods are
+ * answered here first, by qstr compare, with exactly what the locals dict
+ * lookup gives: the method object and self. Every other name, and every
+ * store or delete, goes on to the locals dict and the default handling. */
+static void py_ring_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
+    if (dest[0] == MP_OBJ_NULL) {
+        if (attr == MP_QSTR_push) {
+            dest[0] = MP_OBJ_FROM_PTR(&py_ring_push_obj);
+            dest[1] = self_in;
+            return;
+        }
+        if (attr == MP_QSTR_pop_into) {
+            dest[0] = MP_OBJ_FROM_PTR(&py_ring_pop_into_obj);
+            dest[1] = self_in;
+            return;
+        }
+        dest[1] = MP_OBJ_SENTINEL; /* not handled: continue in locals_dict */
+    }
+}
+
+static void py_dl_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
+    if (dest[0] == MP_OBJ_NULL) {
+        if (attr == MP_QSTR_push) {
+            dest[0] = MP_OBJ_FROM_PTR(&py_dl_push_obj);
+            dest[1] = self_in;
+            return;
+        }
+        if (attr == MP_QSTR_pop_due_into) {
+            dest[0] = MP_OBJ_FROM_PTR(&py_dl_pop_due_into_obj);
+            dest[1] = self_in;
+            return;
+        }
+        dest[1] = MP_OBJ_SENTINEL;
+    }
+}
+#endif
+
 /* ---------------------------------------------------------------- registration */
 
 /* X-macros so the static (firmware) and runtime-built (natmod) tables list
@@ -617,6 +678,7 @@ MP_DEFINE_CONST_OBJ_TYPE(
     MP_TYPE_FLAG_NONE,
     make_new, py_ring_make_new,
     unary_op, py_ring_unary_op,
+    attr, py_ring_attr,
     locals_dict, &rq_ring_locals
     );
 
@@ -626,6 +688,7 @@ MP_DEFINE_CONST_OBJ_TYPE(
     MP_TYPE_FLAG_NONE,
     make_new, py_dl_make_new,
     unary_op, py_dl_unary_op,
+    attr, py_dl_attr,
     locals_dict, &rq_dl_locals
     );
 

@@ -135,23 +135,21 @@ static inline size_t ring_slot(const rq_ring_t *q, size_t i) {
     return s >= q->cap ? s - q->cap : s;
 }
 
-/* One record. Common record sizes get a constant-size copy, which compilers
- * turn into a few loads and stores instead of a call to memcpy: for 16-byte
- * records the call costs more than the copy. */
+/* One record. Common record sizes (1 for key codes, 8 to 32) get a
+ * constant-size copy, which compilers turn into a few loads and stores
+ * instead of a call to memcpy: for 16-byte records the call costs more than
+ * the copy. */
 static inline void rq_copy_rec(uint8_t *dst, const uint8_t *src, size_t isz) {
-    switch (isz) {
-        case 8:
-            memcpy(dst, src, 8);
-            break;
-        case 16:
-            memcpy(dst, src, 16);
-            break;
-        case 32:
-            memcpy(dst, src, 32);
-            break;
-        default:
-            memcpy(dst, src, isz);
-            break;
+    if (isz == 16) {
+        memcpy(dst, src, 16);
+    } else if (isz == 8) {
+        memcpy(dst, src, 8);
+    } else if (isz == 1) {
+        *dst = *src;
+    } else if (isz == 32) {
+        memcpy(dst, src, 32);
+    } else {
+        memcpy(dst, src, isz);
     }
 }
 
