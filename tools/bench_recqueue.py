@@ -24,19 +24,9 @@ MP_BENCH = r'''
 import gc, sys, time, micropython, collections
 import recqueue as rq_c
 
-def load_fallback():
-    for d in sys.path:
-        try:
-            with open(d + "/recqueue.py") as f:
-                src = f.read()
-        except OSError:
-            continue
-        ns = {"__name__": "recqueue_fallback"}
-        exec(src, ns)
-        return ns
-    raise ImportError("recqueue.py")
+from mpt import recqueue_fallback
 
-py = load_fallback()
+py = recqueue_fallback()
 assert rq_c.IMPL == "c" and py["IMPL"] == "py"
 ISZ = 16
 K = 32
@@ -175,7 +165,7 @@ C_CASES = ("pair_c", "drain32_c", "deadline_c")
 
 def run_bench(core, scale):
     env = dict(os.environ)
-    env["MICROPYPATH"] = os.path.join(REPO, "firmware")
+    env["MICROPYPATH"] = os.path.join(REPO, "firmware") + ":" + os.path.join(REPO, "host_tests", "unit")
     with tempfile.TemporaryDirectory() as tmp:
         script = os.path.join(tmp, "bench_recqueue_mp.py")
         with open(script, "w") as f:

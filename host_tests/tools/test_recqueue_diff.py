@@ -24,16 +24,10 @@ def load(impl):
         import recqueue
         assert recqueue.IMPL == "c", recqueue.IMPL
         return recqueue.RecordQueue, recqueue.DeadlineQueue
-    for d in sys.path:
-        try:
-            with open(d + "/recqueue.py") as f:
-                src = f.read()
-        except OSError:
-            continue
-        ns = {"__name__": "recqueue_fallback"}
-        exec(src, ns)
-        return ns["RecordQueue"], ns["DeadlineQueue"]
-    raise ImportError("recqueue.py")
+    from mpt import recqueue_fallback
+
+    ns = recqueue_fallback()
+    return ns["RecordQueue"], ns["DeadlineQueue"]
 
 def due(v):
     # ("t", k): k ticks from 0, wrapping below 0 to the top of the period.

@@ -7,20 +7,11 @@ the builtin shadows it); on `unix` it is the fallback alone.
 import sys
 import time
 
-from mpt import eq, raises
+from mpt import eq, raises, recqueue_fallback
 
 
 def _fallback():
-    for d in sys.path:
-        try:
-            with open(d + "/recqueue.py") as f:
-                src = f.read()
-        except OSError:
-            continue
-        ns = {"__name__": "recqueue_fallback"}
-        exec(src, ns)
-        return ns
-    raise AssertionError("firmware/recqueue.py not found on sys.path")
+    return recqueue_fallback()
 
 
 class _Impl:
