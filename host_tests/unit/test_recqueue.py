@@ -4,7 +4,6 @@ runtime has. On `core`/`core-asan` that is the C module (builtin `recqueue`)
 and the pure-Python fallback (firmware/recqueue.py, loaded from source since
 the builtin shadows it); on `unix` it is the fallback alone.
 """
-import sys
 import time
 
 from mpt import eq, raises, recqueue_fallback
