@@ -64,8 +64,9 @@ class App:
         self.sup = Supervisor(self.link, Backoff(cfg["backoff_base_ms"], cfg["backoff_cap_ms"], _rand),
                               self.breaker, ticks, self.panel.status, max_attempts=cfg["max_attempts"],
                               max_wait_ms=cfg["max_wait_ms"], diag=self.diag)
+        # The cashier closes each transaction's wait record: it also times the card read and the receipt.
         self.engine = Engine(self.sup, self.journal, self.state, None, cfg, self.diag, clock, ticks,
-                             self.panel.status)
+                             self.panel.status, close_waits=False)
         self.cards = CardService(hal.stream("mag"), hal.stream("nfc"), ticks, clock, cfg)
         self.pin = PinGate(root + "/pin.json", str(cfg["tech_pin"]), clock, diag=self.diag)
         self.selftests = self._selftests(root)

@@ -74,3 +74,17 @@ def _files(root):
         for f in fs:
             if not f.startswith("printer") and f != "firmware.log":
                 yield os.path.join(d, f)
+
+
+def test_wait_analysis_covers_card_host_and_print(terminal, card_reader, acquirer, cards):
+    sale(terminal, card_reader, "1500", cards["visa"])
+    terminal.panel.wait_screen("APPROVED", 5)
+    deadline = time.monotonic() + 8
+    while True:
+        lines = terminal.console.command("wait")
+        if any(l.startswith("txns 1") for l in lines) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert "txns 1" in lines, lines
+    stages = {l.split()[1] for l in lines if l.startswith("stage ")}
+    assert {"card", "host", "print"} <= stages, lines

@@ -48,7 +48,10 @@ def _sent(f):
 
 
 class Engine:
-    def __init__(self, supervisor, journal, state, saf, cfg, diag, clock, ticks, status, sleep_ms=None):
+    def __init__(self, supervisor, journal, state, saf, cfg, diag, clock, ticks, status, sleep_ms=None,
+                 close_waits=True):
+        """close_waits=False: the caller owns the whole customer interaction (card read
+        before, receipt after) and ends the wait record itself with diag.txn_done(ref)."""
         self.sup = supervisor
         self.journal = journal
         self.state = state
@@ -65,6 +68,7 @@ class Engine:
         self.saf.max_total = c["saf_max_total"]
         self.saf.max_tries = c["saf_max_tries"]
         self.diag = diag
+        self._close_waits = close_waits
         self.clock = clock
         self.ticks = ticks
         self.status = status or (lambda text: None)
@@ -98,6 +102,10 @@ class Engine:
             kind = "sale"  # an offline sale is still a sale to the merchant; Result.offline tells
         return Result(approved, code, t.get("rc"), t.get("auth"), t.get("rrn"), t.get("stan"), t.get("ref"),
                       offline, text, t.get("amt", 0), t.get("cur", 0), kind, t.get("pan", ""))
+
+    def _done(self, ref):
+        if self._close_waits:
+            self.diag.txn_done(ref)
 
     def _fail(self, code, stage, ctx):
         self.diag.fault(code, stage, ctx)
@@ -153,13 +161,13 @@ class Engine:
             self._fail(f.code, f.stage or "host", "%s %s" % (t.get("kind"), ref))
             if _sent(f):
                 self.journal.update(ref, {"st": "reversing", "code": f.code})
-                self.diag.txn_done(ref)
+                self._done(ref)
                 return self._result(t, False, f.code)
             return self._offline(t, f, offline_ok)
         except Exception as e:  # a bug past the send: the host may have it, so reverse
             self.journal.update(ref, {"st": "reversing", "code": "SYS-09"})
             self._fail("SYS-09", "txn", repr(e))
-            self.diag.txn_done(ref)
+            self._done(ref)
             return self._result(t, False, "SYS-09")
         self.diag.wait(ref, "host", self._ticks_diff(self.ticks(), t0))
         rc = resp.get("39")
@@ -174,7 +182,7 @@ class Engine:
         t = self.journal.update(ref, upd)
         if t.get("kind") == "void" and code is None:
             self.journal.update(t["orig"], {"voided": ref})
-        self.diag.txn_done(ref)
+        self._done(ref)
         return self._result(t, code is None, code)
 
     def _offline(self, t, f, offline_ok):
@@ -186,13 +194,13 @@ class Engine:
                 self.saf.check(t["amt"])
                 t = self.journal.update(ref, {"kind": "saf", "st": "pending", "tries": 0,
                                               "auth": "Y1" + t["stan"][-4:], "code": None})
-                self.diag.txn_done(ref)
+                self._done(ref)
                 return self._result(t, True, None, offline=True)
             except Fault as g:
                 self._fail(g.code, "txn", ref)
                 code = g.code
         self.journal.update(ref, {"st": "failed", "code": code})
-        self.diag.txn_done(ref)
+        self._done(ref)
         return self._result(t, False, code)
 
     async def void(self, ref):

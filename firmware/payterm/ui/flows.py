@@ -192,6 +192,8 @@ class Cashier:
             app.event("TXN %s %s DECLINED code=%s rc=%s stan=%s" % (r.ref, kind, code, r.rc, r.stan))
         self.panel.beep()
         await self._print(r)
+        if r.ref:
+            app.diag.txn_done(r.ref)  # card, host and print stages are all in now
         await self.panel.key(self.cfg["result_ms"])
 
     async def _print(self, r):
