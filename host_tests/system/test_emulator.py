@@ -76,15 +76,27 @@ def _files(root):
                 yield os.path.join(d, f)
 
 
+def _waits(terminal):
+    """(transactions counted, {stage: samples}) from the console's `wait` answer."""
+    lines = terminal.console.command("wait")
+    txns = int([l for l in lines if l.startswith("txns ")][0].split()[1])
+    stages = {}
+    for l in lines:
+        if l.startswith("stage "):
+            stages[l.split()[1]] = int(re.search(r" n=(\d+)", l).group(1))
+    return txns, stages, lines
+
+
 def test_wait_analysis_covers_card_host_and_print(terminal, card_reader, acquirer, cards):
+    txns0, stages0, _ = _waits(terminal)  # a real terminal has a history already
     sale(terminal, card_reader, "1500", cards["visa"])
     terminal.panel.wait_screen("APPROVED", 5)
     deadline = time.monotonic() + 8
     while True:
-        lines = terminal.console.command("wait")
-        if any(l.startswith("txns 1") for l in lines) or time.monotonic() > deadline:
+        txns, stages, lines = _waits(terminal)
+        if txns > txns0 or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    assert "txns 1" in lines, lines
-    stages = {l.split()[1] for l in lines if l.startswith("stage ")}
-    assert {"card", "host", "print"} <= stages, lines
+    assert txns == txns0 + 1, lines
+    for st in ("card", "host", "print"):
+        assert stages.get(st, 0) == stages0.get(st, 0) + 1, (st, lines)

@@ -37,5 +37,5 @@ def test_system_tests_run_over_serial_ports(tmp_path):
     out = r.stdout
     assert r.returncode == 0, out[-4000:]
     # the sales and console checks ran for real; only what needs the emulator's internals is skipped
-    assert "4 passed, 2 skipped" in out, out[-3000:]
+    assert "5 passed, 2 skipped" in out, out[-3000:]
     assert out.count("needs the emulator's fault injection") == 2, out[-3000:]
