@@ -57,3 +57,23 @@ def test_clock_is_unix_epoch_and_paper_sensor_reports_hw03():
     eq(p.status(), None)
     machine.pins[b["pins"]["printer_paper"]] = 0
     eq(p.status(), "HW-03")
+
+
+async def test_link_down_is_net01_and_never_sent():
+    import network
+
+    from payterm.errors import Fault
+
+    h = hal.load(_board())
+    network.connected = False
+    try:
+        f = None
+        try:
+            await h.open_connection("127.0.0.1", 9)
+        except Fault as e:
+            f = e
+        assert f is not None, "no fault with the WLAN down"
+        eq((f.code, f.sent), ("NET-01", False))
+    finally:
+        network.connected = True
+    eq(h.link_up(), True)

@@ -55,7 +55,6 @@ class HostHAL(BaseHAL):
         self.storage = os.getenv("PAYTERM_STATE") or "state"
         _mkdirs(self.storage)
         self.printer = HostPrinter(os.getenv("PAYTERM_PRINTER") or (self.storage + "/printer.out"))
-        self._files = []
         self._reason = self._read_reset_reason()
 
     # ---------------------------------------------------------------- time
@@ -83,7 +82,6 @@ class HostHAL(BaseHAL):
         cc[6] = 0  # VMIN
         cc[5] = 0  # VTIME
         termios.tcsetattr(fd, termios.TCSANOW, attr)
-        self._files.append(f)
         return asyncio.StreamReader(f)
 
     # ---------------------------------------------------------------- config
@@ -98,9 +96,6 @@ class HostHAL(BaseHAL):
         return out
 
     # ---------------------------------------------------------------- network
-    def link_up(self):
-        return True
-
     # ---------------------------------------------------------------- system
     def _read_reset_reason(self):
         try:

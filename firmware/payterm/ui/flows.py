@@ -171,7 +171,7 @@ class Cashier:
         from payterm.ui.techmenu import TechMenu
 
         self.app.event("TECHMENU")
-        menu = TechMenu(self.panel, self.panel.next_key, self.app.diag, self.app.selftests, self.app.pin.check,
+        menu = TechMenu(self.panel, self.panel.key, self.app.diag, self.app.selftests, self.app.pin.check,
                         self.app.info)
         await menu.run()
 

@@ -47,10 +47,6 @@ class Panel:
         if self.s is not None:
             self.s.write(b"BEEP\n")
 
-    async def flush(self):
-        if self.s is not None:
-            await self.s.drain()
-
     # ------------------------------------------------------------ keypad
     async def run(self):
         """Reader task: queue valid key bytes from the panel UART."""
@@ -89,9 +85,3 @@ class Panel:
                 except asyncio.TimeoutError:
                     return None
         return self._keys.pop()
-
-    def key_ready(self):
-        return len(self._keys) > 0
-
-    async def next_key(self):
-        return await self.key()
