@@ -120,11 +120,15 @@ class Channel:
                 continue
             with self.cond:
                 self.buf += data
+                self._on_data(data)
                 self.cond.notify_all()
             if self.log:
                 self.log(self.name, data)
             if self.forward is not None:
                 self.forward.feed(data)
+
+    def _on_data(self, data):
+        """Called with each chunk the firmware wrote, under the lock."""
 
     def write(self, data):
         if isinstance(data, str):
@@ -184,13 +188,23 @@ class PanelChannel(Channel):
             self.write(k)
             time.sleep(gap)
 
-    def display(self):
-        rows = ["", "", "", ""]
-        for line in self.text().split("\n"):
-            m = re.match(r"^D([0-3]) ?(.*)$", line.rstrip("\r"))
+    def __init__(self, fd, name, log=None):
+        self.rows = ["", "", "", ""]
+        self._partial = b""
+        super().__init__(fd, name, log)
+
+    def _on_data(self, data):
+        # Keep the screen as the display would: each complete `D<row> text` line replaces its row.
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        for line in lines:
+            m = re.match(rb"^D([0-3]) ?(.*)$", line.rstrip(b"\r"))
             if m:
-                rows[int(m.group(1))] = m.group(2)
-        return rows
+                self.rows[int(m.group(1))] = m.group(2).decode("utf-8", "replace")
+
+    def display(self):
+        with self.cond:
+            return list(self.rows)
 
     def screen(self):
         return " | ".join(self.display())
