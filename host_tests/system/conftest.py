@@ -158,11 +158,16 @@ def cards():
     return TEST_CARDS
 
 
-def sale(terminal, card_reader, amount_keys, card, how="swipe", timeout=20):
-    """Run one sale from the keypad; returns the final screen text."""
+def start_sale(terminal, amount="1000"):
+    """Key in a sale amount from the idle screen and wait for the card prompt."""
     terminal.panel.wait_screen("READY", 10)
-    terminal.panel.press(amount_keys + "E")
+    terminal.panel.press(amount + "E")
     terminal.panel.wait_screen("PRESENT CARD", 5)
+
+
+def sale(terminal, card_reader, amount_keys, card, how="swipe", timeout=20):
+    """Run one sale from the keypad; returns the console's TXN/FAIL line."""
+    start_sale(terminal, amount_keys)
     if how == "swipe":
         card_reader.swipe(card)
     else:

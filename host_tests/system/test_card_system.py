@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from payterm_tools.sim.cardsim import TEST_CARDS, EmvCard
+from conftest import start_sale
 
 _FIRMWARE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "firmware")
 FULL_PANS = [c.pan for c in TEST_CARDS.values()]
@@ -33,9 +34,7 @@ def answer(lines):
 
 
 def sale(terminal, amount="1000"):
-    terminal.panel.wait_screen("READY", 10)
-    terminal.panel.press(amount + "E")
-    terminal.panel.wait_screen("PRESENT CARD", 5)
+    start_sale(terminal, amount)
 
 
 def outcome(terminal, timeout=HOST_WAIT):

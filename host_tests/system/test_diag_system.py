@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from payterm_tools.sim.cardsim import TEST_CARDS
+from conftest import start_sale
 
 PIN = "4321"
 FULL_PANS = [c.pan for c in TEST_CARDS.values()]
@@ -58,9 +59,7 @@ def _no_full_pan(lines):
 
 
 def _sale(terminal, amount="1250"):
-    terminal.panel.wait_screen("READY", 10)
-    terminal.panel.press(amount + "E")
-    terminal.panel.wait_screen("PRESENT CARD", 5)
+    start_sale(terminal, amount)
 
 
 def _port(terminal):
