@@ -82,7 +82,7 @@ class App:
             "board": self.board.get("name", "?"),
             "tid": self.cfg["terminal_id"],
             "host": "%s:%d" % self.link.hosts[self.link.current],
-            "breaker": self.breaker.state if isinstance(self.breaker.state, str) else str(self.breaker.state),
+            "breaker": str(self.breaker.state),
             "saf_pending": s["pending"],
             "saf": "pending %d sent %d declined %d failed %d" % (s["pending"], s["sent"], s["declined"], s["failed"]),
             "reversals_pending": len(self.engine.reversals()),

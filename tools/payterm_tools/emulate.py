@@ -155,9 +155,8 @@ def run(args):
                 s.say("> " + line.rstrip())
             if not s.command(line.strip()):
                 break
-            time.sleep(0.3 if args.script else 0)
             if args.script:
-                time.sleep(0.7)
+                time.sleep(1.0)  # let the terminal answer before the next scripted step
                 s.show()
     except KeyboardInterrupt:
         pass
