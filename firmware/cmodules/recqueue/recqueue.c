@@ -67,15 +67,18 @@ typedef struct _rq_dl_obj_t {
 
 /* ---------------------------------------------------------------- argument checks */
 
-static mp_int_t rq_get_int(mp_obj_t o, const char *msg) {
+/* msg is an MP_ERROR_TEXT() made at the call site: with ROM text
+ * compression MP_ERROR_TEXT() must see the string literal, or it compiles to
+ * a strcmp() against every compressed message of the firmware. */
+static mp_int_t rq_get_int(mp_obj_t o, mp_rom_error_text_t msg) {
     if (!mp_obj_is_int(o)) {
-        mp_raise_TypeError(MP_ERROR_TEXT(msg));
+        mp_raise_TypeError(msg);
     }
     return mp_obj_get_int(o);
 }
 
 static size_t rq_get_count(mp_obj_t o) {
-    mp_int_t n = rq_get_int(o, "n must be an int");
+    mp_int_t n = rq_get_int(o, MP_ERROR_TEXT("n must be an int"));
     if (n < 0) {
         mp_raise_ValueError(MP_ERROR_TEXT("n must be >= 0"));
     }
@@ -177,8 +180,8 @@ static void rq_at_least(const mp_buffer_info_t *bi, size_t n, size_t isz) {
 }
 
 static void rq_shape(mp_obj_t cap_in, mp_obj_t isz_in, size_t *cap, size_t *isz) {
-    mp_int_t c = rq_get_int(cap_in, "capacity must be an int");
-    mp_int_t s = rq_get_int(isz_in, "item_size must be an int");
+    mp_int_t c = rq_get_int(cap_in, MP_ERROR_TEXT("capacity must be an int"));
+    mp_int_t s = rq_get_int(isz_in, MP_ERROR_TEXT("item_size must be an int"));
     if (c <= 0) {
         mp_raise_ValueError(MP_ERROR_TEXT("capacity must be > 0"));
     }
@@ -352,7 +355,7 @@ static MP_DEFINE_CONST_FUN_OBJ_3(py_ring_pop_many_into_obj, py_ring_pop_many_int
 
 static mp_obj_t py_ring_find(mp_obj_t self_in, mp_obj_t off_in, mp_obj_t key_in) {
     rq_ring_obj_t *self = MP_OBJ_TO_PTR(self_in);
-    mp_int_t off = rq_get_int(off_in, "offset must be an int");
+    mp_int_t off = rq_get_int(off_in, MP_ERROR_TEXT("offset must be an int"));
     mp_buffer_info_t bi;
     rq_read_buf(key_in, &bi);
     if (off < 0 || (size_t)off > self->q.isz || bi.len > self->q.isz - (size_t)off) {
