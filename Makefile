@@ -38,6 +38,7 @@ help:
 	@echo "make deploy     copy firmware + board map to a device (PORT=$(PORT) BOARD=$(BOARD))"
 	@echo "make firmware   ESP32 image with recqueue built in (needs MPY_DIR + ESP-IDF)"
 	@echo "make natmod     recqueue as a native .mpy (needs MPY_DIR, ARCH=xtensawin|rv32imc)"
+	@echo "make riscv-check   recqueue compiled for rv32imc with a 32-bit configuration"
 	@echo "make codes      print the failure-code catalog and write docs/failure-codes.md"
 
 # ---------------------------------------------------------------- setup
@@ -94,6 +95,7 @@ $(CORE_ROMTEXT): mpy-src $(wildcard firmware/cmodules/recqueue/*) $(wildcard too
 	$(MAKE) -C tools/coreport MPY_SRC=$(CURDIR)/$(MPY_SRC) BUILD=$(CURDIR)/$(BUILD)/core-romtext \
 	    USER_C_MODULES=$(CMODULES) MICROPY_ROM_TEXT_COMPRESSION=1
 
+# recqueue for rv32imc/ilp32 with tools/coreport/rv32/mpconfigport.h, -Wall -Werror.
 riscv-check: mpy-src sysdeps
 	$(MAKE) -C tools/coreport riscv-check MPY_SRC=$(CURDIR)/$(MPY_SRC) BUILD=$(CURDIR)/$(BUILD)/riscv \
 	    USER_C_MODULES=$(CMODULES)
