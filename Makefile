@@ -26,7 +26,7 @@ IDF_PATH    ?=
 PYTEST_ARGS ?=
 
 .PHONY: all setup sysdeps mpy-src core core-asan core-romtext test unit system emulate bench \
-        mpy deploy firmware natmod riscv-check codes clean distclean help
+        mpy deploy firmware natmod natmod-check riscv-check codes clean distclean help
 
 all: test
 
@@ -37,7 +37,8 @@ help:
 	@echo "make mpy        cross-compile the firmware to .mpy (mpy-cross)"
 	@echo "make deploy     copy firmware + board map to a device (PORT=$(PORT) BOARD=$(BOARD))"
 	@echo "make firmware   ESP32 image with recqueue built in (needs MPY_DIR + ESP-IDF)"
-	@echo "make natmod     recqueue as a native .mpy (needs MPY_DIR, ARCH=xtensawin|rv32imc)"
+	@echo "make natmod     recqueue as a native .mpy (needs MPY_DIR, ARCH=xtensawin|rv32imc|x64)"
+	@echo "make natmod-check  recqueue's natmod objects against mpy_ld's rules (sdist only)"
 	@echo "make riscv-check   recqueue compiled for rv32imc with a 32-bit configuration"
 	@echo "make codes      print the failure-code catalog and write docs/failure-codes.md"
 
@@ -100,6 +101,12 @@ riscv-check: mpy-src sysdeps
 	$(MAKE) -C tools/coreport riscv-check MPY_SRC=$(CURDIR)/$(MPY_SRC) BUILD=$(CURDIR)/$(BUILD)/riscv \
 	    USER_C_MODULES=$(CMODULES)
 
+# recqueue's natmod objects (x64, rv32imc) from the sdist's py/dynruntime.mk,
+# checked against what mpy_ld accepts (tools/coreport/natmod_check.py).
+natmod-check: setup mpy-src sysdeps
+	$(MAKE) -C tools/coreport natmod-check MPY_SRC=$(CURDIR)/$(MPY_SRC) BUILD=$(CURDIR)/$(BUILD)/natmod-check \
+	    USER_C_MODULES=$(CMODULES) NATMOD_PYTHON=$(CURDIR)/$(VPY)
+
 # ---------------------------------------------------------------- tests
 test: setup sysdeps core core-asan core-romtext
 	$(VBIN)/pytest -n 2 $(PYTEST_ARGS) host_tests
@@ -133,13 +140,20 @@ firmware:
 	$(MAKE) -C $(MPY_DIR)/ports/esp32 BOARD_DIR=$(CURDIR)/boards/$(BOARD) \
 	    USER_C_MODULES=$(CMODULES)/micropython.cmake FROZEN_MANIFEST=$(CURDIR)/boards/$(BOARD)/manifest.py
 
+# recqueue.mpy for ARCH from a full MicroPython tree of the firmware's version
+# (tools/mpy_ld.py; pyelftools comes with `make setup`), into build/natmod-ARCH/.
 ARCH ?= xtensawin
-natmod:
+NATMOD_OUT = $(CURDIR)/$(BUILD)/natmod-$(ARCH)
+natmod: setup
 	@test -n "$(MPY_DIR)" || { echo "make natmod needs MPY_DIR=/path/to/micropython"; exit 2; }
-	$(MAKE) -C firmware/cmodules/recqueue -f Makefile.natmod MPY_DIR=$(MPY_DIR) ARCH=$(ARCH)
+	@test -f "$(MPY_DIR)/tools/mpy_ld.py" || { echo "$(MPY_DIR) has no tools/mpy_ld.py: a full MicroPython tree is needed"; exit 2; }
+	$(MAKE) -C firmware/cmodules/recqueue MPY_DIR=$(abspath $(MPY_DIR)) ARCH=$(ARCH) BUILD=$(NATMOD_OUT) \
+	    PYTHON=$(CURDIR)/$(VPY)
+	mv firmware/cmodules/recqueue/recqueue.mpy $(NATMOD_OUT)/recqueue.mpy
+	@echo "natmod: $(NATMOD_OUT)/recqueue.mpy"
 
 clean:
-	rm -rf $(BUILD)/core $(BUILD)/core-asan $(BUILD)/core-romtext $(BUILD)/riscv $(BUILD)/mpy .pytest_cache
+	rm -rf $(BUILD)/core $(BUILD)/core-asan $(BUILD)/core-romtext $(BUILD)/riscv $(BUILD)/natmod-* $(BUILD)/mpy .pytest_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
 distclean: clean
