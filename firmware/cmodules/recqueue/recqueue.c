@@ -19,6 +19,25 @@
 
 #include <string.h>
 #include "py/smallint.h"
+
+#if defined(MICROPY_ENABLE_DYNRUNTIME)
+/* A natmod is linked with no libc, and the compiler turns variable-size
+ * copies and fills into calls to these three. They go to the firmware's own
+ * through mp_fun_table, which has memmove and memset but no memcpy. memcpy
+ * calls memmove by name rather than repeating its body: gcc's identical code
+ * folding would otherwise turn memmove into memcpy, which it then inlines as
+ * a forward copy (x86-64 -Os), breaking the overlapping DeadlineQueue shift.
+ * Firmware builds use the libc's. */
+void *memmove(void *dst, const void *src, size_t n) {
+    return mp_fun_table.memmove_(dst, src, n);
+}
+void *memcpy(void *dst, const void *src, size_t n) {
+    return memmove(dst, src, n);
+}
+void *memset(void *s, int c, size_t n) {
+    return mp_fun_table.memset_(s, c, n);
+}
+#endif
 /* The core is compiled into this translation unit so push/pop inline into
  * the method bodies: for 16-byte records the call overhead is as large as
  * the work. rq_core.c still builds on its own (RISC-V check, other hosts). */
@@ -67,15 +86,18 @@ typedef struct _rq_dl_obj_t {
 
 /* ---------------------------------------------------------------- argument checks */
 
-static mp_int_t rq_get_int(mp_obj_t o, const char *msg) {
+/* msg is an MP_ERROR_TEXT() made at the call site: with ROM text
+ * compression MP_ERROR_TEXT() must see the string literal, or it compiles to
+ * a strcmp() against every compressed message of the firmware. */
+static mp_int_t rq_get_int(mp_obj_t o, mp_rom_error_text_t msg) {
     if (!mp_obj_is_int(o)) {
-        mp_raise_TypeError(MP_ERROR_TEXT(msg));
+        mp_raise_TypeError(msg);
     }
     return mp_obj_get_int(o);
 }
 
 static size_t rq_get_count(mp_obj_t o) {
-    mp_int_t n = rq_get_int(o, "n must be an int");
+    mp_int_t n = rq_get_int(o, MP_ERROR_TEXT("n must be an int"));
     if (n < 0) {
         mp_raise_ValueError(MP_ERROR_TEXT("n must be >= 0"));
     }
@@ -177,8 +199,8 @@ static void rq_at_least(const mp_buffer_info_t *bi, size_t n, size_t isz) {
 }
 
 static void rq_shape(mp_obj_t cap_in, mp_obj_t isz_in, size_t *cap, size_t *isz) {
-    mp_int_t c = rq_get_int(cap_in, "capacity must be an int");
-    mp_int_t s = rq_get_int(isz_in, "item_size must be an int");
+    mp_int_t c = rq_get_int(cap_in, MP_ERROR_TEXT("capacity must be an int"));
+    mp_int_t s = rq_get_int(isz_in, MP_ERROR_TEXT("item_size must be an int"));
     if (c <= 0) {
         mp_raise_ValueError(MP_ERROR_TEXT("capacity must be > 0"));
     }
@@ -240,8 +262,9 @@ static mp_obj_t rq_stats_tuple(const rq_stats_t *st) {
 /* ---------------------------------------------------------------- RecordQueue */
 
 #if defined(MICROPY_ENABLE_DYNRUNTIME)
-static mp_obj_full_type_t rq_ring_type;
-static mp_obj_full_type_t rq_dl_type;
+/* Filled in by mpy_init(). Not static: mpy_ld refuses static BSS. */
+mp_obj_full_type_t rq_ring_type;
+mp_obj_full_type_t rq_dl_type;
 #define RQ_RING_TYPE ((mp_obj_type_t *)&rq_ring_type)
 #define RQ_DL_TYPE ((mp_obj_type_t *)&rq_dl_type)
 #else
@@ -352,7 +375,7 @@ static MP_DEFINE_CONST_FUN_OBJ_3(py_ring_pop_many_into_obj, py_ring_pop_many_int
 
 static mp_obj_t py_ring_find(mp_obj_t self_in, mp_obj_t off_in, mp_obj_t key_in) {
     rq_ring_obj_t *self = MP_OBJ_TO_PTR(self_in);
-    mp_int_t off = rq_get_int(off_in, "offset must be an int");
+    mp_int_t off = rq_get_int(off_in, MP_ERROR_TEXT("offset must be an int"));
     mp_buffer_info_t bi;
     rq_read_buf(key_in, &bi);
     if (off < 0 || (size_t)off > self->q.isz || bi.len > self->q.isz - (size_t)off) {
@@ -626,49 +649,55 @@ static void py_dl_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
 /* ---------------------------------------------------------------- registration */
 
 /* X-macros so the static (firmware) and runtime-built (natmod) tables list
- * the same methods. */
+ * the same methods. Each entry spells its MP_QSTR_ name out in full: the
+ * natmod build finds qstrs by scanning the source text (mpy_ld), and a name
+ * pasted together with ## would be invisible to it. */
+#if RECQUEUE_GUARDS
+#define RQ_RING_GUARD_METHOD(X) X(MP_QSTR__guard_ok, py_ring_guard_ok_obj)
+#define RQ_DL_GUARD_METHOD(X) X(MP_QSTR__guard_ok, py_dl_guard_ok_obj)
+#else
+#define RQ_RING_GUARD_METHOD(X)
+#define RQ_DL_GUARD_METHOD(X)
+#endif
+
 #define RQ_RING_METHODS(X) \
-    X(push, py_ring_push_obj) \
-    X(pop_into, py_ring_pop_into_obj) \
-    X(peek_into, py_ring_peek_into_obj) \
-    X(push_many, py_ring_push_many_obj) \
-    X(pop_many_into, py_ring_pop_many_into_obj) \
-    X(find, py_ring_find_obj) \
-    X(free, py_ring_free_obj) \
-    X(clear, py_ring_clear_obj) \
-    X(stats, py_ring_stats_obj) \
-    X(snapshot_size, py_ring_snapshot_size_obj) \
-    X(snapshot_into, py_ring_snapshot_into_obj) \
-    X(restore, py_ring_restore_obj)
+    X(MP_QSTR_push, py_ring_push_obj) \
+    X(MP_QSTR_pop_into, py_ring_pop_into_obj) \
+    X(MP_QSTR_peek_into, py_ring_peek_into_obj) \
+    X(MP_QSTR_push_many, py_ring_push_many_obj) \
+    X(MP_QSTR_pop_many_into, py_ring_pop_many_into_obj) \
+    X(MP_QSTR_find, py_ring_find_obj) \
+    X(MP_QSTR_free, py_ring_free_obj) \
+    X(MP_QSTR_clear, py_ring_clear_obj) \
+    X(MP_QSTR_stats, py_ring_stats_obj) \
+    X(MP_QSTR_snapshot_size, py_ring_snapshot_size_obj) \
+    X(MP_QSTR_snapshot_into, py_ring_snapshot_into_obj) \
+    X(MP_QSTR_restore, py_ring_restore_obj) \
+    RQ_RING_GUARD_METHOD(X)
 
 #define RQ_DL_METHODS(X) \
-    X(push, py_dl_push_obj) \
-    X(pop_due_into, py_dl_pop_due_into_obj) \
-    X(next_due, py_dl_next_due_obj) \
-    X(free, py_dl_free_obj) \
-    X(clear, py_dl_clear_obj) \
-    X(stats, py_dl_stats_obj) \
-    X(snapshot_size, py_dl_snapshot_size_obj) \
-    X(snapshot_into, py_dl_snapshot_into_obj) \
-    X(restore, py_dl_restore_obj)
+    X(MP_QSTR_push, py_dl_push_obj) \
+    X(MP_QSTR_pop_due_into, py_dl_pop_due_into_obj) \
+    X(MP_QSTR_next_due, py_dl_next_due_obj) \
+    X(MP_QSTR_free, py_dl_free_obj) \
+    X(MP_QSTR_clear, py_dl_clear_obj) \
+    X(MP_QSTR_stats, py_dl_stats_obj) \
+    X(MP_QSTR_snapshot_size, py_dl_snapshot_size_obj) \
+    X(MP_QSTR_snapshot_into, py_dl_snapshot_into_obj) \
+    X(MP_QSTR_restore, py_dl_restore_obj) \
+    RQ_DL_GUARD_METHOD(X)
 
 #if !defined(MICROPY_ENABLE_DYNRUNTIME)
 
-#define RQ_ROM_ENTRY(name, obj) { MP_ROM_QSTR(MP_QSTR_##name), MP_ROM_PTR(&obj) },
+#define RQ_ROM_ENTRY(name, obj) { MP_ROM_QSTR(name), MP_ROM_PTR(&obj) },
 
 static const mp_rom_map_elem_t rq_ring_locals_table[] = {
     RQ_RING_METHODS(RQ_ROM_ENTRY)
-    #if RECQUEUE_GUARDS
-    { MP_ROM_QSTR(MP_QSTR__guard_ok), MP_ROM_PTR(&py_ring_guard_ok_obj) },
-    #endif
 };
 static MP_DEFINE_CONST_DICT(rq_ring_locals, rq_ring_locals_table);
 
 static const mp_rom_map_elem_t rq_dl_locals_table[] = {
     RQ_DL_METHODS(RQ_ROM_ENTRY)
-    #if RECQUEUE_GUARDS
-    { MP_ROM_QSTR(MP_QSTR__guard_ok), MP_ROM_PTR(&py_dl_guard_ok_obj) },
-    #endif
 };
 static MP_DEFINE_CONST_DICT(rq_dl_locals, rq_dl_locals_table);
 
@@ -710,11 +739,12 @@ MP_REGISTER_MODULE(MP_QSTR_recqueue, recqueue_user_cmodule);
 #else /* natmod */
 
 #define RQ_COUNT(name, obj) +1
-#define RQ_DYN_ENTRY(name, obj) table[i++] = (mp_map_elem_t) { MP_OBJ_NEW_QSTR(MP_QSTR_##name), MP_OBJ_FROM_PTR(&obj) };
+#define RQ_DYN_ENTRY(name, obj) table[i++] = (mp_map_elem_t) { MP_OBJ_NEW_QSTR(name), MP_OBJ_FROM_PTR(&obj) };
 
-static mp_map_elem_t rq_ring_locals_table[0 RQ_RING_METHODS(RQ_COUNT)];
+/* Filled in by mpy_init(); not static (BSS), as the types above. */
+mp_map_elem_t rq_ring_locals_table[0 RQ_RING_METHODS(RQ_COUNT)];
 static MP_DEFINE_CONST_DICT(rq_ring_locals, rq_ring_locals_table);
-static mp_map_elem_t rq_dl_locals_table[0 RQ_DL_METHODS(RQ_COUNT)];
+mp_map_elem_t rq_dl_locals_table[0 RQ_DL_METHODS(RQ_COUNT)];
 static MP_DEFINE_CONST_DICT(rq_dl_locals, rq_dl_locals_table);
 
 mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
