@@ -306,7 +306,11 @@ class Dukpt:
                 if _ones(c) <= MAX_WORK:
                     reg[j] = intermediate_key(ik, ikid, c)
             old = self._reg
-            self._save(bytes(ikid), counter, reg)
+            try:
+                self._save(bytes(ikid), counter, reg)
+            except BaseException:
+                _wipe_all(reg)
+                raise
             _wipe_all(old)
         finally:
             aes.wipe(ik)
