@@ -25,7 +25,7 @@ IDF_PATH    ?=
 
 PYTEST_ARGS ?=
 
-.PHONY: all setup sysdeps mpy-src core core-asan core-romtext test unit system emulate bench \
+.PHONY: all setup sysdeps mpy-src core core-asan core-romtext test unit system emulate bench bench-crypto \
         mpy deploy firmware natmod natmod-check riscv-check codes clean distclean help
 
 all: test
@@ -34,6 +34,7 @@ help:
 	@echo "make emulate    run the terminal in the emulator (interactive)"
 	@echo "make test       install what is needed and run every test"
 	@echo "make bench      recqueue benchmark (C vs fallback vs deque vs RingIO)"
+	@echo "make bench-crypto  DUKPT / PIN block / MAC timings in the MicroPython unix VM"
 	@echo "make mpy        cross-compile the firmware to .mpy (mpy-cross)"
 	@echo "make deploy     copy firmware + board map to a device (PORT=$(PORT) BOARD=$(BOARD))"
 	@echo "make firmware   ESP32 image with recqueue built in (needs MPY_DIR + ESP-IDF)"
@@ -123,6 +124,9 @@ emulate: setup
 
 bench: setup core
 	$(VPY) tools/bench_recqueue.py --core $(CORE)
+
+bench-crypto: setup
+	$(VPY) tools/bench_crypto.py --check
 
 codes: setup
 	$(VBIN)/payterm codes --markdown docs/failure-codes.md

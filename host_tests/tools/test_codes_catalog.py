@@ -11,7 +11,7 @@ import pytest
 import mpy_runtimes
 from payterm_tools import codes as codes_tool
 
-CODE_RE = re.compile(r"""["'](CRD|HW|NET|HST|ISS|OPR|SYS)-([0-9A-Z]{2})["']""")
+CODE_RE = re.compile(r"""["'](CRD|HW|NET|HST|ISS|OPR|SYS|KEY|PIN)-([0-9A-Z]{2})["']""")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,278 @@
+"""The acquirer's HSM: AES DUKPT host side (ANSI X9.24-3-2017), on the `cryptography` package.
+
+It holds Base Derivation Keys (BDKs) by BDK ID and does what the host's HSM
+does for a terminal that uses payterm.crypto:
+
+- BDK -> initial key for an initial key ID (key injection / `payterm provision`);
+- KSN (field 53) -> the transaction's working keys;
+- PIN block (field 52, ISO 9564-1 format 4) -> PIN, and PIN check;
+- CMAC (field 64) check of a request, CMAC of a response;
+- decryption of card data the terminal encrypted with its data key.
+
+As strict as a real HSM: a malformed or truncated field 52/53/64, a KSN
+counter the terminal can never use (0, more than 16 one bits), an unknown BDK
+ID, a PIN block that does not decipher to a format 4 PIN field, a wrong MAC or
+undecryptable data each raise `HsmError` with the terminal's catalog code
+(firmware/payterm/codes.py) and the ISO 8583 field 39 code a host answers with.
+The HSM never logs a key, PIN or PAN.
+"""
+import json
+import os
+
+from cryptography.hazmat.primitives import cmac as _cmac
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+# X9.24-3-2017 6.3.2 tables 2 and 3: key usage indicators
+KEY_ENCRYPTION = 0x0002
+PIN_ENCRYPTION = 0x1000
+MAC_GENERATION = 0x2000
+MAC_VERIFICATION = 0x2001
+MAC_BOTH = 0x2002
+DATA_ENCRYPT = 0x3000
+DATA_DECRYPT = 0x3001
+DATA_BOTH = 0x3002
+KEY_DERIVATION = 0x8000
+KEY_DERIVATION_INITIAL = 0x8001
+
+# algorithm indicators (key types)
+AES128, AES192, AES256 = 2, 3, 4
+BITS = {AES128: 128, AES192: 192, AES256: 256}
+KIND_OF_LEN = {16: AES128, 24: AES192, 32: AES256}
+
+MAX_WORK = 16  # X9.24-3-2017 6.1: a used counter has at most 16 one bits
+IKID_LEN = 8
+KSN_LEN = 12
+PIN_BLOCK_LEN = 16
+MAC_LEN = 8  # field 64: leftmost 64 bits of the CMAC
+
+# The ANSI X9.24-3-2017 Annex B test BDK and initial key ID: the emulator's keys. Test use only.
+TEST_BDK = bytes.fromhex("FEDCBA9876543210F1F1F1F1F1F1F1F1")
+TEST_BDK_ID = bytes.fromhex("12345678")
+TEST_IKID = bytes.fromhex("1234567890123456")
+
+# field 39 a host answers with for each failure
+_RC = {"KEY-05": "30", "KEY-06": "30", "KEY-07": "63", "PIN-02": "81"}
+
+
+class HsmError(Exception):
+    """A request the HSM refuses: `code` is the terminal's catalog id, `rc` the field 39 answer."""
+
+    def __init__(self, code, detail=""):
+        super().__init__(code, detail)
+        self.code = code
+        self.detail = detail
+        self.rc = _RC.get(code, "96")
+
+    def __str__(self):
+        return "%s %s" % (self.code, self.detail) if self.detail else self.code
+
+
+def _ecb(key):
+    return Cipher(algorithms.AES(key), modes.ECB())
+
+
+def kind_of(key):
+    k = KIND_OF_LEN.get(len(key))
+    if k is None:
+        raise HsmError("KEY-02", "key length %d" % len(key))
+    return k
+
+
+def derivation_data(usage, kind, data8, block=1):
+    """X9.24-3-2017 6.3.2: version 01, key block counter, usage, algorithm, length in bits, 8 bytes."""
+    return bytes([0x01, block]) + usage.to_bytes(2, "big") + kind.to_bytes(2, "big") + \
+        BITS[kind].to_bytes(2, "big") + bytes(data8)
+
+
+def derive(key, usage, kind, data8):
+    """X9.24-3-2017 6.3.1: AES-ECB of the derivation data under `key`, one block per 128 bits."""
+    n = BITS[kind] // 8
+    enc = _ecb(key).encryptor()
+    out = b"".join(enc.update(derivation_data(usage, kind, data8, i + 1)) for i in range((n + 15) // 16))
+    return out[:n]
+
+
+def _tail(ikid, tc):
+    return bytes(ikid[4:8]) + tc.to_bytes(4, "big")
+
+
+def initial_key(bdk, ikid):
+    if len(ikid) != IKID_LEN:
+        raise HsmError("KEY-05", "initial key ID length %d" % len(ikid))
+    return derive(bdk, KEY_DERIVATION_INITIAL, kind_of(bdk), ikid)
+
+
+def derivation_key(ik, ikid, tc):
+    """The intermediate derivation key of counter `tc`: one derivation per one bit, high bit first."""
+    kind = kind_of(ik)
+    key, working = ik, 0
+    for shift in range(31, -1, -1):
+        bit = 1 << shift
+        if tc & bit:
+            working |= bit
+            key = derive(key, KEY_DERIVATION, kind, _tail(ikid, working))
+    return key
+
+
+def working_key(ik, ikid, tc, usage, kind=AES128):
+    return derive(derivation_key(ik, ikid, tc), usage, kind, _tail(ikid, tc))
+
+
+def cmac(key, data, n=16):
+    c = _cmac.CMAC(algorithms.AES(key))
+    c.update(bytes(data))
+    return c.finalize()[:n]
+
+
+def kcv(key):
+    """Key check value of the initial key file: leftmost 5 bytes of AES-CMAC(key, 16 zero bytes)."""
+    return cmac(key, bytes(16), 5)
+
+
+def parse_ksn(value):
+    """(IKID, counter) from field 53 (24 hex characters); KEY-05 when truncated or malformed."""
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            value = bytes(value).decode("ascii")
+        except UnicodeDecodeError:
+            raise HsmError("KEY-05", "field 53 not text")
+    if not isinstance(value, str) or len(value) != 2 * KSN_LEN:
+        raise HsmError("KEY-05", "field 53 length %d" % (len(value) if value else 0))
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raise HsmError("KEY-05", "field 53 not hex")
+    tc = int.from_bytes(raw[8:], "big")
+    if tc == 0 or bin(tc).count("1") > MAX_WORK:
+        raise HsmError("KEY-05", "KSN counter %08X is never used by a terminal" % tc)
+    return raw[:8], tc
+
+
+def ksn_hex(ikid, tc):
+    return (bytes(ikid) + tc.to_bytes(4, "big")).hex().upper()
+
+
+def _pan_field(pan):
+    if not isinstance(pan, str) or not pan.isdigit() or not 1 <= len(pan) <= 19:
+        raise HsmError("PIN-02", "PAN not 1..19 digits")
+    return bytes.fromhex((str(max(0, len(pan) - 12)) + pan.rjust(12, "0")).ljust(32, "0"))
+
+
+def _xor(a, b):
+    return bytes(x ^ y for x, y in zip(a, b))
+
+
+def decode_pin_field(field):
+    """ISO 9564-1 format 4 plain text PIN field -> PIN; PIN-02 when it is not one."""
+    h = field.hex().upper()
+    n = int(h[1], 16)
+    if h[0] != "4" or not 4 <= n <= 12:
+        raise HsmError("PIN-02", "not a format 4 PIN field")
+    pin, fill = h[2:2 + n], h[2 + n:16]
+    if not pin.isdigit() or fill != "A" * (14 - n):
+        raise HsmError("PIN-02", "PIN digits or fill")
+    return pin
+
+
+class Hsm:
+    """BDKs by BDK ID (the first 4 bytes of every initial key ID they derive)."""
+
+    def __init__(self, bdks=None):
+        self._bdks = dict(bdks) if bdks is not None else {TEST_BDK_ID: TEST_BDK}
+        for bid, bdk in self._bdks.items():
+            if len(bid) != 4:
+                raise ValueError("BDK ID must be 4 bytes")
+            kind_of(bdk)
+
+    def _bdk(self, ikid):
+        bdk = self._bdks.get(bytes(ikid[:4]))
+        if bdk is None:
+            raise HsmError("KEY-05", "unknown BDK ID %s" % bytes(ikid[:4]).hex().upper())
+        return bdk
+
+    # -- key injection
+    def initial_key(self, ikid):
+        return initial_key(self._bdk(ikid), ikid)
+
+    def provisioning_record(self, ikid):
+        """The initial key file the terminal loads (payterm.crypto.dukpt.Dukpt.install_file)."""
+        ik = self.initial_key(ikid)
+        return {"ikid": bytes(ikid).hex().upper(), "ik": ik.hex().upper(), "kcv": kcv(ik).hex().upper()}
+
+    # -- per transaction
+    def working_key(self, ksn, usage, kind=AES128):
+        ikid, tc = parse_ksn(ksn)
+        return working_key(self.initial_key(ikid), ikid, tc, usage, kind)
+
+    def decrypt_pin(self, ksn, pin_block, pan):
+        """PIN from field 52 under the KSN's PIN key; KEY-05 truncated, PIN-02 undecipherable."""
+        if not isinstance(pin_block, (bytes, bytearray)) or len(pin_block) != PIN_BLOCK_LEN:
+            raise HsmError("KEY-05", "field 52 length %d" % (len(pin_block) if pin_block else 0))
+        key = self.working_key(ksn, PIN_ENCRYPTION)
+        panf = _pan_field(pan)
+        dec = _ecb(key).decryptor()
+        b = dec.update(bytes(pin_block))
+        return decode_pin_field(dec.update(_xor(b, panf)))
+
+    def verify_pin(self, ksn, pin_block, pan, pin):
+        """True when field 52 carries `pin` (the issuer's PIN check, as the simulator plays it)."""
+        return self.decrypt_pin(ksn, pin_block, pan) == pin
+
+    def encipher_pin(self, ksn, pin, pan, pad=None):
+        """A format 4 PIN block as the terminal builds it (PIN translation, tests)."""
+        if not pin.isdigit() or not 4 <= len(pin) <= 12:
+            raise HsmError("PIN-02", "PIN not 4..12 digits")
+        pad = os.urandom(8) if pad is None else pad
+        field = bytes.fromhex("4%X%s%s" % (len(pin), pin, "A" * (14 - len(pin)))) + bytes(pad)
+        key = self.working_key(ksn, PIN_ENCRYPTION)
+        enc = _ecb(key).encryptor()
+        return enc.update(_xor(enc.update(field), _pan_field(pan)))
+
+    def verify_mac(self, ksn, data, mac):
+        """Check a request's field 64 (CMAC under the MAC-generation key); KEY-05 / KEY-07."""
+        if not isinstance(mac, (bytes, bytearray)) or not 8 <= len(mac) <= 16:
+            raise HsmError("KEY-05", "field 64 length %d" % (len(mac) if mac else 0))
+        want = cmac(self.working_key(ksn, MAC_GENERATION), data, len(mac))
+        c = 0
+        for x, y in zip(want, bytes(mac)):
+            c |= x ^ y
+        if c:
+            raise HsmError("KEY-07", "request MAC mismatch")
+        return True
+
+    def request_mac(self, ksn, data, n=MAC_LEN):
+        """What a terminal puts in field 64 of a request (tests)."""
+        return cmac(self.working_key(ksn, MAC_GENERATION), data, n)
+
+    def response_mac(self, ksn, data, n=MAC_LEN):
+        """Field 64 of a response: CMAC under the MAC-verification key of the request's KSN."""
+        return cmac(self.working_key(ksn, MAC_VERIFICATION), data, n)
+
+    def decrypt_data(self, ksn, cipher):
+        """Card data the terminal encrypted (AES-CBC, zero IV, ISO 9797-1 padding 2); KEY-06."""
+        if not cipher or len(cipher) % 16:
+            raise HsmError("KEY-06", "data length %d" % len(cipher or b""))
+        key = self.working_key(ksn, DATA_ENCRYPT)
+        dec = Cipher(algorithms.AES(key), modes.CBC(bytes(16))).decryptor()
+        out = dec.update(bytes(cipher)) + dec.finalize()
+        body = out.rstrip(b"\0")
+        if not body or body[-1] != 0x80 or len(out) - len(body) >= 16:
+            raise HsmError("KEY-06", "data padding")
+        return body[:-1]
+
+    def encrypt_data(self, ksn, plain):
+        """The inverse of decrypt_data, as the terminal encrypts (tests)."""
+        key = self.working_key(ksn, DATA_ENCRYPT)
+        n = len(plain)
+        buf = bytes(plain) + b"\x80" + bytes(15 - n % 16)
+        enc = Cipher(algorithms.AES(key), modes.CBC(bytes(16))).encryptor()
+        return enc.update(buf) + enc.finalize()
+
+
+def write_provisioning_file(path, record):
+    """Write the initial key file atomically (owner-only permissions)."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(record, f)
+    os.replace(tmp, path)
