@@ -274,3 +274,43 @@ class Engine:
 
     def reversals(self):
         return self.journal.records(st="reversing")
+
+    # ------------------------------------------------------------ minimal claim/mark for the worker
+    # (stand-ins until the customer-flow engine with its own claim/mark/reversals lands)
+    def claim(self, ref):
+        """Async context manager: one holder per transaction ref."""
+        return _Claim(self, ref)
+
+    def mark(self, ref, fields):
+        """Journal update that never raises: on a storage fault the update is kept in RAM."""
+        try:
+            return self.journal.update(ref, fields)
+        except Fault as f:
+            self._fail(f.code, "txn", "mark %s kept in RAM" % ref)
+            t = self.journal.txns.get(ref)
+            if t is not None:
+                t.update(fields)
+            return t
+
+
+class _Claim:
+    def __init__(self, engine, ref):
+        self.e = engine
+        self.ref = ref
+
+    async def __aenter__(self):
+        locks = getattr(self.e, "_claims", None)
+        if locks is None:
+            locks = self.e._claims = {}
+        lk = locks.get(self.ref)
+        if lk is None:
+            lk = locks[self.ref] = asyncio.Lock()
+        await lk.acquire()
+        self.lk = lk
+        return self
+
+    async def __aexit__(self, *exc):
+        self.lk.release()
+        if not self.lk.locked():
+            self.e._claims.pop(self.ref, None)
+        return False
