@@ -10,6 +10,7 @@ the exchange (a bug). The clock only moves by `cost_ms` per step, by
 import asyncio
 
 from payterm.errors import Fault
+from payterm.link.iso8583 import response_mti
 
 
 def fault(code, sent):
@@ -82,7 +83,7 @@ class FakeLink:
             self.connected = False
             raise nxt
         self.clock.advance(self.cost_ms)
-        resp = {"t": fields["t"][:2] + "10", "11": fields.get("11"), "39": "00"}
+        resp = {"t": response_mti(fields["t"]), "11": fields.get("11"), "39": "00"}
         resp.update(nxt)
         return resp
 
