@@ -470,3 +470,35 @@ async def test_customer_sale_preempts_an_advice_in_flight():
     t = e.lookup(off.ref)
     eq((t["st"], t["tries"]), ("sent", 1), "the preempted attempt did not count")
     eq(sup.preemptions, 1)
+
+
+# ---------------------------------------------------------------- technician console
+async def test_console_saf_lists_and_retry_resends_a_failed_advice():
+    from payterm.diag import NullDiag
+    from payterm.diag.console import Console
+
+    d = tmpdir("wk_console")
+    clk = FakeClock(5000)
+    sup = FakeSup(fault("NET-03", False), _ambiguous(), _ambiguous())
+    e = _engine(d, sup, clk, saf_max_tries=2)
+    w = _worker(e, sup)
+    s = await e.sale(FakeCard(), 300)
+    await _drain(w, clk)
+    eq(e.lookup(s.ref)["st"], "failed")
+    c = Console(NullDiag(), None, None, lambda: 1700000000,
+                info=lambda: {"saf_failed": len(w.failed()), "saf_failed_refs": " ".join(x["ref"] for x in w.failed())})
+    c.queue = w
+    out = await c.handle("saf")
+    eq(out, ["advice %s failed tries=2 amt=300 code=HST-07 next=-" % s.ref, "OK"])
+    st = dict(l.split(": ", 1) for l in (await c.handle("status"))[:-1])
+    eq((st["saf_failed"], st["saf_failed_refs"]), ("1", s.ref))
+    eq(await c.handle("retry 999999"), ["ERR OPR-04 REF NOT FOUND"])
+    eq((await c.handle("retry"))[0].startswith("ERR USAGE"), True)
+    sup.script = ["00"]
+    eq(await c.handle("retry " + s.ref), ["retry %s queued" % s.ref, "OK"])
+    out = await c.handle("saf")
+    eq(out[0], "advice %s pending tries=0 amt=300 next=0ms" % s.ref)
+    await _drain(w, clk)
+    eq((sup.sent[-1]["t"], e.lookup(s.ref)["st"]), ("0221", "sent"))
+    eq(await c.handle("saf"), ["nothing queued", "OK"])
+    assert any("retry <ref>" in l for l in await c.handle("help"))
