@@ -1,8 +1,9 @@
 """The terminal application: builds every layer from the HAL and runs one task per device.
 
 Tasks: panel (keypad in), console (technician line protocol), cashier
-(the payment flows), engine workers (reversals, store-and-forward, echo
-probes), diagnostics autosave and the watchdog. Each task has one job; a
+(the payment flows), link health (the supervisor's echo probes while
+offline), the background worker (reversals, store-and-forward), diagnostics
+autosave and the watchdog. Each task has one job; a
 task that dies is recorded as a fault and restarted, so one broken device
 cannot stop the others.
 """
@@ -21,6 +22,7 @@ from payterm.link.breaker import Breaker
 from payterm.link.link import Link
 from payterm.link.supervisor import Supervisor
 from payterm.txn.engine import Engine
+from payterm.txn.worker import Worker
 from payterm.txn.journal import Journal
 from payterm.txn.state import State
 from payterm.ui.panel import Panel
@@ -60,31 +62,44 @@ class App:
             tls["ssl"] = hal.ssl_module()
         self.link = Link(config.hosts(cfg), hal.open_connection, ticks, cfg["connect_timeout_ms"],
                          cfg["read_timeout_ms"], tls=tls)
-        self.breaker = Breaker(cfg["breaker_threshold"], cfg["breaker_open_ms"], ticks)
+        self.breaker = Breaker(cfg["breaker_threshold"], cfg["breaker_open_ms"], ticks,
+                               max_open_ms=cfg["breaker_open_max_ms"], rand=_rand)
         self.sup = Supervisor(self.link, Backoff(cfg["backoff_base_ms"], cfg["backoff_cap_ms"], _rand),
                               self.breaker, ticks, self.panel.status, max_attempts=cfg["max_attempts"],
-                              max_wait_ms=cfg["max_wait_ms"], diag=self.diag)
+                              max_wait_ms=cfg["max_wait_ms"], diag=self.diag, min_read_ms=cfg["min_read_ms"],
+                              probe_wait_ms=cfg["worker_wait_ms"])
         # The cashier closes each transaction's wait record: it also times the card read and the receipt.
         self.engine = Engine(self.sup, self.journal, self.state, None, cfg, self.diag, clock, ticks,
                              self.panel.status, close_waits=False)
+        self.worker = Worker(self.engine, self.sup, ticks, rand=_rand, on_change=self._queue_changed)
         self.cards = CardService(hal.stream("mag"), hal.stream("nfc"), ticks, clock, cfg)
         self.pin = PinGate(root + "/pin.json", str(cfg["tech_pin"]), clock, diag=self.diag)
         self.selftests = self._selftests(root)
         self.console = Console(self.diag, self.selftests, self.pin, clock, info=self.info)
+        self.console.queue = self.worker  # `saf` and `retry <ref>`
         self.cashier = Cashier(self)
         self._started = ticks()
 
     # ------------------------------------------------------------ status for technicians
+    def _queue_changed(self):
+        """The idle screen shows the offline queue count: redraw it when the worker changes the queue."""
+        if self.panel.rows[:2] == ["PAYTERM", "READY"]:
+            self.cashier.idle()
+
     def info(self):
         s = self.engine.saf.summary()
+        failed = [t["ref"] for t in self.worker.failed()]
         return {
             "version": VERSION,
             "board": self.board.get("name", "?"),
             "tid": self.cfg["terminal_id"],
             "host": "%s:%d" % self.link.hosts[self.link.current],
+            "link": "online" if self.sup.online else "offline",
             "breaker": str(self.breaker.state),
             "saf_pending": s["pending"],
+            "saf_failed": len(failed),
             "saf": "pending %d sent %d declined %d failed %d" % (s["pending"], s["sent"], s["declined"], s["failed"]),
+            "saf_failed_refs": " ".join(failed) or "-",
             "reversals_pending": len(self.engine.reversals()),
             "reset_reason": self.reset_reason,
             "screen": " | ".join(self.panel.rows),
@@ -178,7 +193,8 @@ class App:
         tasks = [
             asyncio.create_task(self._guard("panel", self.panel.run)),
             asyncio.create_task(self._guard("console", self._console)),
-            asyncio.create_task(self._guard("workers", self.engine.run_workers)),
+            asyncio.create_task(self._guard("link", self.sup.run)),
+            asyncio.create_task(self._guard("workers", self.worker.run)),
             asyncio.create_task(self._guard("diag", self.diag.autosave)),
             asyncio.create_task(self._watchdog()),
         ]

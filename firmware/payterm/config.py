@@ -21,16 +21,19 @@ DEFAULTS = {
     "backoff_base_ms": 250,
     "backoff_cap_ms": 4000,
     "breaker_threshold": 3,
-    "breaker_open_ms": 15000,
+    "breaker_open_ms": 15000,      # first open period; each failed echo probe doubles it ...
+    "breaker_open_max_ms": 120000,  # ... up to this (equal jitter)
     "max_attempts": 4,
-    # store-and-forward and background work (payterm.txn.engine)
+    "min_read_ms": 3000,           # never send with less than this left to wait for the answer (HST-06)
+    # store-and-forward and background work (payterm.txn.engine DEFAULTS, payterm.txn.worker)
     "floor_limit": 5000,
     "saf_max_count": 50,
     "saf_max_total": 100000,
     "saf_max_tries": 20,
     "worker_wait_ms": 10000,
-    "worker_idle_ms": 2000,
-    "echo_interval_ms": 15000,
+    "retry_base_ms": 2000,
+    "retry_cap_ms": 120000,
+    "worker_scan_ms": 30000,
 }
 
 

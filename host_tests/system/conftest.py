@@ -27,9 +27,12 @@ FAST = {
     "backoff_base_ms": 50,
     "backoff_cap_ms": 400,
     "breaker_open_ms": 2000,
-    "worker_idle_ms": 300,
+    "breaker_open_max_ms": 4000,
+    "min_read_ms": 1000,
     "worker_wait_ms": 3000,
-    "echo_interval_ms": 1000,
+    "retry_base_ms": 300,
+    "retry_cap_ms": 1200,
+    "worker_scan_ms": 1000,
 }
 
 

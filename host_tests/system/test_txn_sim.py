@@ -30,6 +30,7 @@ from payterm.txn.engine import Engine
 from payterm.txn.journal import Journal
 from payterm.txn.state import State
 from payterm.txn.saf import Saf
+from payterm.txn.worker import Worker
 
 
 class Diag:
@@ -50,8 +51,10 @@ async def main(state, hosts, ops, read_ms):
                      max_attempts=3, max_wait_ms=read_ms + 2000)
     j = Journal(state)
     cfg = {"terminal_id": "TERM0001", "merchant_id": "MERCHANT0000001", "currency": 978,
-           "floor_limit": 3000, "saf_max_count": 5, "saf_max_total": 10000, "worker_wait_ms": read_ms + 1000}
+           "floor_limit": 3000, "saf_max_count": 5, "saf_max_total": 10000, "worker_wait_ms": read_ms + 1000,
+           "retry_base_ms": 100, "retry_cap_ms": 400}
     e = Engine(sup, j, State(state), Saf(j), cfg, Diag(), time.time, time.ticks_ms, lambda t: None)
+    w = Worker(e, sup, time.ticks_ms)
     last = None
     for op in ops:
         name = op[0]
@@ -70,8 +73,8 @@ async def main(state, hosts, ops, read_ms):
             for _ in range(op[1] if len(op) > 1 else 30):
                 if not e.reversals() and not e.saf.pending():
                     break
-                if not await e.work_once():
-                    await asyncio.sleep_ms(150)
+                if not await w.work_once():
+                    await asyncio.sleep_ms(min(w.next_due_ms() or 0, 400))
             print(json.dumps({"op": name, "reversals": len(e.reversals()), "saf": len(e.saf.pending())}))
         elif name == "lookup":
             t = e.lookup(last if op[1] == "last" else op[1])

@@ -36,3 +36,14 @@ def test_huge_attempt_number_is_capped():
 def test_bad_parameters():
     raises(ValueError, Backoff, 0, 100)
     raises(ValueError, Backoff, 200, 100)
+
+
+def test_equal_jitter_never_below_half_the_step():
+    b = Backoff(100, 1000)
+    for n in range(6):
+        c = min(1000, 100 << n)
+        vals = [b.equal(n) for _ in range(40)]
+        assert min(vals) >= c // 2 and max(vals) <= c, (n, vals)
+    assert len(set(b.equal(3) for _ in range(40))) > 5, "still spread"
+    lo = Backoff(100, 1000, lambda lo, hi: lo)
+    eq([lo.equal(n) for n in range(5)], [50, 100, 200, 400, 500], "lower bounds")

@@ -82,3 +82,55 @@ def test_open_period_across_ticks_wraparound():
 
 def test_threshold_must_be_positive():
     raises(ValueError, Breaker, 0, 100, FakeClock())
+
+
+def test_release_lets_the_next_caller_probe():
+    clk = FakeClock()
+    b = Breaker(1, 1000, clk)
+    b.failure()
+    clk.advance(1000)
+    assert b.allow(), "probe"
+    assert b.probing
+    assert not b.allow(), "one probe at a time"
+    b.release()  # the probe was cancelled or died of a bug: nothing learned
+    eq((b.state, b.probing), ("half-open", False))
+    assert b.allow(), "a new probe may go"
+    b.success()
+    eq(b.state, "closed")
+
+
+def test_open_period_grows_per_failed_probe_with_jitter_and_resets():
+    clk = FakeClock()
+    picks = []
+
+    def rand(lo, hi):
+        picks.append((lo, hi))
+        return hi
+
+    b = Breaker(2, 1000, clk, max_open_ms=5000, rand=rand)
+    b.failure()
+    b.failure()
+    periods = [b.period_ms]
+    for _ in range(4):
+        clk.advance(b.period_ms)
+        assert b.allow()
+        b.failure()
+        periods.append(b.period_ms)
+    eq(periods, [1000, 2000, 4000, 5000, 5000])
+    eq(picks[:3], [(0, 500), (0, 1000), (0, 2000)], "equal jitter: half fixed, half random")
+    clk.advance(5000)
+    assert b.allow()
+    b.success()
+    b.failure()
+    b.failure()
+    eq(b.period_ms, 1000, "a success starts the growth again")
+
+
+def test_fixed_open_period_without_max():
+    clk = FakeClock()
+    b = Breaker(1, 700, clk)
+    for _ in range(3):
+        b.failure()
+        eq(b.remaining_ms(), 700)
+        clk.advance(700)
+        assert b.allow()

@@ -1,8 +1,13 @@
 """Supervisor: what is retried, what is never resent, breaker and wait budget.
 
-The link here is a fake with Link's interface whose outcomes the test lists;
-the clock only moves when the supervisor sleeps or the fake link "waits".
+The link here is a fake with Link's interface whose outcomes the test lists
+(linkfake.py); the clock only moves when the supervisor sleeps or the fake
+link "waits", except in the priority tests, where a background exchange
+really waits (asyncio) until a customer request cancels it.
 """
+import asyncio
+
+from linkfake import CountDiag, FakeLink, fault
 from mpt import eq, FakeClock
 
 from payterm.errors import Fault
@@ -11,83 +16,22 @@ from payterm.link.breaker import Breaker
 from payterm.link.supervisor import Supervisor
 
 
-def _fault(code, sent):
-    f = Fault(code, "scripted", "link")
-    f.sent = sent
-    return f
+_fault = fault
 
 
-class FakeLink:
-    """Outcomes: a dict = response, a Fault = raised (from connect if not sent)."""
-
-    def __init__(self, clock, outcomes, cost_ms=10):
-        self.clock = clock
-        self.outcomes = list(outcomes)
-        self.cost_ms = cost_ms
-        self.sent = []
-        self.connected = False
-        self.read_timeout_ms = 3000
-        self.hosts = [("10.0.0.1", 5000), ("10.0.0.2", 5000)]
-        self.current = 0
-        self.host_switches = 0
-        self.ignored = 0
-        self.stale = 0
-        self.count = None
-        self.on_sent = None
-        self.read_timeouts = []
-
-    def ready(self):
-        return self.connected
-
-    @property
-    def host(self):
-        return self.hosts[self.current]
-
-    async def connect(self, timeout_ms=None):
-        self.clock.advance(self.cost_ms)
-        nxt = self.outcomes[0]
-        if isinstance(nxt, Fault) and not nxt.sent:
-            self.outcomes.pop(0)
-            self.current ^= 1
-            self.host_switches += 1
-            self.count("host_switch", 1)
-            raise nxt
-        self.connected = True
-
-    async def exchange(self, fields, read_timeout_ms=None):
-        self.read_timeouts.append(read_timeout_ms)
-        self.sent.append(dict(fields))
-        self.on_sent()
-        nxt = self.outcomes.pop(0)
-        if isinstance(nxt, Fault):
-            self.clock.advance(read_timeout_ms if nxt.code == "HST-01" else self.cost_ms)
-            self.connected = False
-            raise nxt
-        self.clock.advance(self.cost_ms)
-        resp = {"t": fields["t"][:2] + "10", "11": fields.get("11"), "39": "00"}
-        resp.update(nxt)
-        return resp
-
-
-class Diag:
-    def __init__(self):
-        self.counts = {}
-
-    def count(self, key, n=1):
-        self.counts[key] = self.counts.get(key, 0) + n
-
-
-def _make(outcomes, threshold=5, open_ms=10000, max_wait_ms=30000, attempts=4):
+def _make(outcomes, threshold=5, open_ms=10000, max_wait_ms=30000, attempts=4, min_read_ms=100, breaker=None,
+          link_kw=None, **kw):
     clk = FakeClock(1000)
-    link = FakeLink(clk, outcomes)
+    link = FakeLink(clk, outcomes, **(link_kw or {}))
     status = []
-    diag = Diag()
+    diag = CountDiag()
 
     async def sleep_ms(ms):
         clk.advance(ms)
 
-    sup = Supervisor(link, Backoff(200, 2000, lambda lo, hi: hi), Breaker(threshold, open_ms, clk), clk,
-                     status.append, sleep_ms=sleep_ms, max_attempts=attempts, max_wait_ms=max_wait_ms, diag=diag)
+    sup = Supervisor(link, Backoff(200, 2000, lambda lo, hi: hi), breaker or Breaker(threshold, open_ms, clk), clk,
+                     status.append, sleep_ms=sleep_ms, max_attempts=attempts, max_wait_ms=max_wait_ms, diag=diag,
+                     min_read_ms=min_read_ms, **kw)
     return sup, link, clk, status, diag
 
 
@@ -133,7 +77,7 @@ async def test_gives_up_after_max_attempts():
 
 async def test_answer_within_max_wait():
     # Backoff ceilings 200, 400, 800 ...: with 700 ms budget the third retry no longer fits.
-    sup, link, clk, status, diag = _make([_fault("NET-03", False)] * 10, attempts=10, max_wait_ms=700)
+    sup, link, clk, status, diag = _make([_fault("NET-03", False)] * 10, attempts=10, max_wait_ms=700, min_read_ms=50)
     t0 = clk()
     e = await _raises(sup.request(SALE))
     eq(e.code, "NET-03")
@@ -190,3 +134,192 @@ async def _raises(coro):
     except Fault as e:
         return e
     raise AssertionError("no Fault raised")
+
+
+# ---------------------------------------------------------------- wait budget
+async def test_no_send_when_connecting_used_up_the_budget():
+    # Connecting took 1150 of 1200 ms: a 50 ms read would be a sure HST-01 and a needless reversal.
+    sup, link, clk, status, diag = _make([{}], max_wait_ms=1200, min_read_ms=500, link_kw={"connect_cost_ms": 1150})
+    e = await _raises(sup.request(SALE))
+    eq(e.code, "HST-06")
+    eq(e.sent, False, "never sent: the engine approves offline or declines, no reversal")
+    eq(link.sent, [], "nothing on the wire")
+    eq(link.connect_timeouts, [700], "connect may use only what leaves time to read")
+    eq((sup.breaker.failures, sup.ambiguous), (0, 0), "the host did nothing wrong")
+
+
+async def test_no_connect_when_the_budget_cannot_cover_a_read():
+    sup, link, clk, status, diag = _make([{}], min_read_ms=500)
+    e = await _raises(sup.request(SALE, deadline_ms=400))
+    eq((e.code, e.sent), ("HST-06", False))
+    eq((link.connect_timeouts, link.sent), ([], []))
+
+
+async def test_no_retry_pause_that_leaves_no_time_to_read():
+    # Backoff 200 then 400: after the second failure 400 + 300 ms of reading no longer fit in 900.
+    sup, link, clk, status, diag = _make([_fault("NET-03", False)] * 5, attempts=5, max_wait_ms=900, min_read_ms=300)
+    e = await _raises(sup.request(SALE))
+    eq(e.code, "NET-03")
+    eq(sup.retries, 1)
+    assert link.sent == []
+
+
+# ---------------------------------------------------------------- breaker probe ends on any exit
+async def _tripped(outcomes, **kw):
+    sup, link, clk, status, diag = _make([_fault("NET-03", False)] + outcomes, threshold=1, open_ms=1000, **kw)
+    await _raises(sup.request(SALE))
+    eq(sup.breaker.state, "open")
+    clk.advance(1000)
+    return sup, link, clk
+
+
+async def test_cancelled_probe_releases_the_breaker():
+    sup, link, clk = await _tripped(["hang", {}, {"38": "OK0001"}])
+    task = asyncio.create_task(sup.request(SALE))
+    while not link.hanging:
+        await asyncio.sleep_ms(1)
+    eq(link.sent[-1]["t"], "0800", "the probe is out")
+    task.cancel()
+    await asyncio.sleep_ms(5)
+    eq(link.closes, 1, "a cancelled read never leaves its stream for reuse")
+    eq(sup.breaker.probing, False, "probe flag released")
+    resp = await sup.request(SALE)
+    eq(resp["38"], "OK0001", "next caller probes and goes through")
+    eq([m["t"] for m in link.sent], ["0800", "0800", "0200"])
+    eq(sup.online, True)
+
+
+async def test_non_fault_exception_in_probe_releases_the_breaker():
+    sup, link, clk = await _tripped([ValueError("bug in a codec"), {}, {}])
+    try:
+        await sup.request(SALE)
+        raise AssertionError("the bug was swallowed")
+    except ValueError:
+        pass
+    eq(sup.breaker.state, "half-open", "nothing was learned about the host")
+    eq((await sup.request(SALE))["39"], "00")
+    eq(sup.breaker.state, "closed")
+
+
+# ---------------------------------------------------------------- customer first
+ADVICE = {"t": "0220", "11": "000007", "41": "TERM0001", "4": "000000000500"}
+
+
+async def test_customer_request_preempts_background_exchange():
+    sup, link, clk, status, diag = _make(["hang", {"38": "CUST01"}])
+    bg = asyncio.create_task(sup.request(ADVICE, 5000, background=True))
+    while not link.hanging:
+        await asyncio.sleep_ms(1)
+    eq(status, [], "background work leaves the display alone")
+    t0 = clk()
+    resp = await sup.request(SALE, deadline_ms=3000)
+    eq(resp["38"], "CUST01")
+    eq(clk() - t0 <= 3 * link.cost_ms, True, "no wait for the background answer")
+    try:
+        await bg
+        raise AssertionError("background exchange was not cut short")
+    except Fault as f:
+        eq((f.code, f.sent), ("HST-08", True), "it had left: the item repeats as a repeat")
+    eq(link.closes, 1, "the half-read stream is dropped")
+    eq([m["t"] for m in link.sent], ["0220", "0200"])
+    eq(status, ["CONNECTING", "WAITING FOR HOST"])
+    eq((sup.preemptions, diag.counts.get("preempted")), (1, 1))
+    eq(sup.breaker.failures, 0, "a preemption is not a link failure")
+
+
+async def test_background_waits_for_the_customer_then_gets_its_own_budget():
+    sup, link, clk, status, diag = _make([{}, {}], max_wait_ms=6000)
+    link.read_timeout_ms = 10000
+    gate = asyncio.Event()
+    real = link.exchange
+
+    async def slow(fields, read_timeout_ms=None):
+        if fields["t"] == "0200":
+            await gate.wait()
+            clk.advance(2500)
+        return await real(fields, read_timeout_ms)
+
+    link.exchange = slow
+    fg = asyncio.create_task(sup.request(SALE))
+    await asyncio.sleep_ms(1)
+    bg = asyncio.create_task(sup.request(ADVICE, 4000, background=True))
+    await asyncio.sleep_ms(5)
+    eq(link.sent, [], "background does not go while a customer request is pending")
+    gate.set()
+    await fg
+    await bg
+    eq([m["t"] for m in link.sent], ["0200", "0220"])
+    eq(link.read_timeouts[1], 4000, "its budget starts when it gets the link")
+
+
+async def test_customer_budget_counts_from_the_ask_not_from_the_link():
+    sup, link, clk, status, diag = _make([{}, {}])
+    gate = asyncio.Event()
+    real = link.exchange
+
+    async def first_slow(fields, read_timeout_ms=None):
+        if fields["11"] == "000001":
+            await gate.wait()
+            clk.advance(2000)
+        return await real(fields, read_timeout_ms)
+
+    link.exchange = first_slow
+    a = dict(SALE)
+    a["11"] = "000001"
+    ta = asyncio.create_task(sup.request(a, deadline_ms=2500))
+    await asyncio.sleep_ms(1)
+    tb = asyncio.create_task(sup.request(SALE, deadline_ms=3000))
+    await asyncio.sleep_ms(1)
+    gate.set()
+    await ta
+    await tb
+    assert link.read_timeouts[1] <= 3000 - 2000, link.read_timeouts
+
+
+# ---------------------------------------------------------------- link health
+class _Stop(Exception):
+    pass
+
+
+async def test_offline_then_probe_brings_it_online_and_wakes_waiters():
+    sup, link, clk, status, diag = _make([_fault("NET-03", False), _fault("NET-03", False), {}], threshold=1,
+                                         open_ms=1000)
+    woken = []
+    sup.watch(lambda: woken.append(clk()))
+    await _raises(sup.request(SALE))
+    eq(sup.online, False)
+    waiter = asyncio.create_task(sup.wait_online())
+    probe = asyncio.create_task(sup.run())
+    for _ in range(50):
+        await asyncio.sleep_ms(1)
+        if waiter.done():
+            break
+    probe.cancel()
+    eq(waiter.done(), True, "wait_online returned")
+    eq(sup.online, True)
+    eq([m["t"] for m in link.sent], ["0800"], "one echo after the failed one (connect refused)")
+    eq(sup.probes, 2)
+    eq(len(woken) >= 1, True, "watchers told the link is back")
+    eq(status, ["CONNECTING"], "probes do not touch the display")
+
+
+async def test_probes_back_off_exponentially_while_the_host_stays_down():
+    br_sleeps = []
+    sup, link, clk, status, diag = _make([_fault("NET-03", False)] * 20, attempts=1)
+    sup.breaker = Breaker(1, 1000, clk, max_open_ms=8000, rand=lambda lo, hi: hi)
+
+    async def sleep_ms(ms):
+        br_sleeps.append(ms)
+        clk.advance(ms)
+        if len(br_sleeps) >= 6:
+            raise _Stop()
+
+    sup._sleep_ms = sleep_ms
+    await _raises(sup.request(SALE))
+    try:
+        await sup.run()
+    except _Stop:
+        pass
+    eq(br_sleeps, [1000, 2000, 4000, 8000, 8000, 8000], "open period doubles per failed probe, capped")
+    eq(link.sent, [])
+    eq(sup.breaker.trips, 6)

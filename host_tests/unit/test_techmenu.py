@@ -104,3 +104,37 @@ async def test_long_pages_scroll():
     eq(pages[1][1], " CARD READ ERROR")
     eq(pages[2][1], "CRD-02 x1 card")
     eq(pages[3][1], " CARD READ ERROR")
+
+
+class FakeQueue:
+    def __init__(self, refs):
+        self.refs = list(refs)
+        self.retried = []
+
+    def failed(self):
+        return [{"ref": r, "kind": "saf", "st": "failed", "code": "HST-07"} for r in self.refs]
+
+    async def retry(self, ref):
+        self.retried.append(ref)
+        self.refs.remove(ref)
+        return ref
+
+
+async def test_status_page_lists_failed_advices_and_E_retries_them():
+    d = tmpdir("tm6")
+    dg = Diag(d, lambda: 1700000000, FakeClock())
+    gate = PinGate(d + "/pin.json", "4321", lambda: 1700000000)
+    disp = Display()
+    q = FakeQueue(["000007"])
+    info = {"version": "0.1.0", "link": "online", "saf_pending": 0, "saf_failed": 1, "reversals_pending": 0}
+    m = TechMenu(disp, Keys(["4", "3", "2", "1", "E", "8", "8", "8", "8", "E", "2", "2", "2", "2", "C"]), dg,
+                 SelfTests(dg), gate.check, lambda: info, q)
+    eq(await m.run(), True)
+    status = [f for f in disp.frames if f[0] == "1/5 STATUS"]
+    seen = [r for f in status[:5] for r in f[1:]]
+    for want in ("LINK online", "SAF FAILED 1", "FAILED 000007 HST-07", "E: RETRY FAILED"):
+        assert want in seen, (want, seen)
+    eq(q.retried, ["000007"])
+    after = [r for f in status[5:] for r in f[1:]]
+    assert "RETRYING 1" in after, after
+    assert "FAILED 000007 HST-07" not in after, after

@@ -32,6 +32,8 @@ HELP = (
     "pin <pin>            technician login (needed for clear)",
     "clear [faults|stats|all]  erase diagnostics (PIN)",
     "logout               end technician login",
+    "saf                  reversals and offline sales not yet settled with the host",
+    "retry <ref>          send a failed offline sale again now (as a repeat)",
 )
 
 
@@ -202,3 +204,26 @@ class Console:
             return ["ERR %s clear [faults|stats|all]" % _ERR_USAGE]
         self.diag.clear(what)
         return ["cleared %s" % what]
+
+    def _c_saf(self, args):
+        q = getattr(self, "queue", None)
+        if q is None:
+            return ["ERR %s no background worker" % _ERR_USAGE]
+        out = []
+        for kind, t, due in q.items():
+            tries = t.get("rv_out", 0) if kind == "reversal" else t.get("tries", 0)
+            line = "%s %s %s tries=%d amt=%s" % (kind, t["ref"], t.get("st"), tries, t.get("amt", 0))
+            if t.get("code"):
+                line += " code=%s" % t["code"]
+            line += " next=%s" % ("-" if due is None else "%dms" % due)
+            out.append(line)
+        return out or ["nothing queued"]
+
+    async def _c_retry(self, args):
+        q = getattr(self, "queue", None)
+        if q is None:
+            return ["ERR %s no background worker" % _ERR_USAGE]
+        if len(args) != 1:
+            return ["ERR %s retry <ref>" % _ERR_USAGE]
+        ref = await q.retry(args[0])
+        return ["retry %s queued" % ref]

@@ -1,8 +1,11 @@
-"""Exponential backoff with full jitter for reconnect attempts.
+"""Exponential backoff with jitter for reconnects, probes and background retries.
 
 Full jitter (delay drawn uniformly from 0..min(cap, base * 2**n)) spreads a
 fleet of terminals that lost the host at the same moment, so they do not
-all reconnect in lockstep when it comes back.
+all reconnect in lockstep when it comes back. Equal jitter (uniform in
+ceiling/2..ceiling) spreads them as well but never waits less than half the
+step: used where a zero delay would be a busy loop (breaker open periods,
+reversal and advice repeats).
 """
 
 
@@ -33,6 +36,12 @@ class Backoff:
     def delay(self, n):
         """Delay in ms before retry n: uniform in 0..ceiling(n)."""
         return self.rand(0, self.ceiling(n))
+
+    def equal(self, n):
+        """Delay in ms for step n with equal jitter: uniform in ceiling(n)/2..ceiling(n)."""
+        c = self.ceiling(n)
+        half = c // 2
+        return half + self.rand(0, c - half)
 
     def next(self):
         d = self.delay(self.attempt)

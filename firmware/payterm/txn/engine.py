@@ -4,11 +4,12 @@ Never lose, never double-charge:
 - the intent (STAN, masked PAN, amount) is journaled before a request leaves,
   so a power cut mid-flight is found at boot (`recover`) and reversed;
 - a request that reached the host without a usable answer (timeout, lost
-  connection, late or garbled response) is reversed, 0400 then 0401 repeats
-  until a 0410 arrives, the attempt count journaled before each send;
+  connection, late or garbled response) is marked for reversal; the worker
+  (payterm.txn.worker) sends 0400 then 0401 repeats until a 0410 with rc 00
+  (or 25, original not found) arrives, the attempt count journaled before each send;
 - a request that provably never left (connect failure, breaker open) is
   approved offline when under the floor limit and SAF limits, or declined;
-- offline approvals go up as advices in order, one at a time, exactly once.
+- offline approvals go up as advices (worker) in order, one at a time, exactly once.
 Only masked PANs and the non-card fields of the request reach the journal.
 """
 import asyncio
@@ -31,9 +32,10 @@ DEFAULTS = {
     "saf_max_total": 100000,          # minor units, sum of pending advices
     "saf_max_tries": 20,              # then the advice is "failed" (technician settles)
     "max_wait_ms": 30000,             # customer-facing wait for one authorization
-    "worker_wait_ms": 10000,          # budget of one reversal/advice/echo attempt
-    "worker_idle_ms": 2000,           # worker pause when nothing is queued
-    "echo_interval_ms": 15000,        # echo probe period while the link is down
+    "worker_wait_ms": 10000,          # budget of one reversal/advice attempt (payterm.txn.worker)
+    "retry_base_ms": 2000,            # first pause before an item's next attempt (equal jitter)
+    "retry_cap_ms": 120000,           # longest pause between an item's attempts
+    "worker_scan_ms": 30000,          # journal rescan for new items when nothing else wakes the worker
 }
 
 # Non-card request fields kept in the journal to build reversals, voids and advices.
@@ -74,8 +76,6 @@ class Engine:
         self.status = status or (lambda text: None)
         self._sleep_ms = sleep_ms or asyncio.sleep_ms
         self.stan = Stan(state)
-        self._lock = asyncio.Lock()
-        self._last_echo = None
         if hasattr(supervisor, "set_echo_fields"):
             supervisor.set_echo_fields(self.echo_fields)
 
@@ -88,9 +88,8 @@ class Engine:
         return time.ticks_diff(a, b)
 
     async def _send(self, fields, deadline_ms):
-        """One exchange; the lock keeps the customer and the workers off each other's frames."""
-        async with self._lock:
-            return await self.sup.request(fields, deadline_ms)
+        """One customer exchange: the supervisor puts it before any background work."""
+        return await self.sup.request(fields, deadline_ms)
 
     def _result(self, t, approved, code=None, offline=False):
         if approved:
@@ -262,7 +261,7 @@ class Engine:
                                            t.get("code") or ""))
         return [l.rstrip() for l in out]
 
-    # ------------------------------------------------------------ boot and background
+    # ------------------------------------------------------------ boot
     async def recover(self):
         """Boot: anything journaled as in flight may have reached the host, so it is reversed."""
         n = 0
@@ -276,84 +275,42 @@ class Engine:
     def reversals(self):
         return self.journal.records(st="reversing")
 
-    async def work_once(self):
-        """One step of background work; True when something was delivered."""
-        pend = self.reversals()
-        if pend:
-            return await self._reverse(pend[0])
-        t = self.saf.next()
-        if t is not None:
-            return await self._advise(t)
+    # ------------------------------------------------------------ minimal claim/mark for the worker
+    # (stand-ins until the customer-flow engine with its own claim/mark/reversals lands)
+    def claim(self, ref):
+        """Async context manager: one holder per transaction ref."""
+        return _Claim(self, ref)
+
+    def mark(self, ref, fields):
+        """Journal update that never raises: on a storage fault the update is kept in RAM."""
+        try:
+            return self.journal.update(ref, fields)
+        except Fault as f:
+            self._fail(f.code, "txn", "mark %s kept in RAM" % ref)
+            t = self.journal.txns.get(ref)
+            if t is not None:
+                t.update(fields)
+            return t
+
+
+class _Claim:
+    def __init__(self, engine, ref):
+        self.e = engine
+        self.ref = ref
+
+    async def __aenter__(self):
+        locks = getattr(self.e, "_claims", None)
+        if locks is None:
+            locks = self.e._claims = {}
+        lk = locks.get(self.ref)
+        if lk is None:
+            lk = locks[self.ref] = asyncio.Lock()
+        await lk.acquire()
+        self.lk = lk
+        return self
+
+    async def __aexit__(self, *exc):
+        self.lk.release()
+        if not self.lk.locked():
+            self.e._claims.pop(self.ref, None)
         return False
-
-    async def _reverse(self, t):
-        ref = t["ref"]
-        n = t.get("rv", 0) + 1
-        out = t.get("rv_out", 0)
-        # Write-ahead: counted as possibly delivered before it leaves; taken back if it provably did not.
-        self.journal.update(ref, {"rv": n, "rv_out": out + 1})
-        fields = messages.reversal(t["req"], repeat=out > 0)
-        try:
-            resp = await self._send(fields, self.cfg["worker_wait_ms"])
-        except Fault as f:
-            self._fail(f.code, "retry", "reversal %s try %d" % (ref, n))
-            if not _sent(f):
-                self.journal.update(ref, {"rv_out": out})
-            return False
-        # Any 0410 is the acknowledgement; the response code is kept for the record.
-        self.journal.update(ref, {"st": "reversed", "rv_rc": resp.get("39")})
-        return True
-
-    async def _advise(self, t):
-        ref = t["ref"]
-        n = t.get("tries", 0) + 1
-        out = t.get("out", 0)
-        self.journal.update(ref, {"tries": n, "out": out + 1})
-        fields = messages.advice(t["req"], t.get("auth"), repeat=out > 0)
-        try:
-            resp = await self._send(fields, self.cfg["worker_wait_ms"])
-        except Fault as f:
-            self._fail(f.code, "retry", "advice %s try %d" % (ref, n))
-            if not _sent(f):
-                self.journal.update(ref, {"out": out})
-            if n >= self.saf.max_tries:
-                self.journal.update(ref, {"st": "failed", "code": f.code})
-            return False
-        rc = resp.get("39")
-        code = codes.for_rc(rc)
-        upd = {"rc": rc, "rrn": resp.get("37")}
-        if code is None:
-            upd["st"] = "sent"
-        else:
-            upd["st"] = "declined"
-            upd["code"] = code
-            self._fail(code, "host", "advice %s" % ref)
-        self.journal.update(ref, upd)
-        return True
-
-    async def _probe(self):
-        """Echo while the link is down so the breaker closes before the next customer."""
-        br = getattr(self.sup, "breaker", None)
-        if br is None or getattr(br, "state", "closed") in ("closed", 0):
-            return
-        now = self.ticks()
-        if self._last_echo is not None and self._ticks_diff(now, self._last_echo) < self.cfg["echo_interval_ms"]:
-            return
-        self._last_echo = now
-        try:
-            async with self._lock:
-                await self.sup.echo(self.cfg["worker_wait_ms"])
-        except Fault:
-            pass
-
-    async def run_workers(self):
-        while True:
-            try:
-                busy = await self.work_once()
-                if not busy:
-                    await self._probe()
-            except Fault as f:
-                self._fail(f.code, "txn", "worker")
-                busy = False
-            if not busy:
-                await self._sleep_ms(self.cfg["worker_idle_ms"])

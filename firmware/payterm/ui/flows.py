@@ -172,7 +172,7 @@ class Cashier:
 
         self.app.event("TECHMENU")
         menu = TechMenu(self.panel, self.panel.key, self.app.diag, self.app.selftests, self.app.pin.check,
-                        self.app.info)
+                        self.app.info, getattr(self.app, "worker", None))
         await menu.run()
 
     # ------------------------------------------------------------ outcomes

@@ -1,10 +1,11 @@
 """Technician menu on the terminal's own display and keypad.
 
 Opened by the app after `F` `9`; asks the technician PIN first (lockout is
-shared with the console through the same pin check). Pages: status, last
-faults, counts, wait analysis, self-tests. Keys: `#` next page, `*` previous
-page, `8`/`2` scroll down/up within a page, `E` run (self-test page), `C`
-exit. Each page is a title row plus three content rows of at most 20
+shared with the console through the same pin check). Pages: status (link,
+offline queue, reversals, each failed advice), last faults, counts, wait
+analysis, self-tests. Keys: `#` next page, `*` previous page, `8`/`2` scroll
+down/up within a page, `E` run (self-test page) or retry the failed advices
+(status page), `C` exit. Each page is a title row plus three content rows of at most 20
 characters, so a long page scrolls instead of being cut.
 """
 from micropython import const
@@ -17,6 +18,8 @@ _ROWS = const(4)  # panel protocol: rows 0..3
 _BODY = const(3)
 _PIN_MAX = const(8)
 _PAGES = ("STATUS", "LAST FAULTS", "COUNTS", "WAIT ANALYSIS", "SELF-TESTS")
+_STATUS_KEYS = (("version", "VERSION"), ("board", "BOARD"), ("link", "LINK"), ("saf_pending", "SAF PENDING"),
+                ("saf_failed", "SAF FAILED"), ("reversals_pending", "REVERSALS"))
 
 
 def _cut(s):
@@ -25,14 +28,17 @@ def _cut(s):
 
 
 class TechMenu:
-    def __init__(self, display, keys, diag, selftests, pin_check, info=None):
+    def __init__(self, display, keys, diag, selftests, pin_check, info=None, queue=None):
+        """queue: the background worker (`failed()`, `async retry(ref)`), for the failed advices."""
         self.display = display
         self.keys = keys
         self.diag = diag
         self.selftests = selftests
         self.pin_check = pin_check
         self._info = info or (lambda: {})
+        self.queue = queue
         self._results = None
+        self._note = None
 
     async def run(self):
         """Returns True when the technician got in and left with `C`, False if the PIN failed or was cancelled."""
@@ -69,6 +75,22 @@ class TechMenu:
                 self.display.show([_cut(title), "RUNNING...", "", ""])
                 self._results = await self.selftests.run()
                 top = 0
+            elif k == "E" and page == 0:
+                await self._retry_failed()
+                top = 0
+
+    async def _retry_failed(self):
+        """Send every failed advice again (each goes as a repeat, so the host books it once)."""
+        if self.queue is None:
+            return
+        n = 0
+        for t in self.queue.failed():
+            try:
+                await self.queue.retry(t["ref"])
+                n += 1
+            except Fault as f:
+                self.diag.fault(f.code, "tech", "retry %s" % t["ref"])
+        self._note = "RETRYING %d" % n
 
     async def _ask_pin(self):
         pin = ""
@@ -102,9 +124,17 @@ class TechMenu:
             d = self._info()
             st = self.diag.stats()
             out = []
-            for k in ("version", "board", "link", "saf_pending"):
+            if self._note:
+                out.append(self._note)
+                self._note = None
+            for k, label in _STATUS_KEYS:
                 if k in d:
-                    out.append("%s %s" % (k[:8].upper(), d[k]))
+                    out.append("%s %s" % (label, d[k]))
+            failed = self.queue.failed() if self.queue is not None else ()
+            for t in failed:
+                out.append("FAILED %s %s" % (t["ref"], t.get("code") or ""))
+            if failed:
+                out.append("E: RETRY FAILED")
             out.append("UP %ds BOOTS %d" % (st.get("uptime_s", 0), st.get("boot_count", 0)))
             lf = self.diag.last_fault()
             out.append("LAST %s" % (lf["code"] if lf else "-"))
