@@ -54,7 +54,8 @@ async def main(cfg):
     sup = Supervisor(link, Backoff(cfg.get("base_ms", 50), cfg.get("cap_ms", 400)),
                      Breaker(cfg.get("threshold", 5), cfg.get("open_ms", 1000), time.ticks_ms),
                      time.ticks_ms, statuses.append, max_attempts=cfg.get("attempts", 4),
-                     max_wait_ms=cfg.get("max_wait_ms", 10000), diag=diag)
+                     max_wait_ms=cfg.get("max_wait_ms", 10000), diag=diag,
+                     min_read_ms=cfg.get("min_read_ms", 1000))
     for op in cfg["ops"]:
         if op.get("sleep"):
             await asyncio.sleep_ms(op["sleep"])
