@@ -273,7 +273,7 @@ def test_breaker_opens_then_probe_closes_it(tmp_path):
 def test_max_wait_bounds_the_answer(tmp_path):
     dead = [("127.0.0.1", free_port()), ("127.0.0.1", free_port())]
     (r,) = run_ops(tmp_path, dead, [{"fields": sale(80)}], attempts=50, threshold=100, base_ms=100, cap_ms=400,
-                   max_wait_ms=1200)
+                   max_wait_ms=1200, min_read_ms=100)
     assert r["code"] == "NET-03" and r["sent"] is False
     assert r["ms"] <= 1300
     assert r["counters"]["retries"] >= 3 and r["counters"]["host_switches"] >= 3
