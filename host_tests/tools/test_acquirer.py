@@ -436,7 +436,8 @@ def test_half_open_never_answers_and_ignores_the_connection(sim):
     c.send(fin(121))
     with pytest.raises(socket.timeout):
         c.recv()
-    assert sim.ledger == [], "never reached the host"
+    assert [e["stan"] for e in sim.ledger] == ["000120"], "the first was booked, the next never reached the host"
+    assert held(sim, 120) == 1500
     assert [r["action"] for r in sim.requests] == ["half_open", "ignored (half_open)"]
     d = Client(sim.address)
     assert d.ask(fin(122))["39"] == "00", "a new connection is served"

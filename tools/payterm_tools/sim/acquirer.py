@@ -85,8 +85,8 @@ ACTIONS = {
     "wrong_stan": "[also_right]",  # answer with another STAN first (then the right one unless False)
     "wrong_mti": "[also_right]",   # answer with a wrong response MTI first (then the right one unless False)
     "wrong_tid": "[also_right]",   # answer with another TID first (then the right one unless False)
-    "half_open": "",            # never answer and ignore everything later on this connection;
-                                # the request never reaches the host: not booked, not in the ledger
+    "half_open": "",            # book, never answer, and ignore every later request on this connection
+                                # (the path back died: those never reach the host, nor the ledger)
     "huge_len": "",             # book, answer a length header 0xFFFF and a few bytes; the connection stays open
     "zero_len": "",             # book, answer a length header 0 and nothing else
 }
@@ -688,10 +688,6 @@ class AcquirerSim:
             time.sleep(action[1] / 1000.0)
             action = _norm(action[2]) if len(action) > 2 else ("approve",)
             name = action[0]
-        if name == "half_open":
-            c.half_open = True
-            self._log(req, name, mask_pan(_pan_of(req)), len(body))
-            return
         with self._book.lock:
             entry = self._book.decide(req, action, self.name, self.auth_code)
             self._book.commit(entry)
@@ -710,6 +706,8 @@ class AcquirerSim:
             c.close()
         elif name == "no_answer":
             pass
+        elif name == "half_open":
+            c.half_open = True
         elif name in ("close", "approve_drop"):
             c.close()
         elif name == "reset":
@@ -801,8 +799,8 @@ class _Forever(AcquirerSim):
 
 def run(args):
     sim = _Forever(args).start()
-    print("acquirer %s listening on %s:%d (Ctrl-C to stop)" % (sim.name, sim.host, sim.port), flush=True)
     try:
+        print("acquirer %s listening on %s:%d (Ctrl-C to stop)" % (sim.name, sim.host, sim.port), flush=True)
         while True:
             time.sleep(1)
     except KeyboardInterrupt:
