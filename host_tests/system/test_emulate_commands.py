@@ -33,12 +33,19 @@ def session(request, tmp_path_factory):
     s.close()
 
 
-def _said(session, line):
+def _answer(session):
+    """What the session printed since the last call, without the display it redraws on its own."""
+    text = session.out.getvalue()
     session.out.seek(0)
     session.out.truncate()
+    return "".join(l for l in text.splitlines(True) if not l.startswith(("+-", "| ")))
+
+
+def _said(session, line):
+    _answer(session)
     t0 = time.monotonic()
     session.command(line)
-    return session.out.getvalue(), time.monotonic() - t0
+    return _answer(session), time.monotonic() - t0
 
 
 def test_console_without_argument_answers_usage_at_once(session):
@@ -51,10 +58,9 @@ def test_console_without_argument_answers_usage_at_once(session):
 def test_console_timeout_is_a_message_not_a_traceback(session):
     os.kill(session.emu.proc.pid, signal.SIGSTOP)  # a hung terminal
     try:
-        session.out.seek(0)
-        session.out.truncate()
+        _answer(session)
         session._console(["status"], timeout=1.0)
-        out = session.out.getvalue()
+        out = _answer(session)
     finally:
         os.kill(session.emu.proc.pid, signal.SIGCONT)
     assert out == "console: no answer to 'status' within 1 s\n"
