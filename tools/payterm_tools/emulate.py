@@ -3,7 +3,10 @@
 Starts the acquirer simulator on 127.0.0.1, the card reader simulator and the
 firmware (MicroPython unix port) on the EMULATOR board, then shows the
 terminal's display and takes keypad keys and simulator commands from stdin.
+The acquirer's ledger is kept beside the state directory (`<state>.acquirer.jsonl`)
+so it survives a restart like the terminal's flash does.
 """
+import os
 import shlex
 import sys
 import threading
@@ -19,10 +22,16 @@ keys     type keypad keys and press Enter: digits, E (OK), C (cancel), B (back),
 swipe [CARD] [--no-start|--no-end|--bad-lrc|--garbage|--empty]   swipe a simulated card
 tap [CARD]   hold a contactless card on the reader      remove   take it away
 cards        list simulated cards
-host approve|decline RC|timeout|down|up   script the acquirer for the next request / outage
+host approve | decline RC | timeout      the acquirer's answer to the next request (RC: 2 letters/digits)
+host partial AMOUNT                       approve the next sale for AMOUNT minor units only (rc 10)
+host no39 | drop                          next request: approved but answered without field 39 /
+                                          approved, then the connection dropped unanswered
+host reversal RC                          answer the next reversal with RC (e.g. 96: the charge stays)
+host down | up                            acquirer outage (offline approval, store-and-forward) / back
 paper ok|out|jam                          printer status
 console CMD  send a technician console command (status, faults, stats, wait, selftest, ...)
-ledger       what the acquirer simulator saw          receipt   last printed receipts
+ledger       what the acquirer simulator saw (MTI STAN kind AMOUNT rc=RC PAN [REPEAT])
+receipt      last printed receipts
 screen       show the display again                   quit      stop the terminal
 """
 
@@ -37,10 +46,41 @@ def add_arguments(p):
     p.add_argument("--script", default=None, help="read commands from this file instead of stdin")
 
 
+HOST_USAGE = "usage: host approve | decline RC | partial AMOUNT | no39 | drop | reversal RC | timeout | down | up"
+CONSOLE_USAGE = "usage: console CMD   (e.g. console status, console faults 5; console help lists them)"
+
+
+def ledger_path(state_dir):
+    """The acquirer's ledger file: beside the state directory (the terminal's flash), not in it."""
+    return os.path.abspath(state_dir).rstrip(os.sep) + ".acquirer.jsonl"
+
+
+def ledger_line(e):
+    """`MTI STAN kind AMOUNT rc=RC PAN`, then ` REPEAT` for repeats (new fields go at the end)."""
+    return "%s %s %s %s rc=%s %s%s" % (e["mti"], e["stan"], e["kind"], e["amount"], e["rc"], e["pan_masked"],
+                                       " REPEAT" if e["repeat"] else "")
+
+
+def _rc(word):
+    return len(word) == 2 and word.isalnum() and word.isascii()
+
+
+def _fresh(state_dir):
+    return not any(os.path.exists(os.path.join(state_dir, f)) for f in ("journal.log", "state.json", "state.bak"))
+
+
 class Session:
     def __init__(self, args, out=sys.stdout):
         self.out = out
-        self.acq = AcquirerSim(host="127.0.0.1", port=args.acquirer_port, name="primary")
+        self.notes = []
+        path = ledger_path(args.state)
+        if os.path.exists(path) and _fresh(args.state):
+            # A new terminal (empty flash) starts its STANs again: an old ledger would answer 94.
+            os.replace(path, path + ".old")
+            self.notes.append("acquirer ledger: the state directory is new, previous ledger kept as %s.old" % path)
+        self.acq = AcquirerSim(host="127.0.0.1", port=args.acquirer_port, name="primary", ledger_path=path)
+        if self.acq.ledger:
+            self.notes.append("acquirer ledger: %s (%d entries from earlier runs)" % (path, len(self.acq.ledger)))
         self.acq.start()
         self.emu = Emulator(args.state, [self.acq.address], board=args.board)
         self.reader = CardReaderSim(self.emu.ptys["mag"].fd, self.emu.ptys["nfc"].fd)
@@ -56,6 +96,8 @@ class Session:
         self.emu.start()
         self.say("payterm emulator: state in %s, acquirer on %s:%d" % ((self.emu.state_dir,) + tuple(self.acq.address)))
         self.say("technician console: %s   (payterm diag --port %s)" % (self.emu.console_path, self.emu.console_path))
+        for n in self.notes:
+            self.say(n)
         self.say("type `help` for commands")
         threading.Thread(target=self._watch, daemon=True).start()
         self.show(force=True)
@@ -103,12 +145,10 @@ class Session:
         elif cmd == "paper":
             self.emu.set_printer({"out": "paper_out", "jam": "jam"}.get(rest[0] if rest else "ok", "ok"))
         elif cmd == "console":
-            for l in self.emu.console.command(" ".join(rest)):
-                self.say("  " + l)
+            self._console(rest)
         elif cmd == "ledger":
             for e in self.acq.ledger:
-                self.say("  %s %s %s %s rc=%s %s%s" % (e["mti"], e["stan"], e["kind"], e["amount"], e["rc"],
-                                                      e["pan_masked"], " REPEAT" if e["repeat"] else ""))
+                self.say("  " + ledger_line(e))
         elif cmd == "receipt":
             self.say(self.emu.printed()[-1200:])
         elif cmd == "screen":
@@ -125,18 +165,43 @@ class Session:
             return False
         return True
 
+    def _console(self, rest, timeout=15.0):
+        if not rest:
+            self.say(CONSOLE_USAGE)
+            return
+        if not self.emu.running():
+            self.say("console: the terminal is not running")
+            return
+        line = " ".join(rest)
+        try:
+            lines = self.emu.console.command(line, timeout)
+        except AssertionError:
+            self.say("console: no answer to %r within %.0f s" % (line, timeout))
+            return
+        for l in lines:
+            self.say("  " + l)
+
     def _host(self, rest):
-        what = rest[0] if rest else "approve"
-        if what == "decline":
-            self.acq.script(("decline", rest[1] if len(rest) > 1 else "05"))
-        elif what == "timeout":
-            self.acq.script("no_answer")
-        elif what == "down":
-            self.acq.stop()
-        elif what == "up":
-            self.acq.start()
+        what, args = (rest[0].lower(), rest[1:]) if rest else ("", [])
+        if what in ("approve", "timeout", "no39", "drop", "down", "up") and not args:
+            if what == "down":
+                if self.acq.running:
+                    self.acq.stop()
+            elif what == "up":
+                if not self.acq.running:
+                    self.acq.start()
+            else:
+                self.acq.script({"approve": "approve", "timeout": "no_answer", "no39": "no_rc",
+                                 "drop": "approve_drop"}[what])
+        elif what == "decline" and len(args) == 1 and _rc(args[0]):
+            self.acq.script(("decline", args[0].upper()))
+        elif what == "reversal" and len(args) == 1 and _rc(args[0]):
+            rc = args[0].upper()
+            self.acq.script("approve" if rc == "00" else ("decline", rc), mti=("0400", "0401"))
+        elif what == "partial" and len(args) == 1 and args[0].isdigit() and int(args[0]) > 0:
+            self.acq.script(("partial", int(args[0])), mti="0200")
         else:
-            self.acq.script("approve")
+            self.say(HOST_USAGE)
 
     def close(self):
         self._stop = True
@@ -153,8 +218,11 @@ def run(args):
         for line in src:
             if args.script:
                 s.say("> " + line.rstrip())
-            if not s.command(line.strip()):
-                break
+            try:
+                if not s.command(line.strip()):
+                    break
+            except ValueError as e:  # e.g. an unbalanced quote on the line
+                s.say("cannot read %r: %s" % (line.strip(), e))
             if args.script:
                 time.sleep(1.0)  # let the terminal answer before the next scripted step
                 s.show()

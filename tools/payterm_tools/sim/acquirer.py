@@ -1,13 +1,38 @@
-"""Acquirer simulator: ISO 8583 (pyiso8583, spec87 `default`) over TCP.
+"""Acquirer simulator: ISO 8583 (pyiso8583, spec87 `default`) over TCP, as strict as an acquirer host.
 
 Frames carry a 2-byte big-endian length header, like the terminal's Link.
-Each test scripts how the next requests are answered (approve, decline,
-delay, drop, close, reset, garbage, truncated, duplicate, late, wrong STAN)
-and reads back the ledger: what the host authorized, reversed, voided and
-received by store-and-forward, to reconcile with the terminal's journal.
-Full PANs never leave this module: the ledger and the log hold masked PANs.
+
+The host side is a book of what it holds. Per original transaction (a sale
+0200, a refund 0200 with processing code 20, an advice 0220/0221) it knows
+what it approved, and reversals 0400/0401 and voids (0200, processing code
+02) change that:
+
+- duplicate transmission: an original 0200 (not 0201) with the TID (41),
+  STAN (11) and transmission date (MMDD of 7, else 13) of one received before
+  is answered 94 and not booked again;
+- a reversal finds its original by TID + field 90 (original MTI, STAN, field 7):
+  booked and standing -> reversed, 00; already reversed, voided or declined ->
+  00 with nothing changed (idempotent, 0401 alike); not found -> 25. A reversal
+  naming an advice (0220) un-books the advice; one naming a void restores the
+  voided original;
+- a void names its original by TID + field 90 (a void naming 0200 also finds a
+  sale the host only knows from its advice): unknown -> 25; declined, a void,
+  already voided or reversed -> 12; field 4 not the amount the host holds -> 13;
+  else approved and booked;
+- an advice is booked once per TID + STAN + date, whether it came as 0220 or
+  only as 0221; repeats are answered 00 and not booked again;
+- missing or malformed mandatory fields -> 30, nothing booked (sale/refund:
+  3 4 11 41 49 and 2 or 35; void: 3 4 11 41 90; reversal: 11 41 90;
+  advice: 3 4 11 41).
+
+Each test scripts how the next requests are answered (`script()`, actions in
+ACTIONS) and reads back the ledger (one entry per request, see `_Book.decide`)
+and `holdings()`: what the host holds per original, in minor units.
+Full PANs never leave this module: the ledger, its file and the log hold
+masked PANs only.
 """
-import itertools
+import json
+import os
 import socket
 import struct
 import threading
@@ -24,8 +49,47 @@ _KINDS_BY_MTI = {
     "0220": "advice", "0221": "advice",
     "0800": "echo", "0801": "echo",
 }
+_FINANCIAL = ("0200", "0201")
 # Fields copied from the request into the response (ISO 8583:1987 usage).
 _ECHOED = ("3", "4", "7", "11", "12", "13", "22", "24", "41", "42", "49", "90")
+# Response codes at which the host books: approved, approved for a partial amount.
+APPROVED = ("00", "10")
+# Mandatory fields per kind (card data, 2 or 35, is checked apart for sale/refund).
+_MANDATORY = {
+    "auth": ("3", "4", "11", "41", "49"),
+    "refund": ("3", "4", "11", "41", "49"),
+    "void": ("3", "4", "11", "41", "90"),
+    "reversal": ("11", "41", "90"),
+    "advice": ("3", "4", "11", "41"),
+}
+# Numeric fields the host reads, with their fixed length (spec87).
+_DIGITS = {"3": 6, "4": 12, "7": 10, "11": 6, "13": 4, "49": 3, "90": 42}
+
+# Script actions: name -> what follows it in the tuple.
+ACTIONS = {
+    "approve": "",              # answer as the host decides (the default)
+    "decline": "rc",            # answer rc, book nothing (also for reversals: the charge stays)
+    "partial": "minor_amount",  # a sale approved for a smaller amount: rc 10, field 4 = that amount, booked
+                                # for it (other messages, or an amount not smaller: answered as "approve")
+    "no_rc": "",                # book as decided, answer without field 39
+    "delay": "ms[, action]",    # wait, then do the action (default approve)
+    "late": "ms",               # book, answer after ms (the terminal has given up by then)
+    "no_answer": "",            # book, never answer; the connection stays open
+    "close": "",                # book, close the connection (FIN) without answering
+    "approve_drop": "",         # the same as "close": book the approval, drop the connection unanswered
+    "approve_close": "",        # answer, then close (one-shot connections)
+    "reset": "",                # book, reset the connection (RST) without answering
+    "garbage": "",              # book, answer a frame that does not decode
+    "truncated": "",            # book, answer a cut frame
+    "duplicate": "",            # book, answer twice
+    "wrong_stan": "[also_right]",  # answer with another STAN first (then the right one unless False)
+    "wrong_mti": "[also_right]",   # answer with a wrong response MTI first (then the right one unless False)
+    "wrong_tid": "[also_right]",   # answer with another TID first (then the right one unless False)
+    "half_open": "",            # book, never answer, and ignore every later request on this connection
+                                # (the path back died: those never reach the host, nor the ledger)
+    "huge_len": "",             # book, answer a length header 0xFFFF and a few bytes; the connection stays open
+    "zero_len": "",             # book, answer a length header 0 and nothing else
+}
 
 
 def mask_pan(pan):
@@ -38,8 +102,30 @@ def mask_pan(pan):
     return pan[:6] + "*" * (n - 10) + pan[-4:]
 
 
+def _pan_of(req):
+    pan = req.get("2", "")
+    if not pan and req.get("35"):
+        t2 = req["35"].lstrip(";")
+        for sep in ("=", "D", "d"):
+            if sep in t2:
+                t2 = t2.split(sep)[0]
+                break
+        pan = t2 if t2.isdigit() else ""
+    return pan
+
+
 def response_mti(mti):
     return mti[:2] + str(int(mti[2]) + 1) + "0"
+
+
+def _wrong_mti(mti):
+    """A response MTI that does not answer `mti` (0210 <-> 0230, 0410 -> 0430)."""
+    return mti[:2] + ("1" if mti[2] == "3" else "3") + mti[3]
+
+
+def _family(mti):
+    """0200/0201 -> 0200, 0220/0221 -> 0220: a message and its repeats."""
+    return mti[:3] + "0" if len(mti) == 4 else mti
 
 
 def _norm(action):
@@ -49,10 +135,39 @@ def _norm(action):
     return tuple(action)
 
 
+def check_action(action):
+    """The action as a tuple, or ValueError naming what is wrong with it."""
+    a = _norm(action)
+    if not a or a[0] not in ACTIONS:
+        raise ValueError("unknown acquirer action %r (one of %s)" % (action, ", ".join(sorted(ACTIONS))))
+    name, args = a[0], a[1:]
+    ok = True
+    if name == "decline":
+        ok = len(args) == 1 and isinstance(args[0], str) and len(args[0]) == 2 and args[0].isalnum()
+    elif name == "partial":
+        ok = len(args) == 1 and isinstance(args[0], int) and args[0] > 0
+    elif name == "late":
+        ok = len(args) == 1 and isinstance(args[0], (int, float)) and args[0] >= 0
+    elif name == "delay":
+        ok = 1 <= len(args) <= 2 and isinstance(args[0], (int, float)) and args[0] >= 0
+        if ok and len(args) == 2:
+            inner = check_action(args[1])
+            ok = inner[0] not in ("delay",)
+    elif name in ("wrong_stan", "wrong_mti", "wrong_tid"):
+        ok = len(args) <= 1
+    else:
+        ok = not args
+    if not ok:
+        raise ValueError("acquirer action %r: %s takes %s" % (action, name, ACTIONS[name] or "no argument"))
+    return a
+
+
 def _kind(mti, pcode):
     k = _KINDS_BY_MTI.get(mti)
     if k:
         return k
+    if mti not in _FINANCIAL:
+        return "other"
     if pcode.startswith("20"):
         return "refund"
     if pcode.startswith("02"):
@@ -68,12 +183,265 @@ def _orig_stan(req):
     return req.get("11", "")
 
 
+def _date(f7, f13):
+    if len(f7 or "") >= 4:
+        return f7[:4]
+    return f13 or ""
+
+
+class _Orig:
+    """One original transaction as the host books it (a void is one too: it undoes another)."""
+
+    def __init__(self, entry):
+        self.kind = entry["kind"]
+        self.fam = _family(entry["mti"])
+        self.tid = entry.get("tid", "")
+        self.stan = entry["stan"]
+        self.f7 = entry.get("f7", "")
+        self.date = entry.get("date", "")
+        self.amount = entry.get("amount", 0)
+        self.approved = bool(entry.get("booked"))
+        self.reversed = False
+        self.voids = []      # void _Orig records naming this one
+        self.void_of = None  # for a void: the original it cancels
+        self.entry = entry
+
+    def standing(self):
+        """Approved and not undone: a void that stands cancels its original."""
+        return self.approved and not self.reversed
+
+    def voided(self):
+        return any(v.standing() for v in self.voids)
+
+    def held(self):
+        if self.kind == "void" or not self.standing() or self.voided():
+            return 0
+        return -self.amount if self.kind == "refund" else self.amount
+
+
+class _Book:
+    """What the host holds; shared by every AcquirerSim that stands for the same host."""
+
+    def __init__(self, path=None):
+        self.path = path
+        self.lock = threading.RLock()
+        self.entries = []
+        self.origs = []
+        self.received = {}   # (tid, stan, date) -> _Orig: 0200s received (duplicate detection)
+        self.advised = {}    # (tid, stan, date) -> _Orig: advices
+        self.rrn = 0
+        if path and os.path.exists(path):
+            with open(path) as f:
+                for line in f:
+                    try:
+                        e = json.loads(line)
+                    except ValueError:
+                        continue  # a line torn by a crash while it was written
+                    if isinstance(e, dict) and "kind" in e and "stan" in e:
+                        self._apply(e)
+                        self.entries.append(e)
+
+    # ------------------------------------------------------------ lookup
+    def find(self, tid, f90, void=False):
+        """The original named by field 90 (MTI, STAN, field 7) for terminal `tid`, or None."""
+        if len(f90) < 10:
+            return None
+        omti, ostan, of7 = f90[:4], f90[4:10], f90[10:20]
+        fams = [_family(omti)]
+        if void and fams[0] == "0200":
+            fams.append("0220")  # an offline sale: the host knows it from its advice
+        for fam in fams:
+            for r in reversed(self.origs):
+                if r.tid == tid and r.stan == ostan and r.fam == fam and (
+                        not of7.strip("0") or not r.f7 or r.f7 == of7):
+                    return r
+        return None
+
+    def _prior(self, e):
+        for p in reversed(self.entries):
+            if (p["kind"] == e["kind"] and p["stan"] == e["stan"] and p.get("tid", "") == e["tid"]
+                    and p.get("date", "") == e["date"]):
+                return p
+        return None
+
+    # ------------------------------------------------------------ decisions
+    def decide(self, req, action, host, auth_code):
+        """The ledger entry for one request: what the host answers and whether it books it.
+
+        Keys: mti, stan, tid, kind (auth refund void reversal advice echo other), amount
+        (field 4 in minor units; for a partial approval the approved amount), requested
+        (field 4 as sent), currency, pan_masked, rc, outcome
+        (approved/declined), booked (this request changed what the host holds),
+        repeat (a repeat MTI, or a message the host already had), note (why, for
+        non-obvious answers), delivery (script action), rrn, auth_code, date (MMDD),
+        f7, orig_mti/orig_stan/orig_f7 (field 90 of reversals and voids), host, ts.
+        """
+        mti = req["t"]
+        kind = _kind(mti, req.get("3", ""))
+        name = action[0]
+        tid, stan = req.get("41", ""), req.get("11", "")
+        amount = req.get("4", "")
+        requested = int(amount) if amount.isdigit() else 0
+        f90 = req.get("90", "")
+        e = {
+            "mti": mti, "stan": stan, "tid": tid, "kind": kind,
+            "amount": requested, "requested": requested,
+            "currency": req.get("49", ""), "pan_masked": mask_pan(_pan_of(req)),
+            "rc": "00", "outcome": "", "booked": False, "repeat": mti[3:] in ("1", "3"), "note": "",
+            "delivery": name, "rrn": "", "auth_code": "",
+            "date": _date(req.get("7", ""), req.get("13", "")), "f7": req.get("7", ""),
+            "orig_mti": f90[:4] if kind in ("reversal", "void") else "",
+            "orig_stan": _orig_stan(req) if kind in ("reversal", "void") else "",
+            "orig_f7": f90[10:20] if kind in ("reversal", "void") else "",
+            "host": host, "ts": round(time.time(), 3),
+        }
+        scripted = action[1] if name == "decline" else None
+        rc, booked, note = "00", False, ""
+        missing = self._format_errors(kind, req)
+        prior_orig = None
+        if kind == "other":
+            rc, note = "12", "unsupported message type"
+        elif missing:
+            rc, note = "30", "format: " + " ".join(missing)
+        elif kind == "echo":
+            rc = scripted or "00"
+        elif kind in ("auth", "refund", "void") and not e["repeat"] and (tid, stan, e["date"]) in self.received:
+            rc, note = "94", "duplicate transmission"
+        elif scripted is not None:
+            rc, note = scripted, "scripted"
+        elif kind in ("auth", "refund") and e["repeat"] and (tid, stan, e["date"]) in self.received:
+            prior_orig = self.received[(tid, stan, e["date"])]
+            rc, note = prior_orig.entry["rc"], "repeat of a request the host has"
+            e["amount"] = prior_orig.entry["amount"]
+        elif kind in ("auth", "refund"):
+            rc, booked = "00", True
+            if name == "partial" and kind == "auth" and action[1] < requested:
+                rc, e["amount"] = "10", action[1]
+        elif kind == "void":
+            o = self.find(tid, f90, void=True)
+            if o is None:
+                rc, note = "25", "original not found"
+            elif o.kind == "void":
+                rc, note = "12", "a void cannot be voided (reverse it)"
+            elif not o.approved:
+                rc, note = "12", "original was declined"
+            elif o.reversed:
+                rc, note = "12", "original already reversed"
+            elif o.voided():
+                rc, note = "12", "original already voided"
+            elif requested != o.amount:
+                rc, note = "13", "amount %d, original %d" % (requested, o.amount)
+            else:
+                rc, booked = "00", True
+        elif kind == "reversal":
+            o = self.find(tid, f90)
+            if e["repeat"] is False and any(p["kind"] == "reversal" and p.get("tid", "") == tid
+                                            and p.get("orig_stan") == e["orig_stan"] for p in self.entries):
+                e["repeat"] = True  # a second 0400 for the same original
+            if o is None:
+                rc, note = "25", "original not found"
+            elif not o.approved:
+                note = "original was declined: nothing held"
+            elif o.reversed:
+                note = "already reversed"
+            elif o.voided():
+                note = "original voided: nothing held"
+            else:
+                booked = True
+        elif kind == "advice":
+            o = self.advised.get((tid, stan, e["date"]))
+            if o is not None:
+                e["repeat"] = True
+            if o is not None and o.approved:
+                note = "advice already booked"
+            else:
+                booked = True
+        e["rc"], e["booked"], e["note"] = rc, booked, note
+        e["outcome"] = "approved" if rc in APPROVED else "declined"
+        if kind != "echo":
+            prior = self._prior(e) if e["repeat"] else None
+            if prior_orig is not None:
+                prior = prior_orig.entry
+            if prior and prior.get("rrn"):
+                e["rrn"] = prior["rrn"]
+            else:
+                self.rrn += 1
+                e["rrn"] = "%012d" % self.rrn
+            if rc in APPROVED and kind in ("auth", "refund", "void", "advice"):
+                e["auth_code"] = prior["auth_code"] if prior and prior.get("auth_code") else auth_code
+        return e
+
+    @staticmethod
+    def _format_errors(kind, req):
+        need = _MANDATORY.get(kind, ())
+        bad = [k for k in need if not req.get(k)]
+        if kind in ("auth", "refund") and not (req.get("2") or req.get("35")):
+            bad.append("2|35")
+        for k, n in _DIGITS.items():
+            v = req.get(k)
+            if v and (len(v) != n or not v.isdigit()):
+                bad.append(k + "?")
+        return bad
+
+    def commit(self, e):
+        self._apply(e)
+        self.entries.append(e)
+        if self.path:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(e, sort_keys=True) + "\n")
+
+    def _apply(self, e):
+        """Book what entry `e` decided (also used to replay a ledger file)."""
+        rrn = e.get("rrn", "")
+        if rrn.isdigit():
+            self.rrn = max(self.rrn, int(rrn))
+        kind, rc = e["kind"], e.get("rc", "")
+        if rc == "30" or kind in ("echo", "other"):
+            return
+        tid, stan, date = e.get("tid", ""), e["stan"], e.get("date", "")
+        if kind in ("auth", "refund", "void"):
+            key = (tid, stan, date)
+            if rc == "94" or key in self.received:
+                return
+            r = _Orig(e)
+            if kind == "void" and r.approved:
+                r.void_of = self.find(tid, e.get("orig_mti", "") + e.get("orig_stan", "") + e.get("orig_f7", ""),
+                                      void=True)
+                if r.void_of is not None:
+                    r.void_of.voids.append(r)
+            self.origs.append(r)
+            self.received[key] = r
+        elif kind == "advice":
+            key = (tid, stan, date)
+            r = self.advised.get(key)
+            if r is None:
+                r = self.advised[key] = _Orig(e)
+                self.origs.append(r)
+            elif e.get("booked"):
+                r.approved, r.amount, r.entry = True, e.get("amount", 0), e
+        elif kind == "reversal" and e.get("booked"):
+            o = self.find(tid, e.get("orig_mti", "") + e.get("orig_stan", "") + e.get("orig_f7", ""))
+            if o is not None:
+                o.reversed = True
+
+    # ------------------------------------------------------------ views
+    def holdings(self):
+        with self.lock:
+            out = {}
+            for r in self.origs:
+                if r.kind != "void":
+                    key = (r.tid, r.stan)
+                    out[key] = out.get(key, 0) + r.held()
+            return out
+
+
 class _Conn:
     def __init__(self, sock, addr):
         self.sock = sock
         self.addr = addr
         self.lock = threading.Lock()
         self.open = True
+        self.half_open = False
 
     def send(self, data):
         with self.lock:
@@ -101,12 +469,20 @@ class _Conn:
 
 
 class AcquirerSim:
-    """Actions for script(): "approve", ("decline", rc), ("delay", ms[, action]), "no_answer",
-    "close", "reset", "garbage", "truncated", "duplicate", ("late", ms), "wrong_stan"
-    (("wrong_stan", False): only the wrong one), "approve_close" (answer, then hang up).
+    """An acquirer host on 127.0.0.1 (see the module docstring for how it decides).
+
+    script(*actions, mti=None): how the next requests (of `mti`, one MTI or a tuple)
+    are answered; actions are listed in ACTIONS. Views: `ledger` (entries, see
+    _Book.decide), holdings() {(tid, stan): minor units held}, held(tid, stan),
+    authorized(), refunds(), advices(), reversed_stans(), voided_stans().
+    ledger_path: a JSON-lines file the ledger is appended to and reloaded from, so
+    duplicates are still detected and RRNs stay unique after a restart.
+    backend: another AcquirerSim standing for the same host (a second address of
+    one acquirer): both share one book and ledger.
     """
 
-    def __init__(self, host="127.0.0.1", port=0, name="primary", auth_code="A1B2C3", on_request=None, tls=None):
+    def __init__(self, host="127.0.0.1", port=0, name="primary", auth_code="A1B2C3", on_request=None, tls=None,
+                 ledger_path=None, backend=None):
         self.tls = tls  # (certfile, keyfile) to serve TLS
         self._tls_ctx = None
         self.tls_failures = 0
@@ -115,11 +491,16 @@ class AcquirerSim:
         self.name = name
         self.auth_code = auth_code
         self.on_request = on_request  # callable(entry) for the CLI log
-        self.ledger = []
-        self.requests = []  # raw log: {"t", "stan", "hex" (masked), "action", "error"}
+        if backend is not None:
+            if ledger_path is not None:
+                raise ValueError("a sim sharing another's book keeps no ledger file of its own")
+            self._book = backend._book
+        else:
+            self._book = _Book(ledger_path)
+        self.ledger_path = self._book.path
+        self.requests = []  # raw log: {"t", "stan", "action", "pan_masked", "len"} or {"t": None, "error"}
         self._script = []
         self._lock = threading.Lock()
-        self._rrn = itertools.count(1)
         self._conns = []
         self._threads = []
         self._timers = []
@@ -131,6 +512,14 @@ class AcquirerSim:
     @property
     def address(self):
         return (self.host, self.port)
+
+    @property
+    def running(self):
+        return self._running
+
+    @property
+    def ledger(self):
+        return self._book.entries
 
     def start(self):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -161,6 +550,7 @@ class AcquirerSim:
             self._srv = None
         for c in list(self._conns):
             c.close()
+        self._conns = []
         for t in self._threads:
             t.join(timeout=2)
         self._threads = []
@@ -174,9 +564,10 @@ class AcquirerSim:
     # ------------------------------------------------------------ scripting
     def script(self, *actions, mti=None):
         """Queue behaviours for the next requests (only requests of `mti` if given)."""
+        checked = [check_action(a) for a in actions]
         with self._lock:
-            for a in actions:
-                self._script.append((mti, _norm(a)))
+            for a in checked:
+                self._script.append((mti, a))
 
     def _next_action(self, req_mti):
         with self._lock:
@@ -187,28 +578,36 @@ class AcquirerSim:
         return ("approve",)
 
     # ------------------------------------------------------------ ledger views
+    def holdings(self):
+        """{(tid, stan): minor units the host holds} per original sale/refund/advice it received:
+        approved amount, 0 once reversed or voided or when declined; refunds negative."""
+        return self._book.holdings()
+
+    def held(self, tid, stan):
+        return self.holdings().get((tid, stan), 0)
+
+    def _origs(self, kind):
+        with self._book.lock:
+            return [r for r in self._book.origs if r.kind == kind]
+
     def authorized(self):
-        """Approved sales (auth) not reversed or voided: what the host will settle."""
-        cancelled = self.reversed_stans() | self.voided_stans()
-        return [e for e in self.ledger
-                if e["kind"] == "auth" and e["rc"] == "00" and not e["repeat"] and e["stan"] not in cancelled]
+        """Approved sales (auth) still held: not reversed or voided. What the host will settle."""
+        return [r.entry for r in self._origs("auth") if r.held()]
+
+    def refunds(self):
+        return [r.entry for r in self._origs("refund") if r.held()]
+
+    def advices(self):
+        """Store-and-forward advices booked, one per transaction (repeats collapsed)."""
+        return [r.entry for r in self._origs("advice") if r.approved]
 
     def reversed_stans(self):
+        """STANs of originals the host acknowledged a reversal for."""
         return {e["orig_stan"] for e in self.ledger if e["kind"] == "reversal" and e["rc"] == "00"}
 
     def voided_stans(self):
-        return {e["orig_stan"] for e in self.ledger if e["kind"] == "void" and e["rc"] == "00"}
-
-    def advices(self):
-        """Store-and-forward advices accepted, one per STAN (repeats collapsed)."""
-        seen = {}
-        for e in self.ledger:
-            if e["kind"] == "advice" and e["rc"] == "00" and e["stan"] not in seen:
-                seen[e["stan"]] = e
-        return list(seen.values())
-
-    def refunds(self):
-        return [e for e in self.ledger if e["kind"] == "refund" and e["rc"] == "00" and not e["repeat"]]
+        """STANs of originals cancelled by a void that stands (approved, not itself reversed)."""
+        return {r.void_of.stan for r in self._origs("void") if r.standing() and r.void_of is not None}
 
     # ------------------------------------------------------------ server
     def _accept_loop(self):
@@ -217,7 +616,7 @@ class AcquirerSim:
                 sock, addr = self._srv.accept()
             except socket.timeout:
                 continue
-            except OSError:
+            except (OSError, AttributeError):
                 return
             sock.settimeout(None)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -268,6 +667,10 @@ class AcquirerSim:
         data, _ = iso8583.encode(dict(resp), SPEC)
         return _HDR.pack(len(data)) + bytes(data)
 
+    def _log(self, req, action, pan_masked, n):
+        self.requests.append({"t": req["t"], "stan": req.get("11"), "action": action, "pan_masked": pan_masked,
+                              "len": n})
+
     def _handle(self, c, body):
         try:
             req, _ = iso8583.decode(bytes(body), SPEC)
@@ -276,20 +679,25 @@ class AcquirerSim:
             c.close()
             return
         mti = req["t"]
+        if c.half_open:
+            self._log(req, "ignored (half_open)", mask_pan(_pan_of(req)), len(body))
+            return
         action = self._next_action(mti)
         name = action[0]
         if name == "delay":
             time.sleep(action[1] / 1000.0)
             action = _norm(action[2]) if len(action) > 2 else ("approve",)
             name = action[0]
-        rc = action[1] if name == "decline" else "00"
-        entry = self._record(req, rc, name)
-        self.requests.append({"t": mti, "stan": req.get("11"), "action": name,
-                              "pan_masked": entry["pan_masked"], "len": len(body)})
+        with self._book.lock:
+            entry = self._book.decide(req, action, self.name, self.auth_code)
+            self._book.commit(entry)
+        self._log(req, name, entry["pan_masked"], len(body))
         if self.on_request:
             self.on_request(entry)
-        resp = self._response(req, rc, entry)
-        if name in ("approve", "decline"):
+        resp = self._response(req, entry)
+        if name == "no_rc":
+            del resp["39"]
+        if name in ("approve", "decline", "partial", "no_rc"):
             c.send(self._frame(resp))
         elif name == "approve_close":
             # One-shot connections: answer, then hang up before the next request.
@@ -298,7 +706,9 @@ class AcquirerSim:
             c.close()
         elif name == "no_answer":
             pass
-        elif name == "close":
+        elif name == "half_open":
+            c.half_open = True
+        elif name in ("close", "approve_drop"):
             c.close()
         elif name == "reset":
             c.close(reset=True)
@@ -317,48 +727,25 @@ class AcquirerSim:
             t.daemon = True
             self._timers.append(t)
             t.start()
-        elif name == "wrong_stan":
+        elif name in ("wrong_stan", "wrong_mti", "wrong_tid"):
             wrong = dict(resp)
-            wrong["11"] = "%06d" % ((int(req.get("11", "0") or 0) + 500000) % 1000000)
+            if name == "wrong_stan":
+                wrong["11"] = "%06d" % ((int(req.get("11", "0") or 0) + 500000) % 1000000)
+            elif name == "wrong_mti":
+                wrong["t"] = _wrong_mti(resp["t"])
+            else:
+                wrong["41"] = "TERM9999" if req.get("41") != "TERM9999" else "TERM9998"
             c.send(self._frame(wrong))
             if len(action) < 2 or action[1]:
                 c.send(self._frame(resp))
+        elif name == "huge_len":
+            c.send(_HDR.pack(0xFFFF) + self._frame(resp)[2:22])
+        elif name == "zero_len":
+            c.send(_HDR.pack(0))
         else:
             raise ValueError("unknown acquirer action %r" % (name,))
 
-    def _record(self, req, rc, action):
-        mti = req["t"]
-        stan = req.get("11", "")
-        kind = _kind(mti, req.get("3", ""))
-        seen = any(e["stan"] == stan and e["kind"] == kind for e in self.ledger)
-        amount = req.get("4")
-        entry = {
-            "mti": mti,
-            "stan": stan,
-            "amount": int(amount) if amount and amount.isdigit() else 0,
-            "currency": req.get("49", ""),
-            "pan_masked": mask_pan(req.get("2", "")),
-            "rc": rc,
-            "kind": kind,
-            "repeat": mti[3] in "13" or seen,
-            "outcome": "approved" if rc == "00" else "declined",
-            "delivery": action,
-            "rrn": "",
-            "auth_code": "",
-            "tid": req.get("41", ""),
-            "orig_stan": _orig_stan(req) if kind in ("reversal", "void") else "",
-            "host": self.name,
-        }
-        if kind != "echo":
-            # A repeat of a known request gets the original RRN back.
-            prior = next((e for e in self.ledger if e["stan"] == stan and e["kind"] == kind and e["rrn"]), None)
-            entry["rrn"] = prior["rrn"] if prior else "%012d" % next(self._rrn)
-            if rc == "00" and kind in ("auth", "refund", "void", "advice"):
-                entry["auth_code"] = prior["auth_code"] if prior and prior["auth_code"] else self.auth_code
-        self.ledger.append(entry)
-        return entry
-
-    def _response(self, req, rc, entry):
+    def _response(self, req, entry):
         resp = {"t": response_mti(req["t"])}
         for k in _ECHOED:
             if k in req:
@@ -371,7 +758,9 @@ class AcquirerSim:
                 resp["37"] = entry["rrn"]
             if entry["auth_code"]:
                 resp["38"] = entry["auth_code"]
-        resp["39"] = rc
+            if entry["rc"] == "10":
+                resp["4"] = "%012d" % entry["amount"]
+        resp["39"] = entry["rc"]
         return resp
 
 
@@ -382,6 +771,8 @@ def add_arguments(p):
     p.add_argument("--name", default="primary")
     p.add_argument("--decline", metavar="RC", default=None, help="answer every request with this response code")
     p.add_argument("--delay", type=int, default=0, metavar="MS", help="answer every request after MS milliseconds")
+    p.add_argument("--ledger", default=None, metavar="FILE",
+                   help="keep the ledger in this JSON-lines file (reloaded at start: duplicates, RRNs)")
 
 
 def _print_entry(e):
@@ -394,9 +785,10 @@ class _Forever(AcquirerSim):
     """CLI variant: the configured behaviour applies to every request."""
 
     def __init__(self, args):
-        super().__init__(args.host, args.port, args.name, on_request=_print_entry)
+        super().__init__(args.host, args.port, args.name, on_request=_print_entry,
+                         ledger_path=getattr(args, "ledger", None))
         base = ("decline", args.decline) if args.decline else ("approve",)
-        self._default = ("delay", args.delay, base) if args.delay else base
+        self._default = check_action(("delay", args.delay, base) if args.delay else base)
 
     def _next_action(self, req_mti):
         with self._lock:
@@ -407,8 +799,8 @@ class _Forever(AcquirerSim):
 
 def run(args):
     sim = _Forever(args).start()
-    print("acquirer %s listening on %s:%d (Ctrl-C to stop)" % (sim.name, sim.host, sim.port), flush=True)
     try:
+        print("acquirer %s listening on %s:%d (Ctrl-C to stop)" % (sim.name, sim.host, sim.port), flush=True)
         while True:
             time.sleep(1)
     except KeyboardInterrupt:

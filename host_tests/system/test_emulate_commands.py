@@ -1,0 +1,133 @@
+"""`payterm emulate` session commands: host scripting, console, the acquirer's ledger lines and file.
+
+Kept apart from test_emulator.py, whose tests also run against a real terminal over serial
+(host_tests/tools/test_real_board_mode.py counts them): these need the emulate session itself.
+"""
+import argparse
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+LEDGER_LINE = re.compile(r"^  (\d{4}) (\d{6}) (auth|refund|void|reversal|advice|echo) (\d+) rc=(\w\w) "
+                         r"(\d{6}\*+\d{4}|)( REPEAT)?$")
+
+
+@pytest.fixture(scope="module")
+def session(request, tmp_path_factory):
+    """One `payterm emulate` session in this process, its output kept in a StringIO."""
+    from payterm_tools import emulate
+
+    if request.config.getoption("--port"):
+        pytest.skip("runs the emulator itself")
+    args = argparse.Namespace(board="EMULATOR", state=str(tmp_path_factory.mktemp("emu") / "state"),
+                              acquirer_port=0, script=None)
+    s = emulate.Session(args, out=io.StringIO())
+    s.start()
+    yield s
+    s.close()
+
+
+def _answer(session):
+    """What the session printed since the last call, without the display it redraws on its own."""
+    text = session.out.getvalue()
+    session.out.seek(0)
+    session.out.truncate()
+    return "".join(l for l in text.splitlines(True) if not l.startswith(("+-", "| ")))
+
+
+def _said(session, line):
+    _answer(session)
+    t0 = time.monotonic()
+    session.command(line)
+    return _answer(session), time.monotonic() - t0
+
+
+def test_console_without_argument_answers_usage_at_once(session):
+    out, took = _said(session, "console")
+    assert out.startswith("usage: console CMD") and took < 1.0
+    out, _ = _said(session, "console status")
+    assert "board: EMULATOR" in out and out.rstrip().endswith("OK")
+
+
+def test_console_timeout_is_a_message_not_a_traceback(session):
+    os.kill(session.emu.proc.pid, signal.SIGSTOP)  # a hung terminal
+    try:
+        _answer(session)
+        session._console(["status"], timeout=1.0)
+        out = _answer(session)
+    finally:
+        os.kill(session.emu.proc.pid, signal.SIGCONT)
+    assert out == "console: no answer to 'status' within 1 s\n"
+
+
+@pytest.mark.parametrize("line", ["host decline 999", "host decline", "host decline 5", "host decline 5!",
+                                  "host nope", "host", "host partial", "host partial -5", "host partial 0",
+                                  "host reversal", "host reversal 961", "host approve now"])
+def test_host_arguments_are_checked(session, line):
+    out, _ = _said(session, line)
+    assert out.startswith("usage: host approve | decline RC"), out
+    assert session.acq._script == [], "nothing scripted"
+
+
+def test_host_subcommands_script_the_acquirer(session):
+    for line in ("host decline n7", "host partial 600", "host no39", "host drop", "host reversal 96",
+                 "host timeout", "host approve"):
+        out, _ = _said(session, line)
+        assert out == "", out
+    assert session.acq._script == [
+        (None, ("decline", "N7")), ("0200", ("partial", 600)), (None, ("no_rc",)), (None, ("approve_drop",)),
+        (("0400", "0401"), ("decline", "96")), (None, ("no_answer",)), (None, ("approve",))]
+    del session.acq._script[:]
+
+
+def _emulate(state, lines):
+    script = state + ".session.txt"
+    with open(script, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    payterm = os.path.join(os.path.dirname(sys.executable), "payterm")
+    r = subprocess.run([payterm, "emulate", "--state", state, "--script", script],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=180)
+    assert r.returncode == 0 and "Traceback" not in r.stdout, r.stdout
+    return r.stdout
+
+
+def _ledger_lines(out):
+    """The lines the last `ledger` command printed."""
+    tail = out.rsplit("> ledger\n", 1)[1]
+    lines = []
+    for l in tail.splitlines():
+        if not l.startswith("  "):
+            break
+        lines.append(l)
+    return lines
+
+
+def test_emulate_ledger_lines_and_the_ledger_survives_a_restart(tmp_path, request):
+    if request.config.getoption("--port"):
+        pytest.skip("runs the emulator itself")
+    state = str(tmp_path / "flash")
+    out = _emulate(state, ["1250E", "swipe visa", "E", "host decline 51", "2000E", "swipe visa", "E",
+                           "host decline 999", "console", "ledger"])
+    assert "usage: host approve" in out and "usage: console CMD" in out
+    lines = _ledger_lines(out)
+    assert lines == ["  0200 000001 auth 1250 rc=00 476173******0010",
+                     "  0200 000002 auth 2000 rc=51 476173******0010"], out
+    assert all(LEDGER_LINE.match(l) for l in lines)
+    path = state + ".acquirer.jsonl"
+    assert os.path.exists(path) and not [f for f in os.listdir(state) if "acquirer" in f], \
+        "the ledger is beside the flash, not in it"
+    out = _emulate(state, ["500E", "swipe visa", "E", "ledger"])
+    assert "acquirer ledger: %s (2 entries from earlier runs)" % path in out
+    lines = _ledger_lines(out)
+    assert len(lines) == 3 and lines[:2] == ["  0200 000001 auth 1250 rc=00 476173******0010",
+                                             "  0200 000002 auth 2000 rc=51 476173******0010"]
+    m = LEDGER_LINE.match(lines[2])
+    assert m and (m.group(1), m.group(3), m.group(4), m.group(5)) == ("0200", "auth", "500", "00"), lines
+    assert int(m.group(2)) > 2, "the terminal's STANs moved on; the host saw no duplicate"
+    assert "4761739001010010" not in open(path).read()
