@@ -236,7 +236,7 @@ def test_reversal_void_advice_refund_echo_reconcile(tmp_path, sim):
         {"build": "void", "args": ["000062", s2]},
         {"build": "advice", "args": [sale(63, 700)], "kw": {"auth_code": "Y1OFFL"}},
         {"build": "advice", "args": [sale(63, 700)], "kw": {"repeat": True}},
-        {"build": "refund", "args": ["000064", "TERM0001", 300, "978"]},
+        {"build": "refund", "args": ["000064", "TERM0001", 300, "978"], "kw": {"card": {"2": PAN}}},
         {"build": "network", "args": ["000065", "TERM0001"]},
         {"echo": True},
     ]
