@@ -56,7 +56,7 @@ class FlashCut:
     after writing only the first half of its bytes (a rename/remove/sync cannot
     be partial: it is cut before). The VM is killed (SIGKILL), so nothing after
     the cut runs, as on a real power loss. PAYTERM_FLASH_LOG=file appends one
-    line per operation ("k op path") so a test can see how many there are.
+    line per operation ("k op path", path "-" for a sync) so a test can see them.
     """
 
     def __init__(self, k=0, mode="before", log=None):
@@ -73,7 +73,7 @@ class FlashCut:
         self.n += 1
         if self.log:
             with open(self.log, "a") as f:
-                f.write("%d %s %s\n" % (self.n, op, path))
+                f.write("%d %s %s\n" % (self.n, op, path or "-"))
         if self.n == self.k:
             if self.mode == "before" or (self.mode == "partial" and not nbytes):
                 self.cut()

@@ -640,7 +640,7 @@ class Engine:
             if n and not t.get("adv"):  # a void of an advice reuses its sale's STAN
                 last["stan"] = n
         st = self.state
-        lost = st.lost or (st.get(self.stan.key) is None and bool(self.journal.records()))
+        lost = getattr(st, "lost", False) or (st.get(self.stan.key) is None and bool(self.journal.records()))
         upd = {}
         for seq, key in ((self.stan, "stan"), (self.refs, "ref")):
             v = seq.seed(last[key], _LOST_GAP if lost else 0)
