@@ -414,3 +414,22 @@ async def test_mark_never_raises_and_keeps_the_update_until_flash_takes_it():
         ff.remove()
     t = Journal(d).get(r.ref)
     eq((t["st"], t["code"], t["rv"]), ("reversing", "SYS-01", 1))
+
+
+async def test_bug_that_escapes_settling_still_reverses_and_never_raises():
+    d = tmpdir("eng_bug_escape")
+    sup = FakeSup("00", "00")
+    e = _engine(d, sup)
+
+    def broken(*a, **kw):
+        raise TypeError("a bug while building the result")
+
+    e._result = broken  # every settling path ends here: the exception escapes to the last guard
+    card = FakeCard()
+    r = await e.sale(card, 640)
+    eq((r.approved, r.code, card.wiped), (False, "SYS-09", True))
+    del e._result
+    [t] = e.reversals()
+    eq(t["stan"], sup.sent[0]["11"])
+    eq(await e.work_once(), True)
+    eq(sup.sent[1]["t"], "0400")

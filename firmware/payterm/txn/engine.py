@@ -283,35 +283,42 @@ class Engine:
                     fields.pop(k, None)
 
     async def _exchange(self, t, fields, offline_ok):
-        """Send one customer request and settle its outcome; never raises."""
+        """Send one customer request and settle its outcome; never raises.
+
+        While it is in `_out` the request may be at the host: if anything escapes
+        the settling below, `_guarded` puts it into reversing.
+        """
+        ref = t["ref"]
+        self._out.add(ref)
+        r = await self._exchange_settle(t, fields, offline_ok)
+        self._out.discard(ref)
+        return r
+
+    async def _exchange_settle(self, t, fields, offline_ok):
         ref = t["ref"]
         self._status("PROCESSING")
         t0 = self.ticks()
-        self._out.add(ref)
         try:
-            try:
-                resp = await self._send(fields, self.cfg["max_wait_ms"])
-            except Fault as f:
-                self._waited(ref, t0)
-                self._fail(f.code, f.stage or "host", "%s %s" % (t.get("kind"), ref))
-                if _sent(f):
-                    return self._unsure(t, f.code)
-                self._out.discard(ref)
-                return self._offline(t, f, offline_ok)
-            except Exception as e:  # a bug past the send: the host may have it, so reverse
-                self._fail("SYS-09", "txn", repr(e))
-                return self._unsure(t, "SYS-09")
+            resp = await self._send(fields, self.cfg["max_wait_ms"])
+        except Fault as f:
             self._waited(ref, t0)
-            try:
-                return self._answered(t, fields, resp)
-            except Exception as e:
-                # The host answered but the outcome could not be kept (storage full or
-                # corrupt, a bug): it may hold an approval, so the transaction is reversed.
-                code = e.code if isinstance(e, Fault) else "SYS-09"
-                self._fail(code, "txn", "after host answer %s: %s" % (ref, e if isinstance(e, Fault) else repr(e)))
-                return self._unsure(self.journal.get(ref) or t, code)
-        finally:
+            self._fail(f.code, f.stage or "host", "%s %s" % (t.get("kind"), ref))
+            if _sent(f):
+                return self._unsure(t, f.code)
             self._out.discard(ref)
+            return self._offline(t, f, offline_ok)
+        except Exception as e:  # a bug past the send: the host may have it, so reverse
+            self._fail("SYS-09", "txn", repr(e))
+            return self._unsure(t, "SYS-09")
+        self._waited(ref, t0)
+        try:
+            return self._answered(t, fields, resp)
+        except Exception as e:
+            # The host answered but the outcome could not be kept (storage full or
+            # corrupt, a bug): it may hold an approval, so the transaction is reversed.
+            code = e.code if isinstance(e, Fault) else "SYS-09"
+            self._fail(code, "txn", "after host answer %s: %s" % (ref, e if isinstance(e, Fault) else repr(e)))
+            return self._unsure(self.journal.get(ref) or t, code)
 
     def _unsure(self, t, code, extra=None):
         """The host may have the request and its outcome is not known here: reverse it."""
@@ -482,52 +489,55 @@ class Engine:
 
     async def _cancel_advice(self, v, o, fields):
         vref = v["ref"]
+        self._out.add(vref)  # as in _exchange: left there if anything escapes
+        r = await self._cancel_settle(v, o, fields)
+        self._out.discard(vref)
+        return r
+
+    async def _cancel_settle(self, v, o, fields):
+        vref = v["ref"]
         sref = o["ref"]
         self._status("PROCESSING")
         t0 = self.ticks()
-        self._out.add(vref)
         try:
-            try:
-                resp = await self._send(fields, self.cfg["max_wait_ms"])
-            except Fault as f:
-                self._waited(vref, t0)
-                self._fail(f.code, f.stage or "host", "void %s of offline %s" % (vref, sref))
-                if not _sent(f):
-                    # Never left: the sale stands and its advice is uploaded later.
-                    self._out.discard(vref)
-                    self.mark(sref, {"st": v.get("ost") or "pending"})
-                    v = self.mark(vref, {"st": "failed", "code": f.code}) or v
-                    self._done(vref)
-                    return self._result(v, False, f.code)
-                return self._cancel_unsure(v)
-            except Exception as e:
-                self._fail("SYS-09", "txn", repr(e))
-                return self._cancel_unsure(v)
+            resp = await self._send(fields, self.cfg["max_wait_ms"])
+        except Fault as f:
             self._waited(vref, t0)
-            try:
-                code, ambiguous, why = self._judge(fields, resp, (messages.RC_APPROVED[0], messages.RC_NO_ORIGINAL))
-                rc = _rc(resp.get("39"))
-                if ambiguous:
-                    self._fail(code, "host", "void %s: %s" % (vref, why))
-                    return self._cancel_unsure(v)
-                if code is None:
-                    # 00: the host had booked the advice and cancelled it; 25: it never got it.
-                    # Either way it is cancelled and never uploaded afterwards.
-                    v = self.journal.update(vref, {"st": "approved", "rc": rc})
-                    self.mark(sref, {"st": "reversed", "voided": vref, "rv_rc": rc})
-                    self._done(vref)
-                    return self._result(v, True, None)
-                # The host refused to cancel: the sale stands, its advice goes on as before.
-                self._fail(code, "host", "void %s" % vref)
+            self._fail(f.code, f.stage or "host", "void %s of offline %s" % (vref, sref))
+            if not _sent(f):
+                # Never left: the sale stands and its advice is uploaded later.
+                self._out.discard(vref)
                 self.mark(sref, {"st": v.get("ost") or "pending"})
-                v = self.mark(vref, {"st": "declined", "rc": rc, "code": code}) or v
+                v = self.mark(vref, {"st": "failed", "code": f.code}) or v
                 self._done(vref)
-                return self._result(v, False, code)
-            except Exception as e:
-                self._fail(e.code if isinstance(e, Fault) else "SYS-09", "txn", "void %s: %s" % (vref, e))
-                return self._cancel_unsure(self.journal.get(vref) or v)
-        finally:
-            self._out.discard(vref)
+                return self._result(v, False, f.code)
+            return self._cancel_unsure(v)
+        except Exception as e:
+            self._fail("SYS-09", "txn", repr(e))
+            return self._cancel_unsure(v)
+        self._waited(vref, t0)
+        try:
+            code, ambiguous, why = self._judge(fields, resp, (messages.RC_APPROVED[0], messages.RC_NO_ORIGINAL))
+            rc = _rc(resp.get("39"))
+            if ambiguous:
+                self._fail(code, "host", "void %s: %s" % (vref, why))
+                return self._cancel_unsure(v)
+            if code is None:
+                # 00: the host had booked the advice and cancelled it; 25: it never got it.
+                # Either way it is cancelled and never uploaded afterwards.
+                v = self.journal.update(vref, {"st": "approved", "rc": rc})
+                self.mark(sref, {"st": "reversed", "voided": vref, "rv_rc": rc})
+                self._done(vref)
+                return self._result(v, True, None)
+            # The host refused to cancel: the sale stands, its advice goes on as before.
+            self._fail(code, "host", "void %s" % vref)
+            self.mark(sref, {"st": v.get("ost") or "pending"})
+            v = self.mark(vref, {"st": "declined", "rc": rc, "code": code}) or v
+            self._done(vref)
+            return self._result(v, False, code)
+        except Exception as e:
+            self._fail(e.code if isinstance(e, Fault) else "SYS-09", "txn", "void %s: %s" % (vref, e))
+            return self._cancel_unsure(self.journal.get(vref) or v)
 
     def _cancel_unsure(self, v):
         """The reversal of the advice may have reached the host: it is repeated (0401)
