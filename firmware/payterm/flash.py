@@ -7,6 +7,12 @@ look. Their crash safety rests on two facts about each operation: an append
 or a write can be torn (a prefix of the bytes reaches flash), a rename or a
 remove happens wholly or not at all.
 
+The invariant the journal and the state keep on top of these, whatever
+operation the power is cut at (before it, after it, or half-way through a
+write): every journal record whose write returned is there after the reboot,
+a torn one is dropped whole, and the state has one complete copy, the newest
+save that returned or (reported as lost) the one before it.
+
 A hook installed with `set_hook(obj)` sees every operation: `obj.before(op,
 path, nbytes)` returns how many of the bytes to write (fewer = a torn write)
 and `obj.after(op, path)` runs once the operation is done. The host HAL

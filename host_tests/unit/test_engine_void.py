@@ -381,3 +381,17 @@ async def test_power_cut_at_every_flash_operation_of_an_approved_sale():
 
     n = await _cut_runs(snap, flow, check)
     eq(n >= 6, True, "only %r flash operations in a sale" % n)
+
+
+async def test_void_of_offline_sale_whose_upload_gave_up():
+    d = tmpdir("void_failed")
+    sup = FakeSup(fault("NET-03", False), fault("HST-01", True), fault("HST-01", True), "25")
+    e = engine(d, sup, saf_max_tries=2)
+    s = await e.sale(FakeCard(), 450)
+    await e.work_once()
+    await e.work_once()
+    eq(e.lookup(s.ref)["st"], "failed")  # the technician would settle it by hand; the merchant can void it
+    v = await e.void(s.ref)
+    eq(v.approved, True)
+    _advice_reversal(sup.sent[3], s, 450)
+    eq(e.status_of(e.lookup(s.ref)), "voided")

@@ -419,7 +419,7 @@ class Engine:
         if st == "voiding":
             return "OPR-06", "void in progress"
         if o["kind"] == "saf":
-            if st not in ("pending", "sent"):
+            if st not in ("pending", "sent", "failed"):
                 return "OPR-04", "offline sale %s" % st
         elif st != "approved":
             return "OPR-04", "%s %s" % (o["kind"], st)
@@ -434,8 +434,8 @@ class Engine:
             if code:
                 return self._refused(ref, code, why)
             if o["kind"] == "saf":
-                if o.get("st") == "pending" and not o.get("out"):
-                    return self._drop_offline(o)
+                if o.get("st") in ("pending", "failed") and not o.get("out"):
+                    return self._drop_offline(o)  # no upload ever left (or could have)
                 return await self._void_advice(o)
             return await self._void_online(o)
 
