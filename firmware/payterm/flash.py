@@ -10,8 +10,9 @@ remove happens wholly or not at all.
 The invariant the journal and the state keep on top of these, whatever
 operation the power is cut at (before it, after it, or half-way through a
 write): every journal record whose write returned is there after the reboot,
-a torn one is dropped whole, and the state has one complete copy, the newest
-save that returned or (reported as lost) the one before it.
+a torn one is dropped whole, and the state has one complete copy no older
+than the newest save that returned (only a corrupt copy can make it one save
+older, and that is reported: State.lost).
 
 A hook installed with `set_hook(obj)` sees every operation: `obj.before(op,
 path, nbytes)` returns how many of the bytes to write (fewer = a torn write)
