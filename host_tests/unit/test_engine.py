@@ -1,7 +1,7 @@
 """Engine against a scripted supervisor: approvals, declines, reversal, SAF, void, recovery.
 
-The supervisor fake answers each request from a script (a field-39 code or a
-Fault carrying the link's `sent` flag) and keeps every request it was given,
+The supervisor fake (txnfakes.FakeSup) answers each request from a script (a field-39 code, a
+response-field override or a Fault carrying the link's `sent` flag) and keeps every request,
 so the tests check what would have gone on the wire; journal and state are
 real files.
 """
@@ -11,7 +11,7 @@ from mpt import eq, raises, tmpdir
 
 from payterm.errors import Fault
 from payterm.txn.journal import Journal
-from txnfakes import PAN, FakeCard, FakeSup, FlashFaults, RecDiag, engine as _engine, fault as _fault
+from txnfakes import PAN, FakeCard, FakeSup, FlashFaults, engine as _engine, fault as _fault
 from txnfakes import journal_bytes as _journal_bytes
 
 
