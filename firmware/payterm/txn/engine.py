@@ -598,6 +598,7 @@ class Engine:
         reversal and advice workers around each attempt) holds its claim, and
         re-reads the record after claiming: what was true before the wait may no
         longer be (a void may have cancelled the advice, an upload may have left).
+        Not re-entrant: a holder must not claim the same ref again.
         """
         return _Claim(self._claims, ref)
 
