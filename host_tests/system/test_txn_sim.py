@@ -45,6 +45,9 @@ class Diag:
 
 
 async def main(state, hosts, ops, read_ms):
+    # PAYTERM_CUT_AT / PAYTERM_FLASH_LOG: the host HAL's power cut at a flash operation.
+    from payterm.hal.host import flash_hook_from_env
+    flash_hook_from_env()
     hosts = [(h.split(":")[0], int(h.split(":")[1])) for h in hosts.split(",")]
     link = Link(hosts, asyncio.open_connection, time.ticks_ms, 1000, read_ms)
     sup = Supervisor(link, Backoff(20, 100), Breaker(3, 300, time.ticks_ms), time.ticks_ms, lambda t: None,
@@ -66,7 +69,7 @@ async def main(state, hosts, ops, read_ms):
                               "stan": r.stan, "offline": r.offline, "text": r.text}))
         elif name == "void":
             r = await e.void(last if op[1] == "last" else op[1])
-            print(json.dumps({"op": name, "approved": r.approved, "code": r.code, "ref": r.ref}))
+            print(json.dumps({"op": name, "approved": r.approved, "code": r.code, "ref": r.ref, "stan": r.stan}))
         elif name == "recover":
             print(json.dumps({"op": name, "n": await e.recover()}))
         elif name == "work":
@@ -79,6 +82,9 @@ async def main(state, hosts, ops, read_ms):
         elif name == "lookup":
             t = e.lookup(last if op[1] == "last" else op[1])
             print(json.dumps({"op": name, "status": e.status_of(t), "kind": t["kind"]}))
+        elif name == "record":
+            t = e.lookup(op[1])
+            print(json.dumps({"op": name, "status": e.status_of(t), "kind": t["kind"], "st": t.get("st")}))
         elif name == "sleep":
             await asyncio.sleep_ms(op[1])
     await link.close()
@@ -124,9 +130,16 @@ class Terminal:
         addr = ",".join("%s:%d" % h.address for h in self.hosts)
         return [mpy_runtimes.binary("unix"), self.driver, self.state, addr, json.dumps(ops), str(read_ms)]
 
-    def run(self, *ops, read_ms=1500):
-        p = subprocess.run(self._args(ops, read_ms), env=mpy_runtimes.env_for("unix"), cwd=mpy_runtimes.REPO,
+    def run(self, *ops, read_ms=1500, cut=None):
+        """Run ops in one boot; with cut="k[:mode]" the power goes at flash operation k (None if it did)."""
+        env = mpy_runtimes.env_for("unix")
+        if cut:
+            env["PAYTERM_CUT_AT"] = cut
+        p = subprocess.run(self._args(ops, read_ms), env=env, cwd=mpy_runtimes.REPO,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
+        if cut and p.returncode == -9:
+            assert "4761739001010010" not in p.stdout
+            return None
         assert p.returncode == 0, p.stdout
         out = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
         assert "4761739001010010" not in p.stdout
@@ -281,3 +294,134 @@ def test_stans_unique_across_reboots(tmp_path, host):
         stans += [o["stan"] for o in out]
     assert len(set(stans)) == 6
     _reconcile(t, host)
+
+
+# ---------------------------------------------------------------- strict-host answers
+def _sim_knows(action):
+    """The simulator is being made stricter in parallel: skip until it has this action."""
+    import inspect
+
+    if ('"%s"' % action) not in inspect.getsource(AcquirerSim):
+        pytest.skip("acquirer simulator has no %r action yet" % action)
+
+
+def test_response_without_field_39_is_reversed(tmp_path, host):
+    _sim_knows("no_rc")
+    host.script("no_rc")
+    t = Terminal(tmp_path, [host])
+    (r, w), faults = t.run(["sale", 1500], ["work"], read_ms=800)
+    assert (r["approved"], r["code"]) == (False, "HST-02")
+    assert w["reversals"] == 0
+    assert [e["orig_stan"] for e in host.ledger if e["kind"] == "reversal"] == [r["stan"]]
+    assert _reconcile(t, host) == {"sale_reversed": 1}
+
+
+def test_partial_approval_is_reversed_and_declined(tmp_path, host):
+    _sim_knows("partial")
+    host.script(("partial", 500))
+    t = Terminal(tmp_path, [host])
+    (r, w), faults = t.run(["sale", 1500], ["work"], read_ms=800)
+    assert (r["approved"], r["code"], r["text"]) == (False, "HST-09", "PARTIAL APPROVAL")
+    revs = [e for e in host.ledger if e["kind"] == "reversal"]
+    assert [(e["orig_stan"], e["amount"]) for e in revs] == [(r["stan"], 1500)]
+    assert _reconcile(t, host) == {"sale_reversed": 1}
+
+
+# ---------------------------------------------------------------- void of an offline sale the host may hold
+def test_void_of_attempted_offline_sale_reverses_the_advice(tmp_path, host):
+    t = Terminal(tmp_path, [host])
+    host.stop()
+    (s,), _ = t.run(["sale", 1200])
+    assert (s["approved"], s["offline"]) == (True, True)
+    host.start()
+    host.script("no_answer", mti="0220")  # the upload reaches the host, the answer is lost
+    (w,), _ = t.run(["work", 1], read_ms=800)
+    assert w["saf"] == 1 and [e["mti"] for e in host.ledger] == ["0220"]
+    (v, look), _ = t.run(["void", s["ref"]], ["record", s["ref"]])
+    assert v["approved"] is True, v
+    assert (look["status"], look["st"]) == ("voided", "reversed")
+    rev = host.ledger[-1]
+    assert (rev["mti"], rev["kind"], rev["orig_stan"], rev["amount"], rev["rc"]) == ("0400", "reversal", s["stan"], 1200, "00")
+    t.run(["work"], ["void", s["ref"]])
+    # never uploaded after its reversal, and not voided twice
+    assert [e["mti"] for e in host.ledger] == ["0220", "0400"]
+    assert t.journal()[0]["st"] == "reversed"
+
+
+def test_void_of_offline_sale_while_host_unreachable_keeps_the_sale(tmp_path, host):
+    t = Terminal(tmp_path, [host])
+    host.stop()
+    (s,), _ = t.run(["sale", 900])
+    host.start()
+    host.script("no_answer", mti="0220")
+    t.run(["work", 1], read_ms=800)
+    host.stop()
+    (v, look), _ = t.run(["void", s["ref"]], ["record", s["ref"]])
+    assert (v["approved"], v["code"] in ("NET-03", "HST-04")) == (False, True)
+    assert look["status"] == "pending"  # the sale stands, its advice goes up later
+    host.start()
+    (w,), _ = t.run(["work"])
+    assert w["saf"] == 0
+    assert [(e["mti"], e["stan"]) for e in host.ledger] == [("0220", s["stan"]), ("0221", s["stan"])]
+    assert _reconcile(t, host) == {"saf_sent": 1, "void_failed": 1}
+
+
+# ---------------------------------------------------------------- power cut at every flash operation
+# The invariant: whatever flash operation the power is cut at (before it, after it, or
+# half-way through a write), after the reboot (recover, then the background work) the
+# terminal's journal and the host's ledger agree: an approval the terminal keeps stands
+# at the host exactly once, anything else is not charged, no STAN is used twice, and a
+# sale is voided at most once at the host (exactly once once the merchant retried).
+def _cut_every_op(tmp_path, setup, flow, after, check):
+    ks = 0
+    k = 1
+    while True:
+        finished = False
+        for mode in ("before", "after", "partial"):
+            host = AcquirerSim(name="primary").start()
+            try:
+                t = Terminal(tmp_path / ("k%d_%s" % (k, mode)), [host])
+                pre, _ = t.run(*setup)
+                if t.run(*[op(pre) if callable(op) else op for op in flow], cut="%d:%s" % (k, mode)) is not None:
+                    finished = True  # fewer flash operations than k: nothing was cut
+                    break
+                out, _ = t.run(*[op(pre) if callable(op) else op for op in after])
+                check(t, host, pre, out, "cut at %d %s" % (k, mode))
+            finally:
+                host.stop()
+        if finished:
+            return ks
+        ks = k
+        k += 1
+
+
+def test_power_cut_at_every_flash_operation_of_a_sale(tmp_path):
+    def check(t, host, pre, out, what):
+        counts = _reconcile(t, host)
+        # the sales before and after stand; the cut one is approved, reversed, or was never journaled
+        assert set(counts) <= {"sale_approved", "sale_reversed"}, (what, counts)
+        assert counts["sale_approved"] + counts.get("sale_reversed", 0) in (2, 3), (what, counts)
+        assert counts["sale_approved"] >= 2, (what, counts)
+        stans = [e["stan"] for e in host.ledger if e["kind"] == "auth"]
+        assert len(stans) == len(set(stans)), (what, stans)
+
+    n = _cut_every_op(tmp_path, [["sale", 100]], [["sale", 2500]], [["recover"], ["work"], ["sale", 10]], check)
+    assert n >= 6, n
+
+
+def test_power_cut_at_every_flash_operation_of_a_void(tmp_path):
+    ref = lambda pre: ["void", pre[0]["ref"]]  # noqa: E731
+
+    def check(t, host, pre, out, what):
+        sale = pre[0]["stan"]
+        undone = {e["orig_stan"] for e in host.ledger if e["kind"] == "reversal"}
+        voids = [e["stan"] for e in host.ledger if e["kind"] == "void" and e["orig_stan"] == sale and e["rc"] == "00"]
+        net = [v for v in voids if v not in undone]
+        assert len(net) == 1, (what, host.ledger)
+        assert out[-1]["status"] == "voided", (what, out)
+        assert sale not in undone, what
+        assert _reconcile(t, host)["void_approved"] == 1, what
+
+    n = _cut_every_op(tmp_path, [["sale", 1500]], [ref],
+                      [["recover"], ["work"], ref, ref, ref, ["work"], lambda pre: ["lookup", pre[0]["ref"]]], check)
+    assert n >= 8, n

@@ -194,3 +194,90 @@ def test_refund_void_and_status_lookup(terminal, card_reader, acquirer):
     assert acquirer.voided_stans() == {_record(terminal, s.group(1))["stan"]}
     assert acquirer.authorized() == []
     assert _settle(terminal, acquirer) == {"sale_approved": 1, "refund_approved": 1, "void_approved": 1}
+
+
+def _void(terminal, ref):
+    terminal.panel.press("F2" + ref + "E")
+    m = terminal.console.expect(r"# TXN (\S+) VOID (\w+)(?: code=(\S+))?", HOST_WAIT)
+    return [g.decode() if isinstance(g, bytes) else g for g in m.groups()]
+
+
+def test_void_of_offline_sale_after_an_upload_attempt_reverses_the_advice(terminal, card_reader, acquirer):
+    acquirer.stop()
+    s = _sale(terminal, card_reader, "1100")
+    assert s.group(3).startswith("APPROVED")
+    sale = _record(terminal, s.group(1))
+    assert sale["kind"] == "saf"
+    acquirer.start()
+    acquirer.script("no_answer", "no_answer", "no_answer", mti=("0220", "0221"))  # uploads reach it, answers get lost
+    deadline = time.time() + HOST_WAIT
+    while not any(e["kind"] == "advice" for e in acquirer.ledger) and time.time() < deadline:
+        time.sleep(0.1)
+    assert any(e["kind"] == "advice" for e in acquirer.ledger)
+    _idle(terminal)
+    ref, status, code = _void(terminal, s.group(1))
+    assert status == "APPROVED", code
+    revs = [e for e in acquirer.ledger if e["kind"] == "reversal"]
+    assert [(e["mti"], e["orig_stan"], e["amount"], e["rc"]) for e in revs] == [("0400", sale["stan"], 1100, "00")]
+    assert _record(terminal, s.group(1))["st"] == "reversed"
+    assert "saf_pending: 0" in "\n".join(terminal.console.command("status"))
+    n = len(acquirer.ledger)
+    _idle(terminal)
+    assert _void(terminal, s.group(1))[1:] == ["DECLINED", "OPR-06"]
+    assert len(acquirer.ledger) == n  # nothing more went to the host: no upload, no second cancel
+    assert [e for e in acquirer.ledger[acquirer.ledger.index(revs[0]):] if e["kind"] == "advice"] == []
+
+
+def _quiet(terminal, wait=SETTLE_WAIT):
+    deadline = time.time() + wait
+    while any(t.get("st") in ("reversing", "pending") for t in _journal(terminal)):
+        assert time.time() < deadline, "background work never settled"
+        time.sleep(0.1)
+
+
+def _flash_log(path):
+    with open(path) as f:
+        return [l.split() for l in f if l.strip()]
+
+
+@pytest.mark.emulator_only
+def test_power_cut_between_void_approval_and_mark_never_voids_twice(terminal, card_reader, acquirer, monkeypatch, tmp_path):
+    # Where the void's approval is written: count the flash operations of one void from boot.
+    log = str(tmp_path / "flash.log")
+    first = _sale(terminal, card_reader, "400")
+    _idle(terminal)
+    monkeypatch.setenv("PAYTERM_FLASH_LOG", log)
+    terminal.restart()
+    assert _void(terminal, first.group(1))[1] == "APPROVED"
+    monkeypatch.delenv("PAYTERM_FLASH_LOG")
+    appends = [int(k) for k, op, path in _flash_log(log) if op == "append" and path.endswith("journal.log")]
+    assert len(appends) == 3, _flash_log(log)  # the void created, its approval, the sale's mark
+    _idle(terminal)
+    for mode in ("after", "partial"):  # the approval on flash but not the mark; the approval torn
+        s = _sale(terminal, card_reader, "500")
+        assert s.group(3) == "APPROVED"
+        stan = _record(terminal, s.group(1))["stan"]
+        _idle(terminal)
+        monkeypatch.setenv("PAYTERM_CUT_AT", "%d:%s" % (appends[1], mode))
+        terminal.restart()
+        terminal.panel.press("F2" + s.group(1) + "E")
+        deadline = time.time() + HOST_WAIT
+        while terminal.running() and time.time() < deadline:
+            time.sleep(0.05)
+        assert not terminal.running(), "the power cut did not happen"
+        monkeypatch.delenv("PAYTERM_CUT_AT")
+        terminal.start()
+        terminal.panel.wait_screen("READY", 10)
+        _quiet(terminal)  # a void cut in flight is reversed first (until then a new one is refused: HST-05)
+        # the merchant, unsure, voids again and again: the host cancels the sale once
+        answers = []
+        for _ in range(3):
+            answers.append(_void(terminal, s.group(1))[1:])
+            _idle(terminal)
+        assert answers[1:] == [["DECLINED", "OPR-06"]] * 2, answers
+        _settle(terminal, acquirer)
+        undone = {e["orig_stan"] for e in acquirer.ledger if e["kind"] == "reversal"}
+        voids = [e["stan"] for e in acquirer.ledger if e["kind"] == "void" and e["orig_stan"] == stan and e["rc"] == "00"]
+        assert len([v for v in voids if v not in undone]) == 1, (mode, acquirer.ledger)
+        assert _record(terminal, s.group(1)).get("voided")
+    assert _settle(terminal, acquirer)["void_approved"] == 3

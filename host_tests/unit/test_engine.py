@@ -2,8 +2,8 @@
 
 Reversal repeats and advice uploads are the worker's: host_tests/unit/test_worker.py.
 
-The supervisor fake answers each request from a script (a field-39 code or a
-Fault carrying the link's `sent` flag) and keeps every request it was given,
+The supervisor fake (txnfakes.FakeSup) answers each request from a script (a field-39 code, a
+response-field override or a Fault carrying the link's `sent` flag) and keeps every request,
 so the tests check what would have gone on the wire; journal and state are
 real files.
 """
@@ -12,91 +12,9 @@ import asyncio
 from mpt import eq, raises, tmpdir
 
 from payterm.errors import Fault
-from payterm.txn.engine import Engine
 from payterm.txn.journal import Journal
-from payterm.txn.saf import Saf
-from payterm.txn.state import State
-
-PAN = "4111111111111111"
-
-
-class FakeCard:
-    def __init__(self, pan=PAN):
-        self._pan = pan
-        self.masked = pan[:6] + "*" * (len(pan) - 10) + pan[-4:]
-        self.entry_mode = "901"
-        self.wiped = False
-
-    def auth_fields(self):
-        if self.wiped:
-            raise Fault("SYS-09", "wiped", "card")
-        return {"2": self._pan, "14": "3012", "35": self._pan + "=30121010000000000000"}
-
-    def wipe(self):
-        self.wiped = True
-
-
-class FakeSup:
-    def __init__(self, *script):
-        self.script = list(script)
-        self.sent = []
-        self._echo_fields = None
-
-    def set_echo_fields(self, fn):
-        self._echo_fields = fn
-
-    async def request(self, fields, deadline_ms=None):
-        self.sent.append(dict(fields))
-        a = self.script.pop(0) if self.script else "00"
-        if isinstance(a, Fault):
-            raise a
-        if a == "hang":
-            await asyncio.sleep(3600)
-        t = fields["t"]
-        resp = {"t": t[:2] + str(int(t[2]) + 1) + "0", "11": fields["11"], "39": a, "37": "%012d" % len(self.sent)}
-        if a == "00":
-            resp["38"] = "AB%04d" % len(self.sent)
-        return resp
-
-    async def echo(self, deadline_ms=None):
-        return await self.request({"t": "0800", "11": "000000", "70": "301"}, deadline_ms)
-
-
-class RecDiag:
-    def __init__(self):
-        self.faults = []
-        self.waits = []
-        self.done = []
-
-    def fault(self, code, stage="", ctx=""):
-        self.faults.append(code)
-        assert PAN not in ctx
-
-    def wait(self, ref, stage, ms):
-        self.waits.append((ref, stage))
-
-    def txn_done(self, ref):
-        self.done.append(ref)
-
-
-def _fault(code, sent):
-    f = Fault(code, "scripted", "link")
-    f.sent = sent
-    return f
-
-
-def _engine(d, sup, **cfg):
-    j = Journal(d)
-    st = State(d)
-    c = {"terminal_id": "TERM0042", "merchant_id": "MERCHANT0000042", "currency": 978,
-         "floor_limit": 2000, "saf_max_count": 3, "saf_max_total": 5000}
-    c.update(cfg)
-    return Engine(sup, j, st, Saf(j), c, RecDiag(), lambda: 1700000000, lambda: 0, None)
-
-
-def _journal_bytes(d):
-    with open(d + "/journal.log", "rb") as f:
-        return f.read()
+from txnfakes import PAN, FakeCard, FakeSup, FlashFaults, engine as _engine, fault as _fault
+from txnfakes import journal_bytes as _journal_bytes
 
 
 async def test_approved_sale_is_journaled_masked_and_card_wiped():
@@ -124,7 +42,7 @@ async def test_approved_sale_is_journaled_masked_and_card_wiped():
 
 async def test_declines_map_to_issuer_codes():
     d = tmpdir("eng_decl")
-    rcs = ("51", "05", "14", "54", "57", "91", "96", "N7", "Q9")
+    rcs = ("51", "05", "14", "54", "57", "91", "96", "N7", "R1")
     sup = FakeSup(*rcs)
     e = _engine(d, sup)
     for rc in rcs:
@@ -166,7 +84,7 @@ async def test_void_online_and_offline():
     eq((m["t"], m["3"], m["90"][:10], m["37"], m["4"]), ("0200", "020000", "0200" + s.stan, s.rrn, "000000000700"))
     eq(e.lookup(s.ref)["voided"], v.ref)
     eq(e.status_of(e.lookup(s.ref)), "voided")
-    eq((await e.void(s.ref)).code, "OPR-04")
+    eq((await e.void(s.ref)).code, "OPR-06")  # already voided
     eq((await e.void("999999")).code, "OPR-04")
     off = await e.sale(FakeCard(), 300)
     eq(off.offline, True)
@@ -233,3 +151,187 @@ async def test_technician_view_and_amount_text():
                    "%s REFUND pending BHD 0.005 HST-01" % amb.ref])
     for l in lines:
         eq(PAN in l, False)
+
+
+# ---------------------------------------------------------------- outcome rules
+async def _reversed_after(e, sup, r, amount):
+    """The ambiguous one is queued for reversal and the 0400 carries the original request."""
+    eq([t["ref"] for t in e.reversals()], [r.ref])
+    eq(await e.work_once(), True)
+    m = sup.sent[-1]
+    eq((m["t"], m["11"], m["90"][:10], m["4"]), ("0400", r.stan, "0200" + r.stan, "%012d" % amount))
+    eq(e.lookup(r.ref)["st"], "reversed")
+
+
+async def test_response_without_field_39_is_ambiguous_and_reversed():
+    d = tmpdir("eng_no39")
+    sup = FakeSup({"39": None}, "00", {"39": None}, "00")
+    e = _engine(d, sup)
+    r = await e.sale(FakeCard(), 1500)
+    eq((r.approved, r.code), (False, "HST-02"))
+    eq(e.lookup(r.ref)["st"], "reversing")
+    await _reversed_after(e, sup, r, 1500)
+    f = await e.refund(FakeCard(), 700)
+    eq((f.approved, f.code, e.status_of(e.lookup(f.ref))), (False, "HST-02", "pending"))
+    await _reversed_after(e, sup, f, 700)
+
+
+async def test_response_code_not_in_catalog_is_ambiguous_and_reversed():
+    d = tmpdir("eng_unknown_rc")
+    sup = FakeSup("Q9", "00")
+    e = _engine(d, sup)
+    r = await e.sale(FakeCard(), 900)
+    eq((r.approved, r.code, r.rc), (False, "HST-02", "Q9"))
+    await _reversed_after(e, sup, r, 900)
+
+
+async def test_partial_approval_is_reversed_and_declined():
+    d = tmpdir("eng_partial")
+    sup = FakeSup({"39": "10", "4": "000000000500"}, "00", {"39": "10"}, "00")
+    e = _engine(d, sup)
+    r = await e.sale(FakeCard(), 1500)
+    eq((r.approved, r.code, r.rc, r.text), (False, "HST-09", "10", "PARTIAL APPROVAL"))
+    t = e.lookup(r.ref)
+    eq((t["st"], t["code"], t["rc"]), ("reversing", "HST-09", "10"))
+    await _reversed_after(e, sup, r, 1500)  # the reversal undoes the amount the terminal asked for
+    # rc 10 is a partial approval even when the host echoes the full amount
+    r2 = await e.sale(FakeCard(), 1200)
+    eq((r2.approved, r2.code), (False, "HST-09"))
+    await _reversed_after(e, sup, r2, 1200)
+
+
+async def test_answer_for_another_amount_is_a_mismatch_and_reversed():
+    d = tmpdir("eng_f4")
+    sup = FakeSup({"4": "000000009999"}, "00", {"39": "51", "4": "000000000001"}, "00")
+    e = _engine(d, sup)
+    r = await e.sale(FakeCard(), 1500)
+    eq((r.approved, r.code), (False, "HST-03"))
+    await _reversed_after(e, sup, r, 1500)
+    r2 = await e.sale(FakeCard(), 400)  # even a decline is not trusted when it names another amount
+    eq((r2.approved, r2.code), (False, "HST-03"))
+    await _reversed_after(e, sup, r2, 400)
+
+
+async def test_wrong_mti_stan_or_tid_is_a_mismatch_and_reversed():
+    # The Link already drops such frames; the engine does not rely on it.
+    d = tmpdir("eng_mismatch")
+    sup = FakeSup({"11": "999999"}, "00", {"t": "0230"}, "00", {"41": "OTHER001"}, "00")
+    e = _engine(d, sup)
+    for amount in (100, 200, 300):
+        r = await e.sale(FakeCard(), amount)
+        eq((r.approved, r.code), (False, "HST-03"))
+        await _reversed_after(e, sup, r, amount)
+
+
+async def test_full_approval_with_echoed_fields_is_approved():
+    d = tmpdir("eng_clean")
+    sup = FakeSup({"41": "TERM0042", "4": "000000001500"}, "08", "11")
+    e = _engine(d, sup)
+    for _ in range(3):
+        r = await e.sale(FakeCard(), 1500)
+        eq((r.approved, r.code), (True, None))
+    eq(e.reversals(), [])
+
+
+# ---------------------------------------------------------------- local failure after the host answered
+async def test_storage_full_after_host_approval_reverses_without_reboot():
+    d = tmpdir("eng_enospc")
+    sup = FakeSup("00", "00", "00")
+    e = _engine(d, sup)
+    ff = FlashFaults().install()
+    try:
+        # flash refuses every journal write once the request has left
+        ff.fail(lambda op, path: bool(sup.sent) and "journal" in path)
+        card = FakeCard()
+        r = await e.sale(card, 1234)  # never raises
+        eq((r.approved, r.code, card.wiped), (False, "SYS-01", True))
+        eq([t["ref"] for t in e.reversals()], [r.ref])  # RAM only: flash still says pending
+        eq(Journal(d).get(r.ref)["st"], "pending")
+        eq("SYS-01" in e.diag.faults, True)
+        ff.fail(None)  # space again: the worker finds it without a reboot
+        eq(await e.work_once(), True)
+    finally:
+        ff.remove()
+    eq([m["t"] for m in sup.sent], ["0200", "0400"])
+    eq(sup.sent[1]["11"], r.stan)
+    eq(Journal(d).get(r.ref)["st"], "reversed")
+    eq(e.reversals(), [])
+
+
+async def test_bug_after_host_answer_reverses_and_never_raises():
+    d = tmpdir("eng_bug")
+    sup = FakeSup("00", "00")
+    e = _engine(d, sup)
+    ff = FlashFaults().install()
+    try:
+        def boom(op, path):
+            if sup.sent and op == "append":
+                raise ValueError("a bug in the storage layer")
+            return False
+
+        ff.fail(boom)
+        r = await e.refund(FakeCard(), 300)
+        eq((r.approved, r.code), (False, "SYS-09"))
+        eq(e.status_of(e.lookup(r.ref)), "pending")
+        ff.fail(None)
+        eq(await e.work_once(), True)
+    finally:
+        ff.remove()
+    eq(Journal(d).get(r.ref)["st"], "reversed")
+
+
+async def test_storage_full_before_the_send_declines_cleanly():
+    d = tmpdir("eng_full_first")
+    sup = FakeSup()
+    e = _engine(d, sup)
+    ff = FlashFaults().install()
+    try:
+        ff.fail(lambda op, path: "journal" in path)
+        card = FakeCard()
+        r = await e.sale(card, 100)
+        eq((r.approved, r.code, card.wiped), (False, "SYS-01", True))
+    finally:
+        ff.remove()
+    eq(sup.sent, [])
+    eq(e.reversals(), [])
+
+
+async def test_mark_never_raises_and_keeps_the_update_until_flash_takes_it():
+    d = tmpdir("eng_mark")
+    sup = FakeSup("00")
+    e = _engine(d, sup)
+    r = await e.sale(FakeCard(), 500)
+    ff = FlashFaults().install()
+    try:
+        ff.fail(lambda op, path: "journal" in path)
+        t = e.mark(r.ref, {"st": "reversing", "code": "SYS-01"})
+        eq(t["st"], "reversing")
+        eq([x["ref"] for x in e.reversals()], [r.ref])
+        eq(Journal(d).get(r.ref)["st"], "approved")  # not on flash yet
+        eq(e.diag.faults[-1], "SYS-01")
+        eq(e.mark("777777", {"st": "x"}), None)  # unknown ref: logged, not raised
+        ff.fail(None)
+        e.mark(r.ref, {"rv": 1})  # the next mark writes what flash missed, with its own fields
+    finally:
+        ff.remove()
+    t = Journal(d).get(r.ref)
+    eq((t["st"], t["code"], t["rv"]), ("reversing", "SYS-01", 1))
+
+
+async def test_bug_that_escapes_settling_still_reverses_and_never_raises():
+    d = tmpdir("eng_bug_escape")
+    sup = FakeSup("00", "00")
+    e = _engine(d, sup)
+
+    def broken(*a, **kw):
+        raise TypeError("a bug while building the result")
+
+    e._result = broken  # every settling path ends here: the exception escapes to the last guard
+    card = FakeCard()
+    r = await e.sale(card, 640)
+    eq((r.approved, r.code, card.wiped), (False, "SYS-09", True))
+    del e._result
+    [t] = e.reversals()
+    eq(t["stan"], sup.sent[0]["11"])
+    eq(await e.work_once(), True)
+    eq(sup.sent[1]["t"], "0400")

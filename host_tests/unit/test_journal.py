@@ -159,3 +159,78 @@ def test_torn_compaction_copy_is_ignored():
     k = Journal(d)
     eq(k.get("000002")["st"], "sent")
     eq(sorted(os.listdir(d)), ["journal.log"])
+
+
+def test_create_refuses_a_ref_already_in_the_journal():
+    d = tmpdir("jr_dup")
+    j = _history(d)
+    for ref in ("000001", "000002"):  # finished or not, a record is never silently replaced
+        e = raises(Fault, j.create, ref, {"kind": "sale", "st": "pending", "amt": 1})
+        eq(e.code, "SYS-10")
+    eq(Journal(d).get("000001")["st"], "approved")
+    eq(Journal(d).get("000002")["amt"], 250)
+
+
+def test_compaction_keeps_a_summary_of_what_it_dropped():
+    from payterm.txn.journal import SUMMARY
+
+    d = tmpdir("jr_summary")
+    j = Journal(d, max_bytes=1 << 20, keep=2)
+    j.create("000001", {"kind": "sale", "st": "approved", "amt": 1000})  # +1000
+    j.create("000002", {"kind": "sale", "st": "declined", "amt": 50})  # 0
+    j.create("000003", {"kind": "saf", "st": "sent", "amt": 300})  # +300
+    j.create("000004", {"kind": "refund", "st": "approved", "amt": 200})  # -200
+    j.create("000005", {"kind": "sale", "st": "approved", "amt": 700})  # voided: 0
+    j.create("000006", {"kind": "void", "st": "approved", "amt": 700, "orig": "000005"})  # 0
+    j.create("000007", {"kind": "saf", "st": "voided", "voided": "000007", "amt": 40})  # 0
+    j.create("000008", {"kind": "saf", "st": "pending", "amt": 60})  # open: kept
+    j.create("000009", {"kind": "sale", "st": "approved", "amt": 1})
+    j.create("000010", {"kind": "sale", "st": "approved", "amt": 2})
+    j.compact()
+    s = j.get(SUMMARY)
+    eq(s, {"ref": SUMMARY, "n": 7, "held": 1100})
+    eq([t["ref"] for t in j.records()], ["000008", "000009", "000010"])
+    eq(j.open_count(), 1)
+    k = Journal(d, max_bytes=1 << 20, keep=1)
+    eq(k.get(SUMMARY), s)
+    # on flash it is one record with exactly these keys
+    data = read_bytes(d + "/journal.log")
+    n = int.from_bytes(data[:4], "big")
+    import json
+
+    eq(json.loads(data[8:8 + n]), {"ref": SUMMARY, "n": 7, "held": 1100})
+    k.update("000008", {"st": "sent"})
+    k.compact()  # cumulative
+    eq(k.get(SUMMARY), {"ref": SUMMARY, "n": 9, "held": 1161})
+    eq([t["ref"] for t in k.records()], ["000010"])
+    eq(raises(Fault, k.create, SUMMARY, {}).code, "SYS-10")
+
+
+def test_compaction_keeps_the_original_of_an_unfinished_void():
+    d = tmpdir("jr_keep_orig")
+    j = Journal(d, max_bytes=1 << 20, keep=1)
+    j.create("000001", {"kind": "sale", "st": "approved", "amt": 10})
+    j.create("000002", {"kind": "sale", "st": "approved", "amt": 20})
+    j.create("000003", {"kind": "void", "st": "reversing", "orig": "000001", "amt": 10})
+    j.create("000004", {"kind": "sale", "st": "approved", "amt": 30})
+    j.compact()
+    eq([t["ref"] for t in j.records()], ["000001", "000003", "000004"])
+
+
+def test_no_record_is_appended_behind_a_torn_one():
+    from txnfakes import FlashFaults
+
+    d = tmpdir("jr_torn_append")
+    j = _history(d)
+    ff = FlashFaults().install()
+    try:
+        ff.fail(lambda op, path: "torn" if op == "append" else False)
+        raises(Fault, j.update, "000001", {"note": "x" * 40})
+        ff.fail(None)
+        j.update("000002", {"tries": 5})  # the torn tail is rewritten away first
+    finally:
+        ff.remove()
+    k = Journal(d, RecDiag())
+    eq(k.dropped_bytes, 0)
+    eq(k.get("000002")["tries"], 5)
+    eq("note" in k.get("000001"), False)

@@ -73,3 +73,51 @@ def test_stan_wraps_after_999999_skipping_zero():
     s.set("stan", 999998)
     st = Stan(s)
     eq([st.next(), st.next(), st.next()], ["999999", "000001", "000002"])
+
+
+def test_interrupted_save_is_promoted_not_discarded():
+    d = tmpdir("st_promote")
+    s = State(d)
+    s.set("n", 1)
+    s.set("n", 2)
+    old = read_bytes(d + "/state.bak")
+    new = read_bytes(d + "/state.json")
+    # cut between "main -> bak" and "tmp -> main": main missing, tmp complete
+    e = tmpdir("st_promote_cut")
+    write_bytes(e + "/state.bak", old)
+    write_bytes(e + "/state.tmp", new)
+    t = State(e)
+    eq((t.get("n"), t.source, t.lost), (2, "tmp", False))
+    eq(sorted(os.listdir(e)), ["state.bak", "state.json"])  # renamed to main
+    eq(State(e).get("n"), 2)  # and the next boot does not roll back
+    eq(State(e).get("n"), 2)
+
+
+def test_only_backup_left_is_reported_as_lost():
+    d = tmpdir("st_lost")
+    s = State(d)
+    s.set("n", 1)
+    s.set("n", 2)
+    os.remove(d + "/state.json")
+    diag = RecDiag()
+    t = State(d, diag=diag)
+    eq((t.get("n"), t.source, t.lost), (1, "bak", True))
+    eq(diag.faults, ["SYS-02"])
+    t.set("n", 3)
+    eq(State(d).get("n"), 3)
+    eq(State(d).get("n"), 3)
+
+
+def test_stan_seed_and_skip():
+    d = tmpdir("stan_seed")
+    s = State(d)
+    st = Stan(s)
+    eq(st.seed(0), None)
+    eq(st.seed(41), 41)
+    s.set("stan", 41)
+    eq(st.seed(40), None)  # the state is ahead
+    eq(st.seed(40, 1000), 1041)  # lost: a gap above the newest known
+    s.set("stan", 999990)
+    eq(st.seed(5), 5)  # just past the wrap counts as newer
+    eq(st.seed(999000), None)
+    eq(st.next({"999991", "999992"}), "999993")

@@ -47,6 +47,73 @@ class HostPrinter:
         await asyncio.sleep_ms(0)
 
 
+class FlashCut:
+    """Power cut at the k-th flash write operation (payterm.flash hook), for reliability tests.
+
+    PAYTERM_CUT_AT=k[:before|after|partial] counts the operations that change
+    flash (append, write, rename, remove, sync; payterm.flash.WRITES) from boot
+    and stops the VM at number k: before it runs, after it ran, or (partial)
+    after writing only the first half of its bytes (a rename/remove/sync cannot
+    be partial: it is cut before). The VM is killed (SIGKILL), so nothing after
+    the cut runs, as on a real power loss. PAYTERM_FLASH_LOG=file appends one
+    line per operation ("k op path", path "-" for a sync) so a test can see them.
+    """
+
+    def __init__(self, k=0, mode="before", log=None):
+        self.k = k
+        self.mode = mode
+        self.log = log
+        self.n = 0
+
+    def before(self, op, path, nbytes):
+        from payterm import flash
+
+        if op not in flash.WRITES:
+            return nbytes
+        self.n += 1
+        if self.log:
+            with open(self.log, "a") as f:
+                f.write("%d %s %s\n" % (self.n, op, path or "-"))
+        if self.n == self.k:
+            if self.mode == "before" or (self.mode == "partial" and not nbytes):
+                self.cut()
+            if self.mode == "partial":
+                return nbytes // 2
+        return nbytes
+
+    def after(self, op, path):
+        from payterm import flash
+
+        if op in flash.WRITES and self.n == self.k and self.mode in ("after", "partial"):
+            self.cut()
+
+    def cut(self):
+        # The unix port has no os._exit or kill: the shell kills its parent, this VM.
+        os.system("kill -9 $PPID")
+        while True:  # never return into the firmware, even if the signal is late
+            time.sleep(1)
+
+
+def flash_hook_from_env():
+    """Install the FlashCut hook when PAYTERM_CUT_AT or PAYTERM_FLASH_LOG asks for it; returns it."""
+    at = os.getenv("PAYTERM_CUT_AT")
+    log = os.getenv("PAYTERM_FLASH_LOG")
+    if not at and not log:
+        return None
+    k, mode = 0, "before"
+    if at:
+        k, _, m = at.partition(":")
+        k = int(k)
+        mode = m or "before"
+        if mode not in ("before", "after", "partial"):
+            raise ValueError("PAYTERM_CUT_AT mode %r" % mode)
+    from payterm import flash
+
+    hook = FlashCut(k, mode, log)
+    flash.set_hook(hook)
+    return hook
+
+
 class HostHAL(BaseHAL):
     name = "host"
 
@@ -54,6 +121,8 @@ class HostHAL(BaseHAL):
         self.board = board
         self.storage = os.getenv("PAYTERM_STATE") or "state"
         _mkdirs(self.storage)
+        # Emulator only: power cuts at a chosen flash operation for the reliability tests.
+        self.flash_cut = flash_hook_from_env()
         self.printer = HostPrinter(os.getenv("PAYTERM_PRINTER") or (self.storage + "/printer.out"))
         self._reason = self._read_reset_reason()
 

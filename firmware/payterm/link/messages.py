@@ -3,7 +3,8 @@
 One place decides which fields each message carries, so the engine, the
 SAF uploader and the reversal worker send what the acquirer (and its
 simulator's ledger) expects: reversals and voids name the original in field
-90, repeats differ only in the MTI's last digit.
+90 (an authorization 0200 or an advice 0220), repeats differ only in the
+MTI's last digit.
 """
 from micropython import const
 
@@ -19,6 +20,13 @@ MTI_NETWORK = "0800"
 PC_PURCHASE = "000000"
 PC_VOID = "020000"
 PC_REFUND = "200000"
+
+# Field 39 response codes the terminal acts on (ISO 8583:1987 annex A): approvals,
+# partial approval (not supported: reversed), and "unable to locate original"
+# (the answer to a reversal of something the host never booked).
+RC_APPROVED = ("00", "08", "11")
+RC_PARTIAL = "10"
+RC_NO_ORIGINAL = "25"
 
 # Field 70 network management information code.
 NMI_LOGON = "001"
@@ -92,7 +100,12 @@ def void(stan, orig, rrn=None, epoch=None):
 
 
 def reversal(orig, repeat=False):
-    """0400 (0401 when repeated) undoing `orig`, whose outcome is unknown."""
+    """0400 (0401 when repeated) undoing `orig`, whose outcome is unknown.
+
+    orig["t"] names what is undone in field 90: 0200 for an authorization or a
+    void, 0220 for an advice (the void of an offline sale that may have been
+    uploaded cancels its advice this way). Field 11 repeats the original's STAN.
+    """
     f = {k: orig[k] for k in _COPIED if k in orig}
     f["t"] = MTI_REVERSAL_REPEAT if repeat else MTI_REVERSAL
     f["11"] = orig["11"]

@@ -11,14 +11,41 @@ Never lose, never double-charge:
   approved offline when under the floor limit and SAF limits, or declined;
 - offline approvals go up as advices (worker) in order, one at a time, exactly once.
 Only masked PANs and the non-card fields of the request reach the journal.
+
+Outcome rules for a customer request (`_judge`): only a clean, matching
+answer settles it. No field 39, a response code the catalog does not know, a
+field 4 that differs from the request, or a wrong MTI/STAN/TID (the Link
+already drops those) is ambiguous: the transaction is reversed and the
+customer sees a decline (HST-02 / HST-03). A partial approval (39 = 10) is
+not supported: it is reversed and declined as HST-06. Once the host has
+answered, any local failure (storage full, corrupt, a bug) puts the
+transaction into reversing, in RAM if flash refuses (`mark`), so the
+reversal goes out without a reboot; no exception leaves sale/refund/void.
+
+Voids: a sale can be voided once. "Voided" is derived from the void records
+naming it (`Journal.is_voided`), not only from its `voided` mark, so a cut
+between the void's outcome and the mark cannot make it voidable again
+(`recover` also writes the missing mark). An offline sale never attempted is
+dropped from the queue; one whose advice was attempted, is in flight or was
+uploaded is cancelled online with a reversal of the advice (0400 naming the
+0220): 00 (booked, now cancelled) and 25 (never received) both cancel it and
+it is never uploaded afterwards; if the reversal cannot be sent the void is
+declined and the sale stands. Every flow holds `claim(ref)` on the
+transactions it changes, so a background worker cannot act on them at the
+same time.
+
+Numbering: STANs and refs are separate 6-digit sequences saved before use,
+seeded at boot above the newest in the journal and the state (plus a gap
+when the state was lost), skipping any still in the journal after the wrap.
 """
 import asyncio
 import time
 
 from payterm import codes
 from payterm.errors import Fault
-from payterm.link import messages
+from payterm.link import iso8583, messages
 from payterm.txn import currency as _cur
+from payterm.txn import journal as _jr
 from payterm.txn.result import Result
 from payterm.txn.saf import Saf
 from payterm.txn.stan import Stan
@@ -47,6 +74,64 @@ _APPROVED = "APPROVED"
 
 def _sent(f):
     return getattr(f, "sent", f.code in _AMBIGUOUS)
+
+
+# Numbers skipped at boot when the state copy was lost: echo STANs have no
+# journal record, so the newest ones may be known nowhere else.
+_LOST_GAP = 1000
+
+
+def _rc(rc):
+    if isinstance(rc, (bytes, bytearray)):
+        rc = rc.decode()
+    return rc
+
+
+def _amount(f4):
+    try:
+        return int(f4)
+    except (TypeError, ValueError):
+        return f4
+
+
+def _num(v):
+    if isinstance(v, str) and len(v) == 6 and v.isdigit():
+        return int(v)
+    return 0
+
+
+class _Claim:
+    """Async context manager holding one transaction's claim (see Engine.claim)."""
+
+    def __init__(self, table, ref):
+        self._table = table
+        self._ref = ref
+        self._ent = None
+
+    async def __aenter__(self):
+        ent = self._table.get(self._ref)
+        if ent is None:
+            ent = self._table[self._ref] = [asyncio.Lock(), 0]
+        ent[1] += 1
+        try:
+            await ent[0].acquire()
+        except BaseException:
+            self._leave(ent)
+            raise
+        self._ent = ent
+        return self
+
+    async def __aexit__(self, *exc):
+        ent = self._ent
+        self._ent = None
+        ent[0].release()
+        self._leave(ent)
+        return False
+
+    def _leave(self, ent):
+        ent[1] -= 1
+        if ent[1] <= 0 and self._table.get(self._ref) is ent:
+            del self._table[self._ref]
 
 
 class Engine:
@@ -78,11 +163,16 @@ class Engine:
         self.stan = Stan(state)
         if hasattr(supervisor, "set_echo_fields"):
             supervisor.set_echo_fields(self.echo_fields)
+        self.refs = Stan(state, "ref")  # journal refs: a sequence of their own (voids of advices send no STAN)
+        self._claims = {}
+        self._unsaved = {}  # ref -> keys whose journal write failed (kept in RAM, written by the next mark)
+        self._out = set()  # refs of customer requests that may be at the host right now
+        self._seed()
 
     # ------------------------------------------------------------ helpers
     def echo_fields(self):
         """Fields numbering an 0800 from the terminal's own STAN sequence."""
-        return {"11": self.stan.next(), "41": self.cfg["terminal_id"]}
+        return {"11": self.stan.next(self._stans_in_use()), "41": self.cfg["terminal_id"]}
 
     def _ticks_diff(self, a, b):
         return time.ticks_diff(a, b)
@@ -104,88 +194,191 @@ class Engine:
 
     def _done(self, ref):
         if self._close_waits:
-            self.diag.txn_done(ref)
+            try:
+                self.diag.txn_done(ref)
+            except Exception:
+                pass
 
     def _fail(self, code, stage, ctx):
-        self.diag.fault(code, stage, ctx)
+        try:
+            self.diag.fault(code, stage, ctx)
+        except Exception:
+            pass  # reporting a failure must never become one
 
     # ------------------------------------------------------------ customer flows
     async def sale(self, card, amount, currency=None):
-        return await self._authorize("sale", card, amount, currency)
+        return await self._guarded("sale", self._authorize("sale", card, amount, currency))
 
     async def refund(self, card, amount, currency=None):
-        return await self._authorize("refund", card, amount, currency)
+        return await self._guarded("refund", self._authorize("refund", card, amount, currency))
+
+    async def _guarded(self, kind, flow):
+        """Last line of defence: a bug in a flow becomes a decline, never an exception."""
+        try:
+            return await flow
+        except Exception as e:
+            self._fail("SYS-09", "txn", "%s: %r" % (kind, e))
+            for ref in list(self._out):
+                # It may have reached the host: the reversal goes out without a reboot.
+                self.mark(ref, {"st": "reversing", "code": "SYS-09"})
+            self._out.clear()
+            return Result(False, "SYS-09", kind=kind, text=self._text("SYS-09"))
+
+    def _text(self, code):
+        return codes.lookup(code)[codes.DISPLAY].strip()
+
+    def _numbers(self, stan=True):
+        """A fresh (STAN, ref) pair, both saved to the state before either is used.
+
+        Numbers still held by a journal record are skipped (after the wrap).
+        stan=False: a ref only (a void that cancels an advice sends no new STAN).
+        """
+        try:
+            r = self.refs.propose(self.journal.txns)
+            upd = {self.refs.key: r}
+            s = None
+            if stan:
+                n = self.stan.propose(self._stans_in_use())
+                upd[self.stan.key] = n
+                s = "%06d" % n
+        except ValueError as e:
+            raise Fault("SYS-09", "numbering: %s" % e, "txn")
+        self.state.update(upd)
+        return s, "%06d" % r
+
+    def _stans_in_use(self):
+        return {t["stan"] for t in self.journal.txns.values() if t.get("stan")}
 
     async def _authorize(self, kind, card, amount, currency):
+        stan = ref = cur = None
+        fields = None
         try:
-            cur = int(currency or self.cfg["currency"])
-            f49 = _cur.field49(cur)
-            if not isinstance(amount, int) or amount <= 0 or amount > 999999999999:
-                raise Fault("OPR-02", "amount %r" % (amount,), "txn")
-            stan = self.stan.next()
-            build = messages.sale if kind == "sale" else messages.refund
-            fields = build(stan, self.cfg["terminal_id"], amount, f49, card.auth_fields(),
-                           self.cfg["merchant_id"], self.clock())
-        except Fault as f:
-            card.wipe()
-            self._fail(f.code, "txn", kind)
-            return Result(False, f.code, text=codes.lookup(f.code)[codes.DISPLAY].strip(), kind=kind,
-                          amount=amount if isinstance(amount, int) else 0, masked=card.masked)
-        fields["22"] = card.entry_mode
-        ref = stan
-        try:
-            t = self.journal.create(ref, {
-                "kind": kind, "st": "pending", "stan": stan, "amt": amount, "cur": cur, "pan": card.masked,
-                "ts": self.clock(), "req": {k: fields[k] for k in _KEEP if k in fields}})
-        except Fault as f:
-            card.wipe()
-            self._fail(f.code, "txn", kind)
-            return Result(False, f.code, stan=stan, ref=ref, text=codes.lookup(f.code)[codes.DISPLAY].strip(),
-                          kind=kind, amount=amount, currency=cur, masked=card.masked)
-        try:
-            return await self._exchange(t, fields, offline_ok=(kind == "sale"))
+            try:
+                cur = int(currency or self.cfg["currency"])
+                f49 = _cur.field49(cur)
+                if not isinstance(amount, int) or amount <= 0 or amount > 999999999999:
+                    raise Fault("OPR-02", "amount %r" % (amount,), "txn")
+                stan, ref = self._numbers()
+                build = messages.sale if kind == "sale" else messages.refund
+                fields = build(stan, self.cfg["terminal_id"], amount, f49, card.auth_fields(),
+                               self.cfg["merchant_id"], self.clock())
+                fields["22"] = card.entry_mode
+                t = self.journal.create(ref, {
+                    "kind": kind, "st": "pending", "stan": stan, "amt": amount, "cur": cur, "pan": card.masked,
+                    "ts": self.clock(), "req": {k: fields[k] for k in _KEEP if k in fields}})
+            except Exception as f:
+                # Nothing was sent: a clean decline.
+                code = f.code if isinstance(f, Fault) else "SYS-09"
+                self._fail(code, "txn", "%s %s" % (kind, f if isinstance(f, Fault) else repr(f)))
+                return Result(False, code, stan=stan, ref=ref, text=self._text(code), kind=kind,
+                              amount=amount if isinstance(amount, int) else 0, currency=cur if ref else 0,
+                              masked=card.masked)
+            async with self.claim(ref):
+                return await self._exchange(t, fields, offline_ok=(kind == "sale"))
         finally:
             card.wipe()
-            for k in ("2", "35", "55"):
-                fields.pop(k, None)
+            if fields is not None:
+                for k in ("2", "35", "55"):
+                    fields.pop(k, None)
 
     async def _exchange(self, t, fields, offline_ok):
+        """Send one customer request and settle its outcome; never raises.
+
+        While it is in `_out` the request may be at the host: if anything escapes
+        the settling below, `_guarded` puts it into reversing.
+        """
         ref = t["ref"]
-        self.status("PROCESSING")
+        self._out.add(ref)
+        r = await self._exchange_settle(t, fields, offline_ok)
+        self._out.discard(ref)
+        return r
+
+    async def _exchange_settle(self, t, fields, offline_ok):
+        ref = t["ref"]
+        self._status("PROCESSING")
         t0 = self.ticks()
         try:
             resp = await self._send(fields, self.cfg["max_wait_ms"])
         except Fault as f:
-            self.diag.wait(ref, "host", self._ticks_diff(self.ticks(), t0))
+            self._waited(ref, t0)
             self._fail(f.code, f.stage or "host", "%s %s" % (t.get("kind"), ref))
             if _sent(f):
-                self.journal.update(ref, {"st": "reversing", "code": f.code})
-                self._done(ref)
-                return self._result(t, False, f.code)
+                return self._unsure(t, f.code)
+            self._out.discard(ref)
             return self._offline(t, f, offline_ok)
         except Exception as e:  # a bug past the send: the host may have it, so reverse
-            self.journal.update(ref, {"st": "reversing", "code": "SYS-09"})
             self._fail("SYS-09", "txn", repr(e))
-            self._done(ref)
-            return self._result(t, False, "SYS-09")
-        self.diag.wait(ref, "host", self._ticks_diff(self.ticks(), t0))
-        rc = resp.get("39")
-        code = codes.for_rc(rc)
-        upd = {"rc": rc, "rrn": resp.get("37"), "auth": resp.get("38")}
+            return self._unsure(t, "SYS-09")
+        self._waited(ref, t0)
+        try:
+            return self._answered(t, fields, resp)
+        except Exception as e:
+            # The host answered but the outcome could not be kept (storage full or
+            # corrupt, a bug): it may hold an approval, so the transaction is reversed.
+            code = e.code if isinstance(e, Fault) else "SYS-09"
+            self._fail(code, "txn", "after host answer %s: %s" % (ref, e if isinstance(e, Fault) else repr(e)))
+            return self._unsure(self.journal.get(ref) or t, code)
+
+    def _unsure(self, t, code, extra=None):
+        """The host may have the request and its outcome is not known here: reverse it."""
+        ref = t["ref"]
+        upd = dict(extra) if extra else {}
+        upd["st"] = "reversing"
+        upd["code"] = code
+        t = self.mark(ref, upd) or t
+        orig = t.get("orig")
+        if t.get("kind") == "void" and orig:
+            o = self.journal.get(orig)
+            if o is not None and o.get("voided") == ref:
+                self.mark(orig, {"voided": None})  # this void is being undone: the sale stands
+        self._done(ref)
+        return self._result(t, False, code)
+
+    def _judge(self, fields, resp, ok_rcs):
+        """(code, ambiguous, why) for a response: code None = accepted (an rc in ok_rcs)."""
+        if resp.get("t") != iso8583.response_mti(fields["t"]) or resp.get("11") != fields.get("11"):
+            return "HST-03", True, "MTI/STAN %s/%s" % (resp.get("t"), resp.get("11"))
+        tid = resp.get("41")
+        if tid is not None and fields.get("41") is not None and tid != fields["41"]:
+            return "HST-03", True, "TID %s" % tid
+        rc = _rc(resp.get("39"))
+        if rc is None:
+            return "HST-02", True, "no response code (field 39)"
+        if rc == messages.RC_PARTIAL and ok_rcs is messages.RC_APPROVED:
+            return "HST-06", True, "partial approval %s of %s" % (resp.get("4"), fields.get("4"))
+        f4 = resp.get("4")
+        if f4 is not None and fields.get("4") is not None and _amount(f4) != _amount(fields["4"]):
+            return "HST-03", True, "amount %s for %s" % (f4, fields["4"])
+        if rc in ok_rcs:
+            return None, False, rc
+        code = "ISS-" + rc
+        if codes.known(code):
+            return code, False, rc
+        return "HST-02", True, "unknown response code %s" % rc
+
+    def _answered(self, t, fields, resp):
+        ref = t["ref"]
+        code, ambiguous, why = self._judge(fields, resp, messages.RC_APPROVED)
+        upd = {"rc": _rc(resp.get("39")), "rrn": resp.get("37"), "auth": resp.get("38")}
+        if ambiguous:
+            self._fail(code, "host", "%s %s: %s" % (t.get("kind"), ref, why))
+            return self._unsure(t, code, upd)
         if code is None:
             upd["st"] = "approved"
+            # On flash before the customer is told: if this raises, the caller reverses.
+            t = self.journal.update(ref, upd)
+            if t.get("kind") == "void":
+                self.mark(t["orig"], {"voided": ref})  # also derived from this record (is_voided)
         else:
             upd["st"] = "declined"
             upd["code"] = code
             self._fail(code, "host", "%s %s" % (t.get("kind"), ref))
-        t = self.journal.update(ref, upd)
-        if t.get("kind") == "void" and code is None:
-            self.journal.update(t["orig"], {"voided": ref})
+            t = self.mark(ref, upd) or t  # RAM if flash refuses: a boot then reverses it (harmless)
         self._done(ref)
         return self._result(t, code is None, code)
 
     def _offline(self, t, f, offline_ok):
-        """The request never left: approve offline (SAF) or decline with the reason."""
+        """The request never left: approve offline (SAF) or decline with the reason. Never raises."""
         ref = t["ref"]
         code = f.code
         if offline_ok and self.saf.floor_limit > 0:
@@ -195,55 +388,190 @@ class Engine:
                                               "auth": "Y1" + t["stan"][-4:], "code": None})
                 self._done(ref)
                 return self._result(t, True, None, offline=True)
-            except Fault as g:
-                self._fail(g.code, "txn", ref)
-                code = g.code
-        self.journal.update(ref, {"st": "failed", "code": code})
+            except Exception as g:
+                code = g.code if isinstance(g, Fault) else "SYS-09"
+                self._fail(code, "txn", ref)
+        t = self.mark(ref, {"st": "failed", "code": code}) or t
         self._done(ref)
         return self._result(t, False, code)
 
     async def void(self, ref):
-        o = self.journal.get(ref)
-        if (o is None or o.get("kind") not in ("sale", "refund", "saf") or o.get("voided")
-                or o.get("st") not in ("approved", "pending", "sent")
-                or (o.get("kind") != "saf" and o.get("st") != "approved")):
-            self._fail("OPR-04", "txn", "void %s" % ref)
-            return Result(False, "OPR-04", ref=ref, kind="void", text=codes.lookup("OPR-04")[codes.DISPLAY].strip())
-        if o.get("kind") == "saf" and o.get("st") == "pending":
-            # Never uploaded: dropping it from the queue is the whole void.
-            o = self.journal.update(ref, {"st": "voided", "voided": ref})
-            r = self._result(o, True, None, offline=True)
-            r.kind = "void"
-            return r
+        return await self._guarded("void", self._void(ref))
+
+    def _refused(self, ref, code, why):
+        self._fail(code, "txn", "void %s: %s" % (ref, why))
+        return Result(False, code, ref=ref, kind="void", text=self._text(code))
+
+    def _voidable(self, o):
+        """(code, why) when transaction `o` cannot be voided now, else (None, None)."""
+        if o is None or o.get("kind") not in ("sale", "refund", "saf"):
+            return "OPR-04", "no sale or refund"
+        ref = o["ref"]
+        if self.journal.is_voided(o):
+            return "OPR-06", "already voided"
+        for v in self.journal.voids_of(ref):
+            if v.get("st") == "pending" or (v.get("st") == "reversing" and v.get("adv")):
+                return "OPR-06", "void %s in progress" % v["ref"]
+            if v.get("st") == "reversing":
+                return "HST-05", "void %s is being reversed" % v["ref"]
+        st = o.get("st")
+        if st == "voiding":
+            return "OPR-06", "void in progress"
+        if o["kind"] == "saf":
+            if st not in ("pending", "sent", "failed"):
+                return "OPR-04", "offline sale %s" % st
+        elif st != "approved":
+            return "OPR-04", "%s %s" % (o["kind"], st)
+        return None, None
+
+    async def _void(self, ref):
+        if ref[:1] == "~" or self.journal.get(ref) is None:
+            return self._refused(ref, "OPR-04", "no transaction")
+        async with self.claim(ref):
+            o = self.journal.get(ref)  # re-read: a worker may have changed it while we waited
+            code, why = self._voidable(o)
+            if code:
+                return self._refused(ref, code, why)
+            if o["kind"] == "saf":
+                if o.get("st") in ("pending", "failed") and not o.get("out"):
+                    return self._drop_offline(o)  # no upload ever left (or could have)
+                return await self._void_advice(o)
+            return await self._void_online(o)
+
+    def _drop_offline(self, o):
+        """Never uploaded (no attempt, none in flight: we hold its claim): dropping it is the whole void."""
+        ref = o["ref"]
         try:
-            stan = self.stan.next()
+            o = self.journal.update(ref, {"st": "voided", "voided": ref})
+        except Exception as e:
+            return self._refused(ref, e.code if isinstance(e, Fault) else "SYS-09", "drop: %s" % e)
+        r = self._result(o, True, None, offline=True)
+        r.kind = "void"
+        return r
+
+    async def _void_online(self, o):
+        ref = o["ref"]
+        try:
+            stan, vref = self._numbers()
             fields = messages.void(stan, o["req"], o.get("rrn"), self.clock())
-            t = self.journal.create(stan, {
+            t = self.journal.create(vref, {
                 "kind": "void", "st": "pending", "stan": stan, "amt": o.get("amt", 0), "cur": o.get("cur", 0),
                 "pan": o.get("pan", ""), "orig": ref, "ts": self.clock(),
                 "req": {k: fields[k] for k in _KEEP if k in fields}})
+        except Exception as f:
+            return self._refused(ref, f.code if isinstance(f, Fault) else "SYS-09", "void: %s" % f)
+        async with self.claim(vref):
+            return await self._exchange(t, fields, offline_ok=False)
+
+    async def _void_advice(self, o):
+        """Cancel an offline sale the host may hold: a reversal of its advice (0400 naming the 0220)."""
+        sref = o["ref"]
+        v = None
+        try:
+            _, vref = self._numbers(stan=False)
+            req = dict(o["req"])
+            req["t"] = messages.MTI_ADVICE
+            v = self.journal.create(vref, {
+                "kind": "void", "adv": 1, "st": "pending", "stan": o.get("stan"), "amt": o.get("amt", 0),
+                "cur": o.get("cur", 0), "pan": o.get("pan", ""), "orig": sref, "ost": o.get("st"),
+                "ts": self.clock(), "req": req})
+            # Off the upload queue before the reversal can leave.
+            self.journal.update(sref, {"st": "voiding"})
+        except Exception as f:
+            code = f.code if isinstance(f, Fault) else "SYS-09"
+            if v is not None:
+                self.mark(v["ref"], {"st": "failed", "code": code})  # nothing was sent
+            return self._refused(sref, code, "void: %s" % f)
+        fields = messages.reversal(req)
+        async with self.claim(vref):
+            return await self._cancel_advice(v, o, fields)
+
+    async def _cancel_advice(self, v, o, fields):
+        vref = v["ref"]
+        self._out.add(vref)  # as in _exchange: left there if anything escapes
+        r = await self._cancel_settle(v, o, fields)
+        self._out.discard(vref)
+        return r
+
+    async def _cancel_settle(self, v, o, fields):
+        vref = v["ref"]
+        sref = o["ref"]
+        self._status("PROCESSING")
+        t0 = self.ticks()
+        try:
+            resp = await self._send(fields, self.cfg["max_wait_ms"])
         except Fault as f:
-            self._fail(f.code, "txn", "void %s" % ref)
-            return Result(False, f.code, ref=ref, kind="void", text=codes.lookup(f.code)[codes.DISPLAY].strip())
-        return await self._exchange(t, fields, offline_ok=False)
+            self._waited(vref, t0)
+            self._fail(f.code, f.stage or "host", "void %s of offline %s" % (vref, sref))
+            if not _sent(f):
+                # Never left: the sale stands and its advice is uploaded later.
+                self._out.discard(vref)
+                self.mark(sref, {"st": v.get("ost") or "pending"})
+                v = self.mark(vref, {"st": "failed", "code": f.code}) or v
+                self._done(vref)
+                return self._result(v, False, f.code)
+            return self._cancel_unsure(v)
+        except Exception as e:
+            self._fail("SYS-09", "txn", repr(e))
+            return self._cancel_unsure(v)
+        self._waited(vref, t0)
+        try:
+            code, ambiguous, why = self._judge(fields, resp, (messages.RC_APPROVED[0], messages.RC_NO_ORIGINAL))
+            rc = _rc(resp.get("39"))
+            if ambiguous:
+                self._fail(code, "host", "void %s: %s" % (vref, why))
+                return self._cancel_unsure(v)
+            if code is None:
+                # 00: the host had booked the advice and cancelled it; 25: it never got it.
+                # Either way it is cancelled and never uploaded afterwards.
+                v = self.journal.update(vref, {"st": "approved", "rc": rc})
+                self.mark(sref, {"st": "reversed", "voided": vref, "rv_rc": rc})
+                self._done(vref)
+                return self._result(v, True, None)
+            # The host refused to cancel: the sale stands, its advice goes on as before.
+            self._fail(code, "host", "void %s" % vref)
+            self.mark(sref, {"st": v.get("ost") or "pending"})
+            v = self.mark(vref, {"st": "declined", "rc": rc, "code": code}) or v
+            self._done(vref)
+            return self._result(v, False, code)
+        except Exception as e:
+            self._fail(e.code if isinstance(e, Fault) else "SYS-09", "txn", "void %s: %s" % (vref, e))
+            return self._cancel_unsure(self.journal.get(vref) or v)
+
+    def _cancel_unsure(self, v):
+        """The reversal of the advice may have reached the host: it is repeated (0401)
+        in the background until acknowledged; the advice is never uploaded again."""
+        vref = v["ref"]
+        v = self.mark(vref, {"st": "reversing", "code": "HST-05", "rv": max(1, v.get("rv", 0)),
+                             "rv_out": max(1, v.get("rv_out", 0))}) or v
+        self._done(vref)
+        return self._result(v, False, "HST-05")
 
     def lookup(self, ref):
         """Journal record for `ref` (technician/refund status look-up); OPR-04 if unknown."""
-        t = self.journal.get(ref)
+        t = self.journal.get(ref) if ref[:1] != "~" else None
         if t is None and ref.isdigit() and len(ref) < 6:
             t = self.journal.get("%06d" % int(ref))
         if t is None:
             raise Fault("OPR-04", "no transaction %s" % ref, "txn")
         return t
 
-    @staticmethod
-    def status_of(t):
-        """Status a person reads: refunds pending/approved/declined/reversed, SAF as queued."""
+    def status_of(self, t):
+        """Status a person reads: refunds pending/approved/declined/reversed, SAF as queued, voids."""
         st = t.get("st")
+        kind = t.get("kind")
+        if kind == "void" and t.get("adv"):
+            # A void of an uploaded offline sale: its reversal of the advice is the void.
+            if st in ("pending", "reversing"):
+                return "pending"
+            return "approved" if st == "reversed" else st
         if st == "reversing":
-            return "pending" if t.get("kind") == "refund" else "reversal pending"
-        if t.get("voided") and st != "voided":
-            return "voided"
+            return "pending" if kind == "refund" else "reversal pending"
+        if kind in ("sale", "refund", "saf"):
+            if self.journal.is_voided(t):
+                return "voided"
+            if st == "voiding" or any(v.get("adv") and _jr.void_open(v) for v in self.journal.voids_of(t["ref"])):
+                return "void pending"
         return st
 
     def technician_lines(self, n=5):
@@ -261,56 +589,140 @@ class Engine:
                                            t.get("code") or ""))
         return [l.rstrip() for l in out]
 
+    # ------------------------------------------------------------ claims and marks
+    def claim(self, ref):
+        """`async with engine.claim(ref):` one holder per transaction at a time.
+
+        Every flow that changes a transaction (customer flows, and the background
+        reversal and advice workers around each attempt) holds its claim, and
+        re-reads the record after claiming: what was true before the wait may no
+        longer be (a void may have cancelled the advice, an upload may have left).
+        Not re-entrant: a holder must not claim the same ref again.
+        """
+        return _Claim(self._claims, ref)
+
+    def mark(self, ref, fields):
+        """Journal update that never raises; returns the transaction (None for an unknown ref).
+
+        On a storage Fault (or any error) the update is kept in RAM: the journal's
+        in-memory record shows it, so `reversals()` lists a RAM-only reversing
+        transaction and the reversal goes out without a reboot, and the next
+        `mark` of the same ref writes it again with its own fields (the fault is
+        logged). When the void of an uploaded offline sale is acknowledged
+        (approved, or its repeats reversed), the sale is marked cancelled too.
+        """
+        j = self.journal
+        keys = self._unsaved.pop(ref, None)
+        upd = {}
+        if keys:
+            cur = j.get(ref) or {}
+            for k in keys:
+                upd[k] = cur.get(k)  # RAM holds the newest value of what flash missed
+        for k in fields:
+            upd[k] = fields[k]
+        try:
+            t = j.update(ref, upd)
+        except Exception as e:
+            t = j.remember(ref, upd)
+            if t is not None:
+                self._unsaved[ref] = list(upd)
+            self._fail(e.code if isinstance(e, Fault) else "SYS-09", "txn",
+                       "%s kept in RAM: %s" % (ref, e if isinstance(e, Fault) else repr(e)))
+        if t is not None and t.get("adv") and t.get("kind") == "void" and _jr.void_done(t):
+            o = j.get(t.get("orig"))
+            if o is not None and (o.get("st") != "reversed" or o.get("voided") != ref):
+                self.mark(o["ref"], {"st": "reversed", "voided": ref})
+        return t
+
+    # ------------------------------------------------------------ numbering at boot
+    def _seed(self):
+        """Continue STANs and refs after the newest in the journal and in the state.
+
+        The newest is the one of the latest record (creation order), not the
+        largest number: after the wrap 000002 is newer than 999997.
+        """
+        last = {"stan": 0, "ref": 0}
+        for t in self.journal.records():
+            n = _num(t.get("ref"))
+            if n:
+                last["ref"] = n
+            n = _num(t.get("stan"))
+            if n and not t.get("adv"):  # a void of an advice reuses its sale's STAN
+                last["stan"] = n
+        st = self.state
+        lost = getattr(st, "lost", False) or (st.get(self.stan.key) is None and bool(self.journal.records()))
+        upd = {}
+        for seq, key in ((self.stan, "stan"), (self.refs, "ref")):
+            v = seq.seed(last[key], _LOST_GAP if lost else 0)
+            if v is not None:
+                upd[seq.key] = v
+        if not upd:
+            return
+        if lost:
+            self._fail("SYS-02", "txn", "state lost: numbers continue at %r" % (upd,))
+        try:
+            st.update(upd)
+        except Fault as f:
+            st.data.update(upd)  # RAM at least: each number is saved again before its use
+            self._fail(f.code, "txn", "seed: %s" % f.detail)
+
+    # ------------------------------------------------------------ safe diagnostics
+    def _waited(self, ref, t0):
+        try:
+            self.diag.wait(ref, "host", self._ticks_diff(self.ticks(), t0))
+        except Exception:
+            pass
+
+    def _status(self, text):
+        try:
+            self.status(text)
+        except Exception:
+            pass
+
     # ------------------------------------------------------------ boot
     async def recover(self):
-        """Boot: anything journaled as in flight may have reached the host, so it is reversed."""
+        """Boot: anything journaled as in flight may have reached the host, so it is reversed.
+
+        A void whose outcome and its original's mark were cut apart is made
+        whole again (the void record decides). Returns how many were in flight.
+        """
         n = 0
         for t in self.journal.records(st="pending"):
             if t.get("kind") in ("sale", "refund", "void"):
-                self.journal.update(t["ref"], {"st": "reversing", "code": "HST-05"})
+                upd = {"st": "reversing", "code": "HST-05"}
+                if t.get("adv"):
+                    upd["rv_out"] = max(1, t.get("rv_out", 0))  # its 0400 may have left: repeats are 0401
+                self.mark(t["ref"], upd)
                 self._fail("HST-05", "txn", "in flight at power loss %s" % t["ref"])
                 n += 1
+        self._repair_voids()
         return n
+
+    def _repair_voids(self):
+        j = self.journal
+        for v in j.records(kind="void"):
+            o = j.get(v.get("orig"))
+            if o is None:
+                continue
+            vref, vst, ost = v["ref"], v.get("st"), o.get("st")
+            want = None
+            if v.get("adv"):
+                if _jr.void_done(v):
+                    if ost != "reversed" or o.get("voided") != vref:
+                        want = {"st": "reversed", "voided": vref}
+                elif _jr.void_open(v):
+                    if ost != "voiding":
+                        want = {"st": "voiding"}
+                elif ost == "voiding" and not any(_jr.void_open(w) or _jr.void_done(w) for w in j.voids_of(o["ref"])):
+                    want = {"st": v.get("ost") or "pending"}
+            elif vst == "approved":
+                if o.get("voided") != vref:
+                    want = {"voided": vref}
+            elif o.get("voided") == vref:
+                want = {"voided": None}
+            if want:
+                self.mark(o["ref"], want)
+                self._fail("SYS-02", "txn", "void %s: %s repaired %r" % (vref, o["ref"], want))
 
     def reversals(self):
         return self.journal.records(st="reversing")
-
-    # ------------------------------------------------------------ minimal claim/mark for the worker
-    # (stand-ins until the customer-flow engine with its own claim/mark/reversals lands)
-    def claim(self, ref):
-        """Async context manager: one holder per transaction ref."""
-        return _Claim(self, ref)
-
-    def mark(self, ref, fields):
-        """Journal update that never raises: on a storage fault the update is kept in RAM."""
-        try:
-            return self.journal.update(ref, fields)
-        except Fault as f:
-            self._fail(f.code, "txn", "mark %s kept in RAM" % ref)
-            t = self.journal.txns.get(ref)
-            if t is not None:
-                t.update(fields)
-            return t
-
-
-class _Claim:
-    def __init__(self, engine, ref):
-        self.e = engine
-        self.ref = ref
-
-    async def __aenter__(self):
-        locks = getattr(self.e, "_claims", None)
-        if locks is None:
-            locks = self.e._claims = {}
-        lk = locks.get(self.ref)
-        if lk is None:
-            lk = locks[self.ref] = asyncio.Lock()
-        await lk.acquire()
-        self.lk = lk
-        return self
-
-    async def __aexit__(self, *exc):
-        self.lk.release()
-        if not self.lk.locked():
-            self.e._claims.pop(self.ref, None)
-        return False

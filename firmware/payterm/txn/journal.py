@@ -4,21 +4,35 @@ Every record is `[len:4][crc32:4][payload]` (big-endian), the payload a small
 JSON object naming a transaction by `ref` plus the fields that changed; the
 state of a transaction is the merge of its records in file order. A record
 is only "committed" once it is wholly on flash, so recovery keeps the longest
-valid prefix and drops a torn or corrupt tail (reported as SYS-02).
+valid prefix and drops a torn or corrupt tail (reported as SYS-02). After a
+failed append (storage full: the tail may be torn) the next write rewrites
+the file from memory first, so no record is ever appended behind a torn one.
+
+A ref is created once: `create` refuses a ref the journal already holds
+(SYS-10), so an older record is never silently replaced.
 
 The file is bounded for flash (max_bytes): when it would grow past it, the
 journal is compacted into one merged record per transaction, keeping every
-unfinished one and the newest finished ones. Compaction writes a new file and
-swaps it in with renames, so a cut at any moment leaves one complete copy.
+unfinished one (and the originals they name) and the newest finished ones.
+What compaction drops is summed in one record, ref "~compacted":
+`{"ref": "~compacted", "n": <records dropped so far>, "held": <minor units>}`,
+cumulative across compactions, where `held` adds what each dropped record
+showed the merchant as held (`held()`: approved sales and offline sales not
+voided +amt, approved refunds not voided -amt, everything else 0), so an
+auditor can still reconcile money. Refs starting with "~" are not
+transactions: `records()` never lists them.
+Compaction writes a new file and swaps it in with renames, so a cut at any
+moment leaves one complete copy. Every flash operation goes through
+payterm.flash.
 Full PANs and track data never get here: a run of 13+ digits is refused.
 """
 import json
-import os
 import struct
 
 import binascii
 from micropython import const
 
+from payterm import flash
 from payterm.errors import Fault
 
 _HDR = const(8)  # 4-byte length + 4-byte CRC-32
@@ -27,25 +41,20 @@ _MAX_RECORD = const(2048)
 # States in which nothing more will happen to a transaction.
 FINAL = ("approved", "declined", "reversed", "failed", "sent", "voided")
 
+SUMMARY = "~compacted"
+
 
 def _remove(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass
+    if flash.size(path) >= 0:
+        flash.remove(path)
 
 
 def _size(path):
-    try:
-        return os.stat(path)[6]
-    except OSError:
-        return -1
+    return flash.size(path)
 
 
 def _sync():
-    s = getattr(os, "sync", None)
-    if s is not None:
-        s()
+    flash.sync()
 
 
 def _no_pan(text):
@@ -66,6 +75,22 @@ def frame(rec):
     return struct.pack(">II", len(body), binascii.crc32(body) & 0xFFFFFFFF) + body
 
 
+def void_done(v):
+    """True when void record `v` took effect: its original is cancelled.
+
+    An online void (0200, processing code 02) holds once approved; a void of an
+    uploaded offline sale ("adv": a reversal of the advice) holds once the host
+    answered it (approved) or its repeats were acknowledged (reversed).
+    """
+    st = v.get("st")
+    return st == "approved" or (st == "reversed" and bool(v.get("adv")))
+
+
+def void_open(v):
+    """True while void record `v` may still take effect or be undone (in flight)."""
+    return v.get("st") in ("pending", "reversing")
+
+
 class Journal:
     """Transactions by ref: `create`, `update`, `get`, `records`."""
 
@@ -80,16 +105,20 @@ class Journal:
         self.seq = 0
         self.dropped_bytes = 0  # torn/corrupt tail found at open
         self.compactions = 0
-        self._open()
+        self._torn = False  # an append failed: the tail may be torn
+        try:
+            self._open()
+        except OSError as e:
+            raise Fault("SYS-01", "journal open: %s" % e, "txn")
 
     # ------------------------------------------------------------ recovery
     def _open(self):
         if _size(self.path) < 0:
             # Cut during compaction: the new file is complete once the old one moved away.
             if _size(self._tmp) >= 0:
-                os.rename(self._tmp, self.path)
+                flash.rename(self._tmp, self.path)
             elif _size(self._old) >= 0:
-                os.rename(self._old, self.path)
+                flash.rename(self._old, self.path)
         _remove(self._tmp)
         _remove(self._old)
         good = self._scan()
@@ -148,6 +177,9 @@ class Journal:
         data = frame(rec)
         if len(data) - _HDR > _MAX_RECORD:
             raise Fault("SYS-09", "journal record too large", "txn")
+        if self._torn:
+            # The last append failed part-way: never append behind a torn record.
+            self._rewrite()
         size = _size(self.path)
         if size + len(data) > self.max_bytes:
             self.compact()
@@ -155,20 +187,32 @@ class Journal:
             if size + len(data) > self.max_bytes:
                 raise Fault("SYS-01", "journal full: %d open transactions" % self.open_count(), "txn")
         try:
-            with open(self.path, "ab") as f:
-                f.write(data)
+            flash.append(self.path, data)
         except OSError as e:
+            self._torn = True
             raise Fault("SYS-01", "journal write: %s" % e, "txn")
-        _sync()
+        try:
+            flash.sync()
+        except OSError as e:
+            raise Fault("SYS-01", "journal sync: %s" % e, "txn")
 
     def create(self, ref, fields):
-        """Start (or restart) transaction `ref`; committed when this returns."""
-        self.seq += 1
-        rec = {"ref": ref, "seq": self.seq}
+        """Start transaction `ref`; committed when this returns.
+
+        A ref already in the journal (finished or not) is refused with SYS-10:
+        replacing it would lose a record of money, and reusing an unfinished
+        one would mix two transactions.
+        """
+        old = self.txns.get(ref)
+        if old is not None or ref.startswith("~"):
+            raise Fault("SYS-10", "ref %s already in the journal (%s %s)" % (
+                ref, (old or {}).get("kind", "?"), (old or {}).get("st", "?")), "txn")
+        rec = {"ref": ref, "seq": self.seq + 1}
         rec.update(fields)
         self._check(rec)
         rec["new"] = 1
         self._write(rec)
+        self.seq += 1
         self._merge(rec)
         return self.txns[ref]
 
@@ -182,6 +226,19 @@ class Journal:
         self._merge(rec)
         return self.txns[ref]
 
+    def remember(self, ref, fields):
+        """Apply `fields` to transaction `ref` in RAM only (its flash write failed).
+
+        The next write of this ref, or a compaction, puts it on flash. Returns the
+        transaction, or None when the journal does not hold `ref`.
+        """
+        t = self.txns.get(ref)
+        if t is None:
+            return None
+        for k in fields:
+            t[k] = fields[k]
+        return t
+
     def _check(self, rec):
         if not _no_pan(json.dumps(rec)):
             raise Fault("SYS-09", "refused to journal card data", "txn")
@@ -191,47 +248,135 @@ class Journal:
         return self.txns.get(ref)
 
     def records(self, kind=None, st=None):
-        """Transactions in creation order, optionally filtered."""
-        out = [t for t in self.txns.values()
-               if (kind is None or t.get("kind") == kind) and (st is None or t.get("st") == st)]
+        """Transactions in creation order, optionally filtered (never the "~" summary)."""
+        out = [t for r, t in self.txns.items()
+               if r[:1] != "~" and (kind is None or t.get("kind") == kind) and (st is None or t.get("st") == st)]
         out.sort(key=lambda t: t.get("seq", 0))
         return out
 
     def open_count(self):
-        return sum(1 for t in self.txns.values() if t.get("st") not in FINAL)
+        return sum(1 for t in self.records() if t.get("st") not in FINAL)
+
+    def summary(self):
+        """What compaction dropped so far: {"ref": "~compacted", "n": count, "held": minor units}."""
+        s = self.txns.get(SUMMARY)
+        if s is None:
+            return {"ref": SUMMARY, "n": 0, "held": 0}
+        return {"ref": SUMMARY, "n": s.get("n", 0), "held": s.get("held", 0)}
+
+    # ------------------------------------------------------------ voids
+    def _void_index(self):
+        idx = {}
+        for t in self.txns.values():
+            if t.get("kind") == "void" and t.get("orig"):
+                idx.setdefault(t["orig"], []).append(t)
+        return idx
+
+    def voids_of(self, ref, idx=None):
+        """Void records naming `ref` as their original, oldest first."""
+        vs = (idx or self._void_index()).get(ref, [])
+        vs.sort(key=lambda t: t.get("seq", 0))
+        return vs
+
+    def is_voided(self, t, idx=None):
+        """True when transaction `t` is cancelled by a void.
+
+        Derived from the void records naming it (an approved void holds even if
+        the original's `voided` mark never reached flash), and from the mark
+        itself when the void record is gone (compacted) or the sale was dropped
+        from the SAF queue before upload (voided names itself).
+        """
+        ref = t.get("ref")
+        for v in self.voids_of(ref, idx):
+            if void_done(v):
+                return True
+        f = t.get("voided")
+        if not f:
+            return False
+        if f == ref:
+            return True
+        v = self.txns.get(f)
+        return v is None or void_done(v)
+
+    def held(self, t, idx=None):
+        """Minor units transaction `t` shows the merchant as held.
+
+        Approved sales and offline sales (queued, uploaded or failed upload) not
+        voided: +amt; approved refunds not voided: -amt; everything else 0
+        (declined, reversed, voided, in flight, voids themselves).
+        """
+        kind = t.get("kind")
+        st = t.get("st")
+        amt = t.get("amt", 0) or 0
+        if (kind == "sale" and st == "approved") or (kind == "saf" and st in ("pending", "sent", "failed")):
+            return 0 if self.is_voided(t, idx) else amt
+        if kind == "refund" and st == "approved":
+            return 0 if self.is_voided(t, idx) else -amt
+        return 0
 
     # ------------------------------------------------------------ compaction
     def compact(self):
-        """Rewrite as one record per transaction, dropping the oldest finished ones."""
-        done = [t for t in self.records() if t.get("st") in FINAL]
-        keep = self.keep
+        """Rewrite as one record per transaction, dropping the oldest finished ones.
+
+        Kept: every unfinished transaction, every original an unfinished one names
+        (`orig`), and at least the newest finished one (it carries the highest
+        STAN and ref the boot seeds its numbers from).
+        """
+        recs = self.records()
+        needed = set()
+        for t in recs:
+            if t.get("st") not in FINAL and t.get("orig"):
+                needed.add(t["orig"])
+        done = [t for t in recs if t.get("st") in FINAL and t["ref"] not in needed]
+        keep = max(1, self.keep)
         while True:
             drop = done[:max(0, len(done) - keep)]
-            for t in drop:
-                self.txns.pop(t["ref"], None)
+            if drop:
+                self._drop(drop)
             done = done[len(drop):]
-            if self._rewrite() <= self.max_bytes * 3 // 4 or not done:
+            if self._rewrite() <= self.max_bytes * 3 // 4 or len(done) <= 1:
                 break
-            keep = len(done) // 2
+            keep = max(1, len(done) // 2)
         self.compactions += 1
+
+    def _drop(self, recs):
+        idx = self._void_index()
+        s = self.summary()
+        held = 0
+        for t in recs:
+            held += self.held(t, idx)
+        s["n"] += len(recs)
+        s["held"] += held
+        for t in recs:
+            self.txns.pop(t["ref"], None)
+        self.txns[SUMMARY] = s
+
+    def _chunks(self):
+        s = self.txns.get(SUMMARY)
+        if s is not None:
+            yield frame(self.summary())
+        for t in self.records():
+            rec = dict(t)
+            rec["new"] = 1
+            yield frame(rec)
 
     def _rewrite(self):
         size = 0
+        for c in self._chunks():
+            size += len(c)
         try:
-            with open(self._tmp, "wb") as f:
-                for t in self.records():
-                    rec = dict(t)
-                    rec["new"] = 1
-                    data = frame(rec)
-                    f.write(data)
-                    size += len(data)
+            flash.write(self._tmp, self._chunks)
+            flash.sync()
+            if _size(self.path) >= 0:
+                flash.rename(self.path, self._old)
+            flash.rename(self._tmp, self.path)
+            _remove(self._old)
+            flash.sync()
         except OSError as e:
-            _remove(self._tmp)
+            try:
+                _remove(self._tmp)
+            except OSError:
+                pass
             raise Fault("SYS-01", "journal compaction: %s" % e, "txn")
-        _sync()
-        if _size(self.path) >= 0:
-            os.rename(self.path, self._old)
-        os.rename(self._tmp, self.path)
-        _remove(self._old)
-        _sync()
+        self._torn = False
         return size

@@ -6,7 +6,10 @@ order they were taken, one at a time; the attempt count is journaled before
 each send so anything after the first is flagged as a repeat (0221) and the
 host never books one STAN twice.
 Statuses the technician sees: pending, sent, declined, failed (gave up after
-max_tries; still listed so it can be settled by hand), voided.
+max_tries; still listed so it can be settled by hand), voided (dropped from
+the queue before any upload attempt), voiding (a void is cancelling its
+advice at the host: never uploaded again), reversed (its advice was cancelled
+at the host by a void).
 """
 from payterm.errors import Fault
 
@@ -22,7 +25,8 @@ class Saf:
         self.max_tries = max_tries
 
     def pending(self):
-        return self.journal.records(KIND, "pending")
+        """Advices still to upload, oldest first (a voided one never is, whatever its status says)."""
+        return [t for t in self.journal.records(KIND, "pending") if not t.get("voided")]
 
     def totals(self):
         p = self.pending()
@@ -43,7 +47,7 @@ class Saf:
 
     def summary(self):
         """Counts by status, for the technician menu and console."""
-        out = {"pending": 0, "sent": 0, "declined": 0, "failed": 0, "voided": 0}
+        out = {"pending": 0, "sent": 0, "declined": 0, "failed": 0, "voided": 0, "voiding": 0, "reversed": 0}
         for t in self.journal.records(KIND):
             s = t.get("st")
             out[s] = out.get(s, 0) + 1

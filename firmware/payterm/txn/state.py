@@ -1,44 +1,33 @@
-"""Small terminal state (STAN high-water mark, counters) replaced atomically.
+"""Small terminal state (STAN and ref high-water marks, counters) replaced atomically.
 
 Flash can lose power between any two writes. The state is written whole to
 `<name>.tmp`, then the current copy becomes `<name>.bak` and the temporary
 file takes its place, so at every instant one complete copy exists. Each copy
 carries a CRC-32 on its first line; a torn or corrupt copy is skipped and the
 next-best one is used (reported once as SYS-02).
+
+Which copy is current after a cut:
+- main readable: it is; a `.tmp` beside it belongs to a save that never
+  returned (its value was never used) and is removed;
+- main missing (cut between the two renames) and `.tmp` readable: the tmp is
+  the newest save, it had been completely written before main moved away, so
+  it is promoted (renamed to main), never discarded: discarding it would roll
+  the next boot back to the backup;
+- only the backup readable: the state is one save old (`lost` is True) and the
+  caller must assume the last save is missing (the engine seeds its numbers
+  above the journal for that).
+All flash access goes through payterm.flash.
 """
 import binascii
 import json
-import os
+
+from payterm import flash
+from payterm.errors import Fault
 
 
-def _remove(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-
-
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
-
-
-def _sync():
-    # Some ports buffer the filesystem (ESP32 FAT); unix and littlefs write through.
-    s = getattr(os, "sync", None)
-    if s is not None:
-        s()
-
-
-def _load(path):
-    """Dict stored at path, or None when missing, torn or corrupt."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
+def _parse(data):
+    """Dict stored in `data`, or None when missing, torn or corrupt."""
+    if data is None:
         return None
     nl = data.find(b"\n")
     if nl != 8:
@@ -57,8 +46,18 @@ def _load(path):
     return d if isinstance(d, dict) else None
 
 
+def _load(path):
+    return _parse(flash.read(path))
+
+
 class State:
-    """Key/value state saved atomically on every change."""
+    """Key/value state saved atomically on every change.
+
+    After opening: `source` is the copy used ("main", "tmp", "bak" or None),
+    `recovered` is True when a corrupt copy was skipped, `lost` is True when
+    the newest save may be missing (only the backup was readable, or every copy
+    was corrupt).
+    """
 
     def __init__(self, root, name="state", diag=None):
         self._main = root + "/" + name + ".json"
@@ -66,50 +65,80 @@ class State:
         self._bak = root + "/" + name + ".bak"
         self.diag = diag
         self.recovered = False
+        self.lost = False
+        self.source = None
         self.data = {}
-        self._open()
+        try:
+            self._open()
+        except OSError as e:
+            raise Fault("SYS-01", "state open: %s" % e, "txn")
 
     def _open(self):
-        for i, path in enumerate((self._main, self._tmp, self._bak)):
-            d = _load(path)
-            if d is not None:
-                self.data = d
-                if i and _exists(self._main):
-                    # The main copy was there but unreadable: a corruption, not a cut mid-rename.
-                    self.recovered = True
-                break
+        main_there = flash.exists(self._main)
+        d = _load(self._main) if main_there else None
+        if d is not None:
+            self.data, self.source = d, "main"
+            if flash.exists(self._tmp):
+                flash.remove(self._tmp)  # a save that never returned: its value was never used
+            return
+        if main_there:
+            self.recovered = True  # the main copy is there but unreadable: a corruption, not a cut
+        d = _load(self._tmp)
+        if d is not None:
+            # Cut between "main -> bak" and "tmp -> main": the tmp is complete and newest.
+            self.data, self.source = d, "tmp"
+            if main_there:
+                flash.remove(self._main)
+            flash.rename(self._tmp, self._main)
+            flash.sync()
         else:
-            self.recovered = _exists(self._main) or _exists(self._bak)
+            d = _load(self._bak)
+            if d is not None:
+                self.data, self.source = d, "bak"
+                self.lost = True
+                self.recovered = True
+            else:
+                self.lost = main_there or flash.exists(self._bak)
+                self.recovered = self.lost
+            if flash.exists(self._tmp):
+                flash.remove(self._tmp)
+            if main_there:
+                flash.remove(self._main)  # keep the good backup: the next save must not rotate a corrupt main into it
         if self.recovered and self.diag is not None:
             self.diag.fault("SYS-02", "txn", "state copy corrupt, previous copy used")
-        _remove(self._tmp)
 
     def get(self, key, default=None):
         return self.data.get(key, default)
 
     def set(self, key, value):
-        self.data[key] = value
-        self.save()
+        self.update({key: value})
 
     def update(self, d):
+        old = dict(self.data)
         self.data.update(d)
-        self.save()
+        try:
+            self.save()
+        except Fault:
+            self.data = old  # not on flash: not handed out
+            raise
 
     def save(self):
         body = json.dumps(self.data).encode()
         head = b"%08x\n" % (binascii.crc32(body) & 0xFFFFFFFF)
         try:
-            with open(self._tmp, "wb") as f:
-                f.write(head)
-                f.write(body)
+            flash.write(self._tmp, (head, body))
         except OSError as e:
-            from payterm.errors import Fault
-
-            _remove(self._tmp)
+            try:
+                flash.remove(self._tmp)
+            except OSError:
+                pass
             raise Fault("SYS-01", "state write: %s" % e, "txn")
-        _sync()
-        if _exists(self._main):
-            _remove(self._bak)  # FAT cannot rename over an existing file
-            os.rename(self._main, self._bak)
-        os.rename(self._tmp, self._main)
-        _sync()
+        try:
+            flash.sync()
+            if flash.exists(self._main):
+                flash.remove(self._bak)  # FAT cannot rename over an existing file
+                flash.rename(self._main, self._bak)
+            flash.rename(self._tmp, self._main)
+            flash.sync()
+        except OSError as e:
+            raise Fault("SYS-01", "state replace: %s" % e, "txn")

@@ -1,0 +1,130 @@
+"""The one owner of the flash operations that must survive a power cut.
+
+The journal (txn/journal.py) and the terminal state (txn/state.py) change
+flash only through these functions: `append`, `write` (a whole file, used
+for temporary copies), `rename`, `remove`, `sync`, plus `size`/`read` to
+look. Their crash safety rests on two facts about each operation: an append
+or a write can be torn (a prefix of the bytes reaches flash), a rename or a
+remove happens wholly or not at all.
+
+The invariant the journal and the state keep on top of these, whatever
+operation the power is cut at (before it, after it, or half-way through a
+write): every journal record whose write returned is there after the reboot,
+a torn one is dropped whole, and the state has one complete copy no older
+than the newest save that returned (only a corrupt copy can make it one save
+older, and that is reported: State.lost).
+
+A hook installed with `set_hook(obj)` sees every operation: `obj.before(op,
+path, nbytes)` returns how many of the bytes to write (fewer = a torn write)
+and `obj.after(op, path)` runs once the operation is done. The host HAL
+installs one on the emulator board (PAYTERM_CUT_AT) so the reliability tests
+can count operations and cut the power before, after or in the middle of
+any of them. Without a hook nothing is changed. Errors come back as OSError;
+callers turn them into Fault("SYS-01") with their own context.
+"""
+import os
+
+_hook = None
+
+# Operations that change flash (the ones a power cut can interrupt).
+WRITES = ("append", "write", "rename", "remove", "sync")
+
+
+def set_hook(hook):
+    """Install (or with None remove) the observer of every flash operation."""
+    global _hook
+    _hook = hook
+
+
+def _before(op, path, n=0):
+    h = _hook
+    if h is None:
+        return n
+    got = h.before(op, path, n)
+    return n if got is None else got
+
+
+def _after(op, path):
+    h = _hook
+    if h is not None:
+        h.after(op, path)
+
+
+def size(path):
+    """Bytes in `path`, -1 when it does not exist."""
+    _before("size", path)
+    try:
+        return os.stat(path)[6]
+    except OSError:
+        return -1
+
+
+def exists(path):
+    return size(path) >= 0
+
+
+def read(path):
+    """Whole file as bytes, None when it cannot be read."""
+    _before("read", path)
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _put(mode, op, path, data):
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        data = (data,)
+    if callable(data):
+        chunks = data  # a generator function: counted once, then written, one chunk in RAM at a time
+    else:
+        chunks = lambda: data  # noqa: E731
+    total = 0
+    for c in chunks():
+        total += len(c)
+    n = _before(op, path, total)
+    with open(path, mode) as f:
+        for c in chunks():
+            if n <= 0:
+                break
+            if len(c) > n:
+                c = memoryview(c)[:n]
+            f.write(c)
+            n -= len(c)
+    _after(op, path)
+
+
+def append(path, data):
+    """Append bytes to `path` (or a sequence of chunks, or a function returning an iterator of them)."""
+    _put("ab", "append", path, data)
+
+
+def write(path, data):
+    """Create or replace `path` (data as for `append`): for temporary copies."""
+    _put("wb", "write", path, data)
+
+
+def rename(src, dst):
+    _before("rename", dst)
+    os.rename(src, dst)
+    _after("rename", dst)
+
+
+def remove(path):
+    """Remove `path`; a missing file is not an error."""
+    _before("remove", path)
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+    _after("remove", path)
+
+
+def sync():
+    # Some ports buffer the filesystem (ESP32 FAT); unix and littlefs write through.
+    _before("sync", "")
+    s = getattr(os, "sync", None)
+    if s is not None:
+        s()
+    _after("sync", "")
