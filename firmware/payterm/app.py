@@ -125,32 +125,8 @@ class App:
             self.console_s.write(b"# " + text.encode() + b"\n")
 
     async def _console(self):
-        s = self.console_s
-        if s is None:
-            return
-        buf = b""
-        while True:
-            data = await s.read(64)
-            if not data:
-                await asyncio.sleep_ms(20)
-                continue
-            buf += data
-            if len(buf) > 512:  # a line longer than any command is noise
-                buf = buf[-512:]
-            while b"\n" in buf or b"\r" in buf:
-                i = min(x for x in (buf.find(b"\n"), buf.find(b"\r")) if x >= 0)
-                line, buf = buf[:i], buf[i + 1 :]
-                line = line.decode("utf-8", "ignore").strip()
-                if not line:
-                    continue
-                try:
-                    out = await self.console.handle(line)
-                except Exception as e:  # a console bug must not kill the console
-                    self.diag.fault("SYS-09", "console", repr(e))
-                    out = ["ERR SYS-09 internal error"]
-                for o in out:
-                    s.write(o.encode() + b"\n")
-                    await s.drain()
+        if self.console_s is not None:
+            await self.console.serve(self.console_s)
 
     # ------------------------------------------------------------ tasks
     async def _guard(self, name, fn):
