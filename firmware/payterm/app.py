@@ -1,10 +1,11 @@
 """The terminal application: builds every layer from the HAL and runs one task per device.
 
-Tasks: panel (keypad in), console (technician line protocol), cashier
-(the payment flows), engine workers (reversals, store-and-forward, echo
-probes), diagnostics autosave and the watchdog. Each task has one job; a
-task that dies is recorded as a fault and restarted, so one broken device
-cannot stop the others.
+Tasks: panel (keypad in), console (technician line protocol), one owner
+per card reader (magstripe, nfc: they read all the time and hand a card
+only to a sale that waits for one), cashier (the payment flows), engine
+workers (reversals, store-and-forward, echo probes), diagnostics autosave
+and the watchdog. Each task has one job; a task that dies is recorded as a
+fault and restarted, so one broken device cannot stop the others.
 """
 import asyncio
 import os
@@ -154,6 +155,9 @@ class App:
         tasks = [
             asyncio.create_task(self._guard("panel", self.panel.run)),
             asyncio.create_task(self._guard("console", self._console)),
+        ]
+        tasks += [asyncio.create_task(self._guard(name, fn)) for name, fn in self.cards.tasks()]
+        tasks += [
             asyncio.create_task(self._guard("workers", self.engine.run_workers)),
             asyncio.create_task(self._guard("diag", self.diag.autosave)),
             asyncio.create_task(self._watchdog()),
