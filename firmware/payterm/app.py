@@ -1,11 +1,12 @@
 """The terminal application: builds every layer from the HAL and runs one task per device.
 
-Tasks: panel (keypad in), console (technician line protocol), cashier
-(the payment flows), link health (the supervisor's echo probes while
-offline), the background worker (reversals, store-and-forward), diagnostics
-autosave and the watchdog. Each task has one job; a
-task that dies is recorded as a fault and restarted, so one broken device
-cannot stop the others.
+Tasks: panel (keypad in), console (technician line protocol), one owner
+per card reader (magstripe, nfc: they read all the time and hand a card
+only to a sale that waits for one), cashier (the payment flows), link
+health (the supervisor's echo probes while offline), the background worker
+(reversals, store-and-forward), diagnostics autosave and the watchdog.
+Each task has one job; a task that dies is recorded as a fault and
+restarted, so one broken device cannot stop the others.
 """
 import asyncio
 import os
@@ -140,32 +141,8 @@ class App:
             self.console_s.write(b"# " + text.encode() + b"\n")
 
     async def _console(self):
-        s = self.console_s
-        if s is None:
-            return
-        buf = b""
-        while True:
-            data = await s.read(64)
-            if not data:
-                await asyncio.sleep_ms(20)
-                continue
-            buf += data
-            if len(buf) > 512:  # a line longer than any command is noise
-                buf = buf[-512:]
-            while b"\n" in buf or b"\r" in buf:
-                i = min(x for x in (buf.find(b"\n"), buf.find(b"\r")) if x >= 0)
-                line, buf = buf[:i], buf[i + 1 :]
-                line = line.decode("utf-8", "ignore").strip()
-                if not line:
-                    continue
-                try:
-                    out = await self.console.handle(line)
-                except Exception as e:  # a console bug must not kill the console
-                    self.diag.fault("SYS-09", "console", repr(e))
-                    out = ["ERR SYS-09 internal error"]
-                for o in out:
-                    s.write(o.encode() + b"\n")
-                    await s.drain()
+        if self.console_s is not None:
+            await self.console.serve(self.console_s)
 
     # ------------------------------------------------------------ tasks
     async def _guard(self, name, fn):
@@ -193,6 +170,9 @@ class App:
         tasks = [
             asyncio.create_task(self._guard("panel", self.panel.run)),
             asyncio.create_task(self._guard("console", self._console)),
+        ]
+        tasks += [asyncio.create_task(self._guard(name, fn)) for name, fn in self.cards.tasks()]
+        tasks += [
             asyncio.create_task(self._guard("link", self.sup.run)),
             asyncio.create_task(self._guard("workers", self.worker.run)),
             asyncio.create_task(self._guard("diag", self.diag.autosave)),

@@ -226,13 +226,18 @@ E2E = textwrap.dedent('''
         termios.tcsetattr(f.fileno(), termios.TCSANOW, a)
         return asyncio.StreamReader(f)
 
+    def prompt(event, fault=None):
+        # the card prompt: the test presents a card only once it is asked for
+        print({"present": "PROMPT", "remove": "REMOVE"}.get(event, event))
+
     async def main():
+        # one read per presentment, so each read error is reported as the result
         svc = CardService(stream(sys.argv[1]), stream(sys.argv[2]), time.ticks_ms, time.time,
-                          {"nfc_poll_ms": 30, "mag_gap_ms": 50, "nfc_retry_ms": 300})
+                          {"nfc_poll_ms": 30, "mag_gap_ms": 50, "nfc_retry_ms": 300, "card_read_tries": 1})
         print("READY")
         for i in range(int(sys.argv[3])):
             try:
-                c = await svc.present(1000, "978", 4000)
+                c = await svc.present(1000, "978", 4000, prompt)
                 f = c.auth_fields()
                 print("CARD", c.source, c.masked, c.entry_mode, c.label, "55" in f, repr(c))
             except Fault as e:
@@ -250,8 +255,20 @@ class Mpy:
                                   env=mpy_runtimes.env_for("unix"), cwd=mpy_runtimes.REPO,
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
+    def next(self):
+        return self.p.stdout.readline().strip()
+
+    def prompt(self):
+        """Wait until the presentment asks for a card (a REMOVE before it is skipped)."""
+        while True:
+            out = self.next()
+            if out == "PROMPT":
+                return
+            assert out == "REMOVE", out
+
     def line(self):
-        out = self.p.stdout.readline().strip()
+        """The presentment's result; the next presentment starts after it."""
+        out = self.next()
         self.p.stdin.write("\n")
         self.p.stdin.flush()
         return out
@@ -286,21 +303,26 @@ def e2e(tmp_path):
 def test_e2e_tap_swipe_and_failures(e2e):
     sim, run = e2e
     m = run(6)
+    m.prompt()
     sim.tap("visa")
     out = m.line()
     assert out.startswith("CARD tap 476173******0010 071 VISA CREDIT True"), out
     assert "4761739001010010" not in out
     sim.remove()
-    time.sleep(0.2)
+    m.prompt()
     sim.swipe("mastercard")
     assert m.line().startswith("CARD swipe 541333******0434 901"), "swipe"
+    m.prompt()
     sim.swipe("chip_swipe")
     assert m.line() == "FAULT CRD-10"
+    m.prompt()
     sim.swipe("visa", bad_lrc=2, tracks=(2,))
     assert m.line() == "FAULT CRD-05"
+    m.prompt()
     sim.tap("expired")
     assert m.line() == "FAULT CRD-08"
     sim.remove()
+    m.prompt()
     sim.collide("visa", "amex")
     assert m.line() == "FAULT CRD-12"
     cmds = sim.commands()
@@ -312,16 +334,19 @@ def test_e2e_reader_not_responding_and_noise(e2e):
     sim, run = e2e
     sim.set_responding(False)
     m = run(3)
+    m.prompt()
     assert m.line() == "FAULT HW-01"
     sim.set_responding(True)
     time.sleep(0.5)
     sim.garbage_next()
     sim.corrupt_next()
+    m.prompt()
     sim.tap("amex")
     out = m.line()
     assert out.startswith("CARD tap 374245*****0126 071 AMERICAN EXPRESS"), out
     assert ("nack",) in sim.log, "corrupted frame was NACKed"
     sim.remove()
+    m.prompt()
     sim.tap(EmvCard("4761739001010010", service_code="201", remove_at="read"))
     assert m.line() == "FAULT CRD-11"
 
@@ -340,8 +365,8 @@ def test_e2e_swipe_faults_map_to_codes(e2e):
     sim, run = e2e
     cases = SWIPE_FAULTS + [("bad_luhn", "CRD-07"), ("expired", "CRD-08"), ("ok", "CARD")]
     m = run(len(cases))
-    time.sleep(0.3)
     for opt, want in cases:
+        m.prompt()
         if opt == "ok":
             sim.swipe("visa", sentinels=False)
         elif isinstance(opt, str):
@@ -355,10 +380,18 @@ def test_e2e_swipe_faults_map_to_codes(e2e):
 def test_e2e_card_left_on_reader_is_read_once(e2e):
     sim, run = e2e
     m = run(2)
-    sim.tap(EmvCard("4761739001010010", service_code="101", uid=b"\x04\x10\x20\x30", random_uid=False))
+    card = EmvCard("4761739001010010", service_code="101", uid=b"\x04\x10\x20\x30", random_uid=False)
+    m.prompt()
+    sim.tap(card)
     assert m.line().startswith("CARD tap"), "first read"
-    # still lying there: not read again until same_card_ms (3 s) has passed
-    t0 = time.monotonic()
-    assert m.line().startswith("CARD tap")
-    assert time.monotonic() - t0 > 2.5
-    assert sim.commands().count(0x40) == 2 * 5, "two full reads (PPSE, AID, GPO, 2 records)"
+    # still lying there: the next presentment asks to take it away and does not read it
+    assert m.next() == "REMOVE"
+    n = sim.commands().count(0x40)
+    assert n == 5, "one full read (PPSE, AID, GPO, 2 records)"
+    time.sleep(0.3)
+    assert sim.commands().count(0x40) == n, "not read again while it lies there"
+    sim.remove()
+    assert m.next() == "PROMPT", "field seen empty: asked for a card again"
+    sim.tap(card)
+    assert m.line().startswith("CARD tap"), "taken away and tapped again"
+    assert sim.commands().count(0x40) == 2 * 5

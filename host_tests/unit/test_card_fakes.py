@@ -11,7 +11,7 @@ from mpt import eq
 
 
 class Pipe:
-    """asyncio-stream lookalike: read(n) waits for fed bytes, write() goes to a handler."""
+    """asyncio-stream lookalike: read(n)/readinto(b) wait for fed bytes, write() goes to a handler."""
 
     def __init__(self, on_write=None):
         self.buf = bytearray()
@@ -33,6 +33,12 @@ class Pipe:
         out = bytes(self.buf[:n])
         self.buf = self.buf[n:]
         return out
+
+    async def readinto(self, b):
+        """asyncio.Stream.readinto: waits for bytes, fills what fits, returns the count."""
+        out = await self.read(len(b))
+        b[:len(out)] = out
+        return len(out)
 
     def write(self, b):
         b = bytes(b)
@@ -139,6 +145,8 @@ class FakePN532:
         self.nacks = 0
         self.last = None
         self.error_for = ()
+        self.random_uid = False  # a fresh UID on every activation (InListPassiveTarget), as phones do
+        self.activations = 0
 
     def _on_write(self, b):
         self.rx.extend(b)
@@ -191,7 +199,11 @@ class FakePN532:
         if cmd == 0x4A:
             out = bytes((len(self.cards),))
             for i, c in enumerate(self.cards):
-                out += bytes((i + 1, 0x00, 0x04, 0x20, len(c.uid))) + c.uid + b"\x05\x78\x80\x70\x02"
+                uid = c.uid
+                if self.random_uid:
+                    self.activations += 1
+                    uid = bytes((0x08, self.activations & 0xFF, (self.activations >> 8) & 0xFF, 0x5A))
+                out += bytes((i + 1, 0x00, 0x04, 0x20, len(uid))) + uid + b"\x05\x78\x80\x70\x02"
             return out
         if cmd == 0x40:
             if not self.cards:

@@ -190,3 +190,137 @@ async def test_wrong_pins_are_in_the_fault_log_when_gate_has_diag():
     eq([(f["code"], f["count"]) for f in fs], [("OPR-03", 2), ("OPR-05", 2)])
     for f in fs:
         assert "4321" not in f["ctx"]
+
+
+# ---------------------------------------------------------------- line reader (console UART bytes)
+
+from payterm.diag.console import LineReader, MAX_LINE, utf8_error  # noqa: E402
+
+
+def _feed(data, rd=None):
+    rd = rd or LineReader()
+    return rd.feed(data)
+
+
+def test_lines_end_on_cr_or_lf_and_empty_lines_are_nothing():
+    eq(_feed(b"status\r\nfaults 3\n\r\n\n"), [("line", "status"), ("line", "faults 3")])
+    rd = LineReader()
+    eq(rd.feed(b"sta"), [])
+    eq(rd.feed(b"tus\r"), [("line", "status")], "a line split over reads")
+
+
+def test_invalid_utf8_is_an_error_for_that_line_only():
+    for bad in (b"\xff\n", b"st\xc3\n", b"\xc0\xaf\n", b"\xed\xa0\x80\n", b"\xf4\x90\x80\x80\n", b"a\x80b\n"):
+        out = _feed(bad + b"status\n")
+        eq(len(out), 2, repr(bad))
+        assert out[0][0] == "err" and out[0][1].startswith("ERR USAGE invalid UTF-8"), (bad, out)
+        eq(out[1], ("line", "status"))
+    eq(_feed("code caf\u00e9\n".encode()), [("line", "code caf\u00e9")], "valid UTF-8 passes")
+    eq(utf8_error(b"ok \xe2\x82\xac", 6), -1)
+    eq(utf8_error(b"\xe2\x82", 2), 0, "truncated sequence")
+
+
+def test_over_long_line_is_dropped_whole_with_one_err():
+    out = _feed(b"x" * (MAX_LINE + 300) + b"status\n" + b"status\n")
+    eq(len(out), 2, "one answer for the long line, then the next line")
+    eq(out[0], ("err", "ERR USAGE line too long (max %d bytes)" % MAX_LINE))
+    eq(out[1], ("line", "status"), "the tail of the long line is not run as a command")
+    eq(_feed(b"s" * MAX_LINE + b"\n")[0][0], "line", "exactly MAX_LINE bytes still fits")
+
+
+def test_control_bytes():
+    eq(_feed(b"statx\x08us\n"), [("line", "status")], "backspace")
+    eq(_feed(b"statx\x7fus\n"), [("line", "status")], "DEL as backspace")
+    eq(_feed("caf\u00e9\x7f\n".encode()), [("line", "caf")], "backspace removes a whole character")
+    eq(_feed(b"clear all\x03status\n"), [("line", "status")], "Ctrl-C drops the line")
+    eq(_feed(b"clear\x15status\n"), [("line", "status")], "Ctrl-U drops the line")
+    eq(_feed(b"stat\x1b[Dus\x1bOA\n"), [("line", "status")], "arrow keys skipped")
+    eq(_feed(b"faults\t3\n"), [("line", "faults 3")], "tab is a space")
+    out = _feed(b"sta\x00tus\n")
+    eq(out, [("err", "ERR USAGE control character 0x00")])
+
+
+async def test_command_words_are_bounded_and_never_echoed_raw():
+    _, _, dg, c = _setup("c12")
+    r = await c.handle("x" * 300)
+    eq(r, ["ERR USAGE unknown command (try help)"], "a 300-character word is a usage error, not SYS-09")
+    r = await c.handle("st\u00e4tus")
+    eq(r, ["ERR USAGE unknown command (try help)"])
+    r = await c.handle(PAN)
+    eq(len(r), 1)
+    assert r[0].startswith("ERR USAGE") and PAN not in r[0] and "476173******0119" in r[0], r
+    r = await c.handle("x4761739001012")
+    assert "4761739001012" not in r[0], r
+    r = await c.handle("faults " + PAN)
+    for l in r:
+        assert PAN not in l, r
+    eq(dg.faults(5), [], "nothing here is a fault of the terminal")
+
+
+async def test_no_answer_echoes_twelve_or_more_digits():
+    _, _, _, c = _setup("c13")
+    c._c_echo = lambda args: ["you said " + " ".join(args)]  # a command that repeats its arguments
+    for arg in ("123456789012", "501800000009", PAN, "1" * 25):
+        out = await c.handle("echo " + arg)
+        assert arg not in out[0], out
+        assert out[-1] == "OK"
+    eq((await c.handle("echo 12345678901"))[0], "you said 12345678901", "11 digits are no card number")
+
+
+class _Stream:
+    """The console UART as the task sees it: fed bytes in, answer bytes out."""
+
+    def __init__(self, chunks):
+        self.chunks = list(chunks)
+        self.out = bytearray()
+
+    async def read(self, n):
+        import asyncio
+
+        if not self.chunks:
+            await asyncio.sleep_ms(1)
+            raise _Done()
+        return self.chunks.pop(0)
+
+    def write(self, b):
+        self.out.extend(b)
+
+    async def drain(self):
+        pass
+
+
+class _Done(Exception):
+    pass
+
+
+async def test_console_task_survives_random_bytes():
+    import random
+
+    _, _, dg, c = _setup("c14")
+    random.seed(16)
+    chunks = []
+    for k in range(400):
+        n = random.randint(1, 80)
+        chunks.append(bytes(random.getrandbits(8) for _ in range(n)))
+        if k % 7 == 0:
+            chunks.append(b"\n")
+    chunks.append(b"\nstatus\n")
+    s = _Stream(chunks)
+    try:
+        await c.serve(s)
+    except _Done:
+        pass
+    text = bytes(s.out)
+    lines = text.split(b"\n")
+    assert b"board: EMULATOR" in text, "status still answers after the garbage"
+    eq(lines[-2], b"OK")
+    assert b"SYS-09" not in text, "no internal error on any input"
+    eq([f for f in dg.faults(10) if f["code"] == "SYS-09"], [])
+    for l in lines:
+        assert len(l) < 200, l
+    # the handler alone takes any text too
+    for k in range(300):
+        line = "".join(chr(random.randint(1, 0x2FF)) for _ in range(random.randint(0, 40)))
+        r = await c.handle(line)
+        assert not r or r[-1] == "OK" or r[-1].startswith("ERR "), (line, r)
+        assert not any("SYS-09" in x for x in r), (line, r)

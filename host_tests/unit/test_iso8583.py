@@ -132,3 +132,24 @@ def test_frame_has_length_header_and_shares_the_buffer():
     f = c.frame(m)
     eq((f[0] << 8) | f[1], len(body), "big-endian length")
     eq(bytes(f[2:]), body, "same bytes as encode")
+
+
+def test_card_data_as_bytearrays_is_encoded_in_place_and_wiped():
+    # Card.auth_fields() hands out bytearrays (wipeable); text fields take them like str
+    pan = bytearray(PAN.encode())
+    t2 = bytearray(b"4761739001010010=30121010000000")
+    m = {"t": "0200", "2": pan, "3": "000000", "11": "000123", "14": bytearray(b"3012"), "35": t2,
+         "55": bytearray(b"\x9f\x26\x02\x11\x22")}
+    c = Codec()
+    ref = c.encode(dict(m, **{"2": PAN, "14": "3012", "35": str(t2, "ascii"), "55": bytes(m["55"])}))
+    eq(bytes(c.frame(m)[2:]), ref, "same bytes as with str values")
+    assert bytes(c._buf).find(PAN.encode()) >= 0
+    c.wipe()
+    eq(bytes(c._buf), bytes(len(c._buf)), "encode buffer zeroed")
+    raises(ValueError, c.encode, {"t": "0200", "2": bytearray(b"4761\xe9")})
+    raises(ValueError, c.encode, {"t": "0200", "2": PAN.encode()})  # immutable bytes in a text field: a mix-up
+    bcd = Codec(fields={2: (2, 19, "n", "n", "PAN")}, mti_enc="n", bitmap_enc="b")
+    eq(bcd.encode({"t": "0200", "2": bytearray(b"476173900101001")}), bcd.encode({"t": "0200", "2": "476173900101001"}),
+       "BCD from a bytearray")
+    e = raises(ValueError, bcd.encode, {"t": "0200", "2": "4761739001010A1"})
+    assert "4761739001" not in str(e), "no card digits in the error"

@@ -195,3 +195,20 @@ def test_civil_date_known_days():
     eq(civil_date(951782400), (2000, 2, 29), "leap day")
     eq(civil_date(NOW), (2026, 11, 23))
     eq(civil_date(4102444799), (2099, 12, 31))
+
+
+def test_tracks_are_views_and_the_card_keeps_its_own_copy():
+    buf = bytearray(full())
+    tr = m.decode(memoryview(buf))
+    assert isinstance(tr[2], memoryview), "a slice of the reader's buffer, no str copy"
+    c = m.card_from_swipe(memoryview(buf), NOW)
+    for i in range(len(buf)):
+        buf[i] = 0  # the reader overwrites its buffer once the card is built
+    f = c.auth_fields()
+    eq(bytes(f["2"]), PAN.encode(), "the card has its own copy")
+    eq(bytes(f["35"]), T2.encode())
+    for k in ("2", "14", "35"):
+        assert isinstance(f[k], bytearray), k
+    c.wipe()
+    for k in ("2", "14", "35"):
+        eq(f[k], bytearray(len(f[k])), "field %s zeroed by wipe()" % k)

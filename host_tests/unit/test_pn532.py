@@ -128,3 +128,19 @@ def test_parser_extended_frame_and_ack():
     k, d = drv._parse()
     eq(k, 0)
     eq(d, data)
+
+
+async def test_frames_are_views_of_one_buffer_and_wipe_zeroes_everything():
+    fake, drv = make()
+    await drv.begin()
+    fake.cards = [FakeCard()]
+    t = await drv.poll()
+    r = await drv.exchange(t.tg, b"\x00\xb2\x01\x0c\x00")
+    assert isinstance(r, memoryview), "no bytes copy of card answers"
+    assert bytes(r).find(bytes.fromhex("4761739001010010")) >= 0, "record 1 has the track 2 equivalent"
+    drv.wipe()
+    for name in ("_rx", "_fbuf", "_chunk", "_tx"):
+        b = getattr(drv, name)
+        eq(bytes(b), bytes(len(b)), name)
+    eq(drv._n, 0)
+    eq(await drv.poll() is not None, True, "still works after the wipe")

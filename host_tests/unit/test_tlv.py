@@ -66,3 +66,18 @@ def test_malformed_is_rejected_cleanly():
     for _ in range(12):
         deep = b"\x70" + bytes((len(deep),)) + deep
     bad(deep)
+
+
+def test_walk_values_are_wipeable_copies():
+    data = bytearray(b"\x70\x0a\x5a\x08\x47\x61\x73\x90\x01\x01\x00\x10")
+    d = tlv.walk(data)
+    v = d[0x5A]
+    assert isinstance(v, bytearray), "bytearray, not bytes"
+    data[4] = 0
+    eq(v[0], 0x47, "a copy, independent of the response buffer")
+    tlv.wipe(d)
+    eq(v, bytearray(8), "zeroed in place")
+    eq(len(d), 0)
+    out = bytearray(b"\x01")
+    tlv.encode_into(out, 0x9F26, b"\x11" * 8)
+    eq(bytes(out), b"\x01\x9f\x26\x08" + b"\x11" * 8)

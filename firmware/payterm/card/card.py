@@ -1,11 +1,14 @@
 """The Card object and the checks every card passes, however it was read.
 
-The full PAN and track data live in bytearrays private to the object so
-`wipe()` can overwrite them in place once authorization is done; everything
-a person can see (display, logs, repr, diagnostics) gets the masked form.
+The full PAN, track 2 and ICC data live in bytearrays owned by the object
+so `wipe()` can overwrite them in place once authorization is done; the
+readers hand them over without making immutable copies (str/bytes cannot
+be wiped), and `auth_fields()` hands out those same bytearrays, so the
+request built from them is zeroed by the same `wipe()`. Everything a person
+can see (display, logs, repr, diagnostics) gets the masked form.
 """
 from payterm.errors import Fault
-from payterm.mask import mask_pan
+from payterm.mask import luhn_ok, mask_pan
 
 # ISO 8583:1987 field 22 (POS entry mode), positions 1-2 = PAN entry mode.
 ENTRY_SWIPE = "901"  # full magnetic stripe read
@@ -13,31 +16,39 @@ ENTRY_FALLBACK = "801"  # magstripe after a failed chip/contactless read
 ENTRY_TAP = "071"  # contactless EMV
 
 
-def luhn_ok(digits):
-    """ISO/IEC 7812-1 check digit over a string of ASCII digits."""
-    total = 0
-    dbl = False
-    for i in range(len(digits) - 1, -1, -1):
-        d = ord(digits[i]) - 48
-        if dbl:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-        dbl = not dbl
-    return total % 10 == 0
-
-
 def check_pan(pan, stage="card"):
-    """Length 12-19 (ISO/IEC 7812-1) and Luhn; anything else is CRD-07."""
+    """Length 12-19 (ISO/IEC 7812-1) and Luhn; anything else is CRD-07.
+
+    pan: ASCII digits as str or bytes-like.
+    """
     n = len(pan)
     if n < 12 or n > 19:
         raise Fault("CRD-07", "PAN length %d" % n, stage)
+    as_str = isinstance(pan, str)
     for ch in pan:
-        if not ("0" <= ch <= "9"):
+        c = ord(ch) if as_str else ch
+        if not (48 <= c <= 57):
             raise Fault("CRD-07", "PAN not numeric", stage)
     if not luhn_ok(pan):
         raise Fault("CRD-07", "Luhn check failed " + mask_pan(pan), stage)
+
+
+def same_bytes(a, b):
+    """Content equality of two bytes-like objects (memoryviews included)."""
+    n = len(a)
+    if n != len(b):
+        return False
+    for i in range(n):
+        if a[i] != b[i]:
+            return False
+    return True
+
+
+def zero(buf):
+    """Overwrite a bytearray (or writable memoryview) in place."""
+    if buf is not None:
+        for i in range(len(buf)):
+            buf[i] = 0
 
 
 def check_expiry(yymm, now_epoch, stage="card", bad="CRD-06"):
@@ -82,8 +93,23 @@ def _digits(s):
     return True
 
 
+def _owned(v):
+    """A bytearray the Card may wipe: taken over as is, or copied from a view/bytes."""
+    if v is None or len(v) == 0:
+        return None
+    if isinstance(v, bytearray):
+        return v
+    if isinstance(v, str):
+        return bytearray(v.encode())
+    return bytearray(v)
+
+
 class Card:
-    """One presented card. Only `auth_fields()` hands out the PAN."""
+    """One presented card. Only `auth_fields()` hands out the PAN.
+
+    pan, track2, icc: str or bytes-like; a bytearray is taken over (the
+    reader must not keep using it), anything else is copied.
+    """
 
     def __init__(self, source, pan, expiry, service_code="", name="", aid="", label="",
                  entry_mode=None, track2="", icc=None):
@@ -95,31 +121,36 @@ class Card:
         self.label = label
         self.entry_mode = entry_mode or (ENTRY_TAP if source == "tap" else ENTRY_SWIPE)
         self.masked = mask_pan(pan)
-        self._pan = bytearray(pan.encode())
-        self._track2 = bytearray(track2.encode()) if track2 else None
-        self._icc = bytearray(icc) if icc else None
+        self._pan = _owned(pan) or bytearray()
+        self._exp = bytearray(expiry.encode())
+        self._track2 = _owned(track2)
+        self._icc = _owned(icc)
         self.wiped = False
 
     def auth_fields(self):
-        """ISO 8583 fields for the authorization request (the PAN's one exit)."""
+        """ISO 8583 fields for the authorization request (the PAN's one exit).
+
+        The values are the card's own bytearrays (the codec takes them for
+        text fields too): `wipe()` zeroes them wherever the request still
+        holds them.
+        """
         if self.wiped:
             raise Fault("SYS-09", "card data already wiped", "card")
-        f = {"2": self._pan.decode(), "14": self.expiry}
+        f = {"2": self._pan, "14": self._exp}
         if self._track2:
-            f["35"] = self._track2.decode()
+            f["35"] = self._track2
         if self._icc:
-            f["55"] = bytes(self._icc)
+            f["55"] = self._icc
         return f
 
+    def buffers(self):
+        """The bytearrays holding card data (tests check they are zeroed after wipe())."""
+        return [b for b in (self._pan, self._exp, self._track2, self._icc) if b is not None]
+
     def wipe(self):
-        """Overwrite PAN, track and ICC data in place; called after authorization."""
-        for b in (self._pan, self._track2, self._icc):
-            if b is not None:
-                for i in range(len(b)):
-                    b[i] = 0
-        self._pan = bytearray()
-        self._track2 = None
-        self._icc = None
+        """Overwrite PAN, expiry, track and ICC data in place; called after authorization."""
+        for b in self.buffers():
+            zero(b)
         self.wiped = True
 
     def __repr__(self):

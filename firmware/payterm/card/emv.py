@@ -6,12 +6,17 @@ so after the records are read the terminal has everything the online
 authorization needs (PAN, expiry, track 2 equivalent, field 55 data).
 `xchg(apdu) -> response` is the only I/O, so tests drive it with a card
 model and the service drives it with the PN532.
+
+Card data (PAN, track 2 equivalent, records, cryptogram) is kept in
+bytearrays only: the records `tlv.walk` collected are zeroed when the read
+ends, whatever the outcome, and the Card takes over fresh bytearrays for
+the PAN, track 2 and field 55, which its `wipe()` zeroes.
 """
 from micropython import const
 
 from payterm.errors import Fault
 from payterm.card import tlv
-from payterm.card.card import Card, check_pan, check_expiry, civil_date, ENTRY_TAP
+from payterm.card.card import Card, check_pan, check_expiry, civil_date, same_bytes, zero, ENTRY_TAP
 
 # EMV Book 1 11.3 / Contactless Book B 3.3
 _PPSE = b"2PAY.SYS.DDF01"
@@ -183,27 +188,77 @@ def _text(b):
     return "".join(chr(c) if 0x20 <= c < 0x7F else "?" for c in b).strip()
 
 
+_HEXDIGITS = b"0123456789ABCDEF"
+_NIB_D = const(0x0D)  # track 2 equivalent field separator nibble (EMV Book 3 Annex A, tag 57)
+_NIB_F = const(0x0F)  # padding nibble
+_EQ = const(0x3D)  # '=' ISO/IEC 7813 track 2 field separator
+
+
+def _nibbles(b):
+    for x in b:
+        yield x >> 4
+        yield x & 0x0F
+
+
 def _digits_from_bcd(b):
-    s = bytes(b).hex().upper()
-    k = s.find("F")
-    return s if k < 0 else s[:k]
+    """cn/BCD digits up to the first F pad as ASCII (bytearray: wipeable)."""
+    out = bytearray()
+    for d in _nibbles(b):
+        if d == _NIB_F:
+            break
+        out.append(_HEXDIGITS[d])
+    return out
 
 
 def track2_from_57(v):
-    """Track 2 equivalent (tag 57, b format with D separator) -> ISO track 2 text."""
-    s = bytes(v).hex().upper().rstrip("F")
-    k = s.find("D")
-    if k < 0 or len(s) < k + 8:
+    """Track 2 equivalent (tag 57, b format with D separator) -> ISO track 2 text (bytearray)."""
+    out = bytearray()
+    k = -1
+    for d in _nibbles(v):
+        out.append(_HEXDIGITS[d])
+    n = len(out)
+    while n and out[n - 1] == 0x46:  # trailing 'F' pad
+        n -= 1
+    ok = True
+    for i in range(n):
+        c = out[i]
+        if c == 0x44 and k < 0:  # 'D'
+            k = i
+            out[i] = _EQ
+        elif not (0x30 <= c <= 0x39):
+            ok = False
+    for i in range(n, len(out)):
+        out[i] = 0
+    if not ok or k < 0 or n < k + 8:
+        zero(out)
         raise Fault("CRD-13", "track 2 equivalent malformed", _STAGE)
-    s = s[:k] + "=" + s[k + 1:]
-    for ch in s:
-        if not ("0" <= ch <= "9" or ch == "="):
-            raise Fault("CRD-13", "track 2 equivalent malformed", _STAGE)
-    return s
+    mv = memoryview(out)
+    r = bytearray(mv[:n])
+    zero(out)
+    return r
+
+
+def _sep(t2):
+    for i in range(len(t2)):
+        if t2[i] == _EQ:
+            return i
+    return -1
 
 
 async def read_card(xchg, amount, currency, cfg, now_epoch, un):
-    """Run the contactless read and return a Card (tap) or raise CRD-*/HW-*."""
+    """Run the contactless read and return a Card (tap) or raise CRD-*/HW-*.
+
+    The data objects collected on the way are zeroed before this returns.
+    """
+    got = []
+    try:
+        return await _read(xchg, amount, currency, cfg, now_epoch, un, got)
+    finally:
+        for d in got:
+            tlv.wipe(d)
+
+
+async def _read(xchg, amount, currency, cfg, now_epoch, un, got):
     supported = cfg.get("aids", DEFAULT_AIDS)
     sw, body = _sw(await xchg(select_cmd(_PPSE)))
     if sw == _SW_NOT_FOUND or (sw >> 8) == 0x6A:
@@ -218,6 +273,7 @@ async def read_card(xchg, amount, currency, cfg, now_epoch, un):
         sw, fbody = _sw(await xchg(select_cmd(aid)))
         if sw == _SW_OK:
             fci = tlv.walk(fbody)
+            got.append(fci)
             break
         if sw != _SW_NOT_FOUND and sw != _SW_BLOCKED:
             raise Fault("CRD-13", "SELECT AID status %04x" % sw, _STAGE)
@@ -232,6 +288,7 @@ async def read_card(xchg, amount, currency, cfg, now_epoch, un):
     if sw != _SW_OK:
         raise Fault("CRD-13", "GPO status %04x" % sw, _STAGE)
     card = _gpo_data(gbody)
+    got.append(card)
     afl = card.get(T_AFL, b"")
     if len(afl) % 4:
         raise Fault("CRD-13", "AFL length %d" % len(afl), _STAGE)
@@ -264,7 +321,7 @@ def _gpo_data(body):
     if tag == T_RMT1:
         if len(v) < 2:
             raise Fault("CRD-13", "GPO format 1 too short", _STAGE)
-        return {T_AIP: bytes(v[:2]), T_AFL: bytes(v[2:])}
+        return {T_AIP: bytearray(v[:2]), T_AFL: bytearray(v[2:])}
     if tag == T_RMT2:
         d = tlv.walk(v)
         if T_AIP not in d:
@@ -274,42 +331,52 @@ def _gpo_data(body):
 
 
 def _make_card(d, aid, label, tdata, now_epoch):
-    t2 = ""
-    if T_TRACK2 in d:
-        t2 = track2_from_57(d[T_TRACK2])
-    pan = _digits_from_bcd(d[T_PAN]) if T_PAN in d else t2[:t2.find("=")] if t2 else ""
-    if not pan:
-        raise Fault("CRD-13", "no PAN (5A/57)", _STAGE)
-    if t2 and t2[:t2.find("=")] != pan:
-        raise Fault("CRD-13", "5A and 57 disagree", _STAGE)
-    if T_EXPIRY in d:
-        if len(d[T_EXPIRY]) != 3:
-            raise Fault("CRD-13", "expiry length", _STAGE)
-        exp = bytes(d[T_EXPIRY]).hex()[:4]
-    elif t2:
-        k = t2.find("=")
-        exp = t2[k + 1:k + 5]
-    else:
-        raise Fault("CRD-13", "no expiry (5F24/57)", _STAGE)
-    sc = ""
-    if t2:
-        k = t2.find("=")
-        sc = t2[k + 5:k + 8]
-    elif T_SERVICE in d:
-        sc = bytes(d[T_SERVICE]).hex()[-3:]
-    check_pan(pan, _STAGE)
-    check_expiry(exp, now_epoch, _STAGE, bad="CRD-13")
-    icc = bytearray()
-    for tag in ICC_TAGS:
-        v = d.get(tag)
-        if v is None:
-            v = tdata.get(tag)
-        if v is None and tag == 0x84:
-            v = aid
-        if v is not None:
-            icc.extend(tlv.encode(tag, v))
-    return Card("tap", pan, exp, service_code=sc, name=_name(d.get(T_NAME, b"")),
-                aid=bytes(aid).hex().upper(), label=label, entry_mode=ENTRY_TAP, track2=t2, icc=icc)
+    t2 = None
+    pan = None
+    icc = None
+    try:
+        if T_TRACK2 in d:
+            t2 = track2_from_57(d[T_TRACK2])
+        k = _sep(t2) if t2 else -1
+        if T_PAN in d:
+            pan = _digits_from_bcd(d[T_PAN])
+        elif t2:
+            pan = bytearray(memoryview(t2)[:k])
+        if not pan:
+            raise Fault("CRD-13", "no PAN (5A/57)", _STAGE)
+        if t2 and not same_bytes(memoryview(t2)[:k], pan):
+            raise Fault("CRD-13", "5A and 57 disagree", _STAGE)
+        if T_EXPIRY in d:
+            if len(d[T_EXPIRY]) != 3:
+                raise Fault("CRD-13", "expiry length", _STAGE)
+            exp = d[T_EXPIRY].hex()[:4]
+        elif t2:
+            exp = str(bytes(memoryview(t2)[k + 1:k + 5]), "ascii")
+        else:
+            raise Fault("CRD-13", "no expiry (5F24/57)", _STAGE)
+        sc = ""
+        if t2:
+            sc = str(bytes(memoryview(t2)[k + 5:k + 8]), "ascii")
+        elif T_SERVICE in d:
+            sc = d[T_SERVICE].hex()[-3:]
+        check_pan(pan, _STAGE)
+        check_expiry(exp, now_epoch, _STAGE, bad="CRD-13")
+        icc = bytearray()
+        for tag in ICC_TAGS:
+            v = d.get(tag)
+            if v is None:
+                v = tdata.get(tag)
+            if v is None and tag == 0x84:
+                v = aid
+            if v is not None:
+                tlv.encode_into(icc, tag, v)
+        card = Card("tap", pan, exp, service_code=sc, name=_name(d.get(T_NAME, b"")),
+                    aid=bytes(aid).hex().upper(), label=label, entry_mode=ENTRY_TAP, track2=t2, icc=icc)
+    except BaseException:
+        for b in (pan, t2, icc):
+            zero(b)
+        raise
+    return card
 
 
 def _name(b):

@@ -8,11 +8,15 @@ of these and keeps one verdict per track, so a bad track 1 does not spoil
 a good track 2, and the failure code says why a track was unusable the way
 reader test reports do (no data, no start sentinel, no end sentinel, bad
 LRC, parity/format).
+
+Track data is never copied into str or bytes: tracks are memoryview slices
+of the swipe buffer, and the Card gets its own bytearrays, so the reader's
+buffer and the Card can both be overwritten once they are done with.
 """
 from micropython import const
 
 from payterm.errors import Fault
-from payterm.card.card import Card, check_pan, check_expiry, ENTRY_SWIPE, ENTRY_FALLBACK
+from payterm.card.card import Card, check_pan, check_expiry, same_bytes, ENTRY_SWIPE, ENTRY_FALLBACK
 
 # ISO/IEC 7811-2 track 1 (IATA, 6-bit + parity) and ISO/IEC 7811-2 track 2 (ABA, 4-bit + parity)
 _SS1 = const(0x25)  # '%' track 1 start sentinel
@@ -28,6 +32,8 @@ _T2_LO = const(0x30)  # track 2 character set 0x30..0x3F (ISO/IEC 7811-2 table 2
 _T2_HI = const(0x3F)
 _MAX_T1 = const(79)  # ISO/IEC 7813: 79 characters including sentinels and LRC
 _MAX_T2 = const(40)
+_ERR_CH = const(0x45)  # 'E': reader modules report an unreadable track as %E? / ;E?
+_FC_B = const(0x42)  # 'B': ISO/IEC 7813 track 1 format code
 
 _STAGE = "swipe"
 
@@ -44,12 +50,27 @@ def _track_of(data, i):
     return 1 if data[i] == _SS1 else 2
 
 
-def decode(data, lrc_required=False):
-    """Split one swipe into {1: str|Fault, 2: str|Fault} (track content, no sentinels).
+def _text(v):
+    """Non-card text (expiry, service code, name) of a track slice as str."""
+    return str(bytes(v), "ascii")
 
-    A track the swipe does not mention is absent from the dict. Track 3
-    (a second `;` track) is skipped.
+
+def _find(v, c, start=0):
+    for i in range(start, len(v)):
+        if v[i] == c:
+            return i
+    return -1
+
+
+def decode(data, lrc_required=False):
+    """Split one swipe into {1: memoryview|Fault, 2: memoryview|Fault} (track content, no sentinels).
+
+    data: bytes-like (the reader's buffer); the track values are slices of
+    it, valid while it is. A track the swipe does not mention is absent from
+    the dict. Track 3 (a second `;` track) is skipped.
     """
+    if not isinstance(data, memoryview):
+        data = memoryview(data)
     out = {}
     n = len(data)
     i = 0
@@ -111,15 +132,15 @@ def _sentinel_track(data, s, trk, lrc_required):
         return nxt + 1, Fault("CRD-05", "track %d: bad LRC" % trk, _STAGE)
     else:
         has_lrc = False
-    if not content:
+    if not len(content):
         return nxt, Fault("CRD-02", "track %d: no data" % trk, _STAGE)
-    if content == b"E":
+    if len(content) == 1 and content[0] == _ERR_CH:
         return nxt, Fault("CRD-06", "track %d: reader reported error" % trk, _STAGE)
     if bad or len(content) + 2 > (_MAX_T1 if trk == 1 else _MAX_T2):
         return nxt, Fault("CRD-06", "track %d: parity/format" % trk, _STAGE)
     if lrc_required and not has_lrc:
         return nxt, Fault("CRD-05", "track %d: LRC missing" % trk, _STAGE)
-    return nxt, content.decode()
+    return nxt, content
 
 
 def _boundary(data, i):
@@ -134,9 +155,9 @@ def _bare_track(data, i, j):
     without one, the module strips sentinels and the whole line is a track.
     """
     seg = data[i:j]
-    k = seg.find(b"?")
+    k = _find(seg, _ES)
     body = seg if k < 0 else seg[:k]
-    trk = 1 if (body and (body[0] == 0x42 or _FS1 in body)) else 2
+    trk = 1 if (len(body) and (body[0] == _FC_B or _find(body, _FS1) >= 0)) else 2
     if k >= 0:
         end = i + k + 1
         base = _T1_LO if trk == 1 else _T2_LO
@@ -153,43 +174,54 @@ def _bare_track(data, i, j):
         for c in body:
             if c < _T2_LO or c > _T2_HI:
                 return trk, Fault("CRD-06", "track 2: parity/format", _STAGE), j
-    if body == b"E":
+    if len(body) == 1 and body[0] == _ERR_CH:
         return trk, Fault("CRD-06", "track %d: reader reported error" % trk, _STAGE), j
-    return trk, body.decode(), j
+    return trk, body, j
 
 
 def parse_track2(s):
-    """`PAN=YYMMSSS...` (ISO/IEC 7813 track 2) -> (pan, expiry, service_code)."""
-    k = s.find("=")
+    """`PAN=YYMMSSS...` (ISO/IEC 7813 track 2) -> (pan, expiry, service_code).
+
+    s: track 2 content (bytes-like); pan is a slice of it, expiry and service
+    code are str.
+    """
+    if not isinstance(s, memoryview):
+        s = memoryview(s)
+    k = _find(s, _FS2)
     if k < 0:
         raise Fault("CRD-06", "track 2: no separator", _STAGE)
     pan = s[:k]
     rest = s[k + 1:]
-    if len(rest) < 7 or "=" in rest:
+    if len(rest) < 7 or _find(rest, _FS2) >= 0:
         raise Fault("CRD-06", "track 2: short after separator", _STAGE)
-    for ch in s:
-        if not ("0" <= ch <= "9" or ch == "="):
+    for c in s:
+        if not (0x30 <= c <= 0x39 or c == _FS2):
             raise Fault("CRD-06", "track 2: bad character", _STAGE)
-    return pan, rest[:4], rest[4:7]
+    return pan, _text(rest[:4]), _text(rest[4:7])
 
 
 def parse_track1(s):
-    """`B PAN ^ NAME ^ YYMM SSS ...` (ISO/IEC 7813 format B) -> (pan, name, expiry, service)."""
-    if not s or s[0] != "B":
+    """`B PAN ^ NAME ^ YYMM SSS ...` (ISO/IEC 7813 format B) -> (pan, name, expiry, service).
+
+    s: track 1 content (bytes-like); pan is a slice of it, the rest are str.
+    """
+    if not isinstance(s, memoryview):
+        s = memoryview(s)
+    if not len(s) or s[0] != _FC_B:
         raise Fault("CRD-06", "track 1: format code not B", _STAGE)
-    a = s.find("^")
-    b = s.find("^", a + 1) if a > 0 else -1
+    a = _find(s, _FS1)
+    b = _find(s, _FS1, a + 1) if a > 0 else -1
     if a < 0 or b < 0:
         raise Fault("CRD-06", "track 1: field separators", _STAGE)
     pan = s[1:a]
-    name = s[a + 1:b]
+    name = _text(s[a + 1:b])
     rest = s[b + 1:]
     if len(rest) < 7:
         raise Fault("CRD-06", "track 1: short after name", _STAGE)
-    for ch in rest[:7]:
-        if not ("0" <= ch <= "9"):
+    for c in rest[:7]:
+        if not (0x30 <= c <= 0x39):
             raise Fault("CRD-06", "track 1: expiry/service not numeric", _STAGE)
-    return pan, _tidy_name(name), rest[:4], rest[4:7]
+    return pan, _tidy_name(name), _text(rest[:4]), _text(rest[4:7])
 
 
 def _tidy_name(name):
@@ -237,31 +269,35 @@ def check_service_code(sc, chip_available, fallback):
 
 
 def card_from_swipe(data, now_epoch, chip_available=True, fallback=False, lrc_required=False):
-    """One swipe (bytes, terminators included or not) -> Card, or Fault."""
+    """One swipe (bytes-like, terminators included or not) -> Card, or Fault.
+
+    The Card holds copies of the PAN and track 2 in its own bytearrays; the
+    caller overwrites `data` afterwards (the reader's buffer).
+    """
     tracks = decode(data, lrc_required)
     t1 = tracks.get(1)
     t2 = tracks.get(2)
     name = ""
     p1 = None
-    if isinstance(t1, str):
+    if isinstance(t1, memoryview):
         try:
             p1 = parse_track1(t1)
         except Fault as f:
             tracks[1] = t1 = f
-    if isinstance(t2, str):
+    if isinstance(t2, memoryview):
         try:
             pan, exp, sc = parse_track2(t2)
         except Fault as f:
             tracks[2] = t2 = f
-    if isinstance(t2, str):
+    if isinstance(t2, memoryview):
         if p1 is not None:
-            if p1[0] != pan:
+            if not same_bytes(p1[0], pan):
                 raise Fault("CRD-06", "track 1 and track 2 disagree", _STAGE)
             name = p1[1]
         track2 = t2
     elif p1 is not None:
         pan, name, exp, sc = p1
-        track2 = ""
+        track2 = None
     else:
         raise _first_fault(tracks)
     check_pan(pan, _STAGE)

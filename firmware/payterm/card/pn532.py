@@ -8,6 +8,11 @@ drops what does not parse (resynchronisation), asks for a retransmission
 with NACK when a frame's checksum fails, and ignores answers to commands
 it no longer waits for. Silence is HW-01 (reader not responding), bytes
 that never form a valid frame are HW-02.
+
+Card data passes through here (READ RECORD answers carry the PAN), so
+bytes are read into preallocated buffers (`readinto` where the stream has
+it), a frame's data is handed out as a view of one frame buffer (valid
+until the next command), and `wipe()` zeroes every buffer after a read.
 """
 from micropython import const
 import asyncio
@@ -44,6 +49,7 @@ _WAKE = b"\x55\x55\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
 
 _RX_SIZE = const(300)  # largest normal frame is 262 bytes + garbage margin
 _TX_SIZE = const(270)
+_CHUNK = const(64)
 _STAGE = "nfc"
 
 _K_FRAME = const(0)
@@ -78,6 +84,9 @@ class PN532:
         self._rx = bytearray(_RX_SIZE)
         self._n = 0
         self._tx = bytearray(_TX_SIZE)
+        self._fbuf = bytearray(_RX_SIZE)  # data of the last frame parsed
+        self._chunk = bytearray(_CHUNK)
+        self._readinto = getattr(stream, "readinto", None)
         self._got_bytes = False
         self.ready = False
         self.busy = False
@@ -178,9 +187,10 @@ class PN532:
             if ln == 1 and rx[hdr] == _ERR_TFI:
                 self._drop(hdr + ln + 1)
                 return _K_ERR, None
-            data = bytes(rx[hdr:hdr + ln])
+            fb = self._fbuf
+            fb[0:ln] = memoryview(rx)[hdr:hdr + ln]
             self._drop(hdr + ln + 1)
-            return _K_FRAME, data
+            return _K_FRAME, memoryview(fb)[:ln]
 
     def _note_garbage(self, rx, k):
         for i in range(k):
@@ -198,7 +208,7 @@ class PN532:
             if left <= 0:
                 raise _Silence()
             try:
-                chunk = await asyncio.wait_for_ms(self.s.read(64), left)
+                chunk = await asyncio.wait_for_ms(self._read(), left)
             except asyncio.TimeoutError:
                 raise _Silence()
             if not chunk:
@@ -206,14 +216,28 @@ class PN532:
                 await asyncio.sleep_ms(5)
                 continue
             self._got_bytes = True
+            m = len(chunk)
             room = _RX_SIZE - self._n
-            if len(chunk) > room:
+            if m > room:
                 # Overflow can only be garbage: a frame fits in the buffer.
                 self.stats["garbage"] += 1
-                self._drop(len(chunk) - room)
-            m = len(chunk)
+                self._drop(m - room)
             self._rx[self._n:self._n + m] = chunk
             self._n += m
+
+    async def _read(self):
+        """Next bytes from the stream: a view of the chunk buffer (or bytes from read())."""
+        if self._readinto is not None:
+            n = await self._readinto(self._chunk)
+            return memoryview(self._chunk)[:n] if n else None
+        return await self.s.read(_CHUNK)
+
+    def wipe(self):
+        """Zero every buffer that held frames (card data) and forget buffered bytes."""
+        for b in (self._rx, self._fbuf, self._chunk, self._tx):
+            for i in range(len(b)):
+                b[i] = 0
+        self._n = 0
 
     async def _send(self, buf):
         self.s.write(buf)
@@ -293,7 +317,7 @@ class PN532:
         fw = await self.command(CMD_FIRMWARE)
         if len(fw) < 4:
             raise Fault("HW-02", "firmware version reply", _STAGE)
-        self.firmware = fw
+        self.firmware = bytes(fw)
         self.ready = True
 
     async def poll(self):
@@ -313,7 +337,10 @@ class PN532:
         return _parse_target(r)
 
     async def exchange(self, tg, apdu, timeout_ms=None):
-        """InDataExchange: one APDU to the card; returns the response APDU (data + SW1 SW2)."""
+        """InDataExchange: one APDU to the card; returns the response APDU (data + SW1 SW2).
+
+        The response is a view of the frame buffer: valid until the next command.
+        """
         r = await self.command(CMD_EXCHANGE, bytes((tg,)) + bytes(apdu), timeout_ms)
         if not r:
             raise Fault("HW-02", "empty exchange reply", _STAGE)
@@ -338,16 +365,16 @@ def _parse_target(r):
     # 7.3.5 target data for 106 kbps type A: Tg SENS_RES(2) SEL_RES NFCIDLength NFCID [ATS]
     try:
         tg = r[1]
-        sens = r[2:4]
+        sens = bytes(r[2:4])
         sel = r[4]
         ul = r[5]
-        uid = r[6:6 + ul]
+        uid = bytes(r[6:6 + ul])
         if len(uid) != ul:
             raise IndexError
         ats = b""
         if len(r) > 6 + ul:
             al = r[6 + ul]
-            ats = r[6 + ul:6 + ul + al]
+            ats = bytes(r[6 + ul:6 + ul + al])
     except IndexError:
         raise Fault("HW-02", "target data truncated", _STAGE)
     if not sel & _SEL_RES_ISO_DEP:

@@ -1,34 +1,71 @@
-"""CardService: wait for a swipe or a tap, whichever comes first.
+"""CardService: the readers' owner tasks and a sale's card presentment.
 
-Both readers are watched at once because the customer picks: the first
-reader to produce a card (or a card-related failure) ends the wait and the
-other is stopped. A broken contactless reader must not stop swipes, so
-its fault is remembered and only reported if nothing else happens before
-the timeout; a broken reader also allows magstripe fallback for chip
-cards, as does a chip read that just failed (EMV fallback rules).
-A card left in the field after a read is not read again until it has
-been seen gone or `same_card_ms` has passed, so one tap does not pay
-twice; cards with a random UID per activation look new on every tap.
+One asyncio task per reader owns it for the terminal's lifetime
+(`tasks()`: the app runs and restarts them; `start()` runs them here for
+tests and tools). A sale *arms* the readers with `present()`; only a card
+presented while a sale waits for one is read for that sale. Whatever the
+readers deliver at any other time (a swipe at the idle screen, during
+amount entry, while a transaction is authorized) is read, overwritten and
+discarded, and reported through `on_ignored("swipe")`. The PN532 owner
+keeps looking at the field while no sale waits (every nfc_idle_ms), so a
+card put down before the sale is known to be there (`on_ignored("tap")`
+when it turns up) and stray answers from the reader are drained with each
+command.
+
+Presentment rules:
+- `present()` first looks at the contactless field, then calls
+  `prompt("present")`: the prompt appears once the terminal knows the field
+  state. A card already in the field then (left from the previous sale, or
+  put down before the sale started) is not read: `prompt("remove")` asks to
+  take it away, and `prompt("present")` follows when the field was seen
+  empty. A card that turns up between the last look while idle (at most
+  nfc_idle_ms before) and the first look counts as presented for the sale;
+  without a look in the last nfc_fresh_ms the field must be seen empty first.
+- A contactless card is read only after the field was seen empty (PN532
+  target released and not re-detected) since the prompt and since the last
+  read, so a card left on the reader never pays twice. This does not look
+  at UIDs: most cards and phones use a random UID per activation.
+- After a tap the owner keeps polling until the field is empty, while the
+  authorization goes on; `awaiting_removal` says whether it still waits,
+  `on_field_empty()` is called when the card has gone (display: REMOVE CARD).
+- A read error (a card code the catalog marks retryable: magstripe
+  CRD-02..06, chip card swiped CRD-10, contactless CRD-11/12/13, and the
+  reader frame error HW-02) keeps the sale waiting for another try:
+  `prompt("error", fault)`, up to `card_read_tries` reads; the last error
+  then ends the presentment with its code. Other failures end it at once.
+
+A broken contactless reader must not stop swipes, so its fault is
+remembered and only reported if nothing else happens before the timeout;
+a broken reader also allows magstripe fallback for chip cards, as does a
+chip read that just failed (EMV fallback rules).
 """
 import asyncio
 import time
 
+from micropython import const
+
+from payterm import codes
 from payterm.errors import Fault
 from payterm.card import emv
+from payterm.card.card import Card
 from payterm.card.magstripe import card_from_swipe
 from payterm.card.pn532 import PN532
 
 DEFAULTS = {
     "chip_available": True,  # terminal reads chip/contactless: service code 2xx/6xx must not be swiped
     "fallback_ms": 60000,  # after a failed tap, a swipe of a chip card is accepted this long
+    "card_read_tries": 3,  # reads one sale may try (a read error asks for another try until then)
     "mag_gap_ms": 80,  # silence that ends one swipe's burst of track data
     "mag_lrc_required": False,  # reject tracks without LRC (modules that always send one)
+    "mag_retry_ms": 500,  # pause after a magstripe UART error
     "nfc_enabled": True,
     "nfc_ack_ms": 50,  # UM0701 6.2.2: ACK within 1 ms nominal; UART latency margin
     "nfc_resp_ms": 1000,
-    "nfc_poll_ms": 150,  # pause between InListPassiveTarget polls
+    "nfc_poll_ms": 150,  # pause between InListPassiveTarget polls while a sale waits or a card is to leave
+    "nfc_idle_ms": 250,  # pause between polls while no sale waits (the field state stays known)
+    "nfc_fresh_ms": 1000,  # a look at the field older than this says nothing when a sale starts
     "nfc_retry_ms": 2000,  # re-initialise a reader that stopped answering
-    "same_card_ms": 3000,  # a card left on the reader is not read again within this time
+    "nfc_check_ms": 500,  # longest wait for the first look at the field before the prompt shows
     "aids": emv.DEFAULT_AIDS,
     "country": "0840",  # 9F1A terminal country code (ISO 3166 numeric)
     "ttq": "36000000",  # 9F66 terminal transaction qualifiers
@@ -37,7 +74,8 @@ DEFAULTS = {
 }
 
 _CHIP_FAILURES = ("CRD-11", "CRD-13", "HW-02")
-_MAG_MAX = 512
+_MAG_MAX = const(512)
+_CHUNK = const(64)
 _STAGE = "card"
 
 
@@ -45,6 +83,16 @@ def _urandom(n):
     import os
 
     return os.urandom(n)
+
+
+def read_error(code):
+    """A failed read worth another try in the same sale (catalog: retryable card codes, HW-02)."""
+    if code == "HW-02":
+        return True
+    if code == "CRD-01" or not codes.known(code):
+        return False
+    e = codes.lookup(code)
+    return e[codes.CATEGORY] == "card" and e[codes.RETRYABLE]
 
 
 class _Cfg:
@@ -60,6 +108,11 @@ class _Cfg:
         return v
 
 
+def _zero(b):
+    for i in range(len(b)):
+        b[i] = 0
+
+
 class CardService:
     def __init__(self, mag_stream, nfc_stream, ticks, clock, cfg=None, rand=None):
         self.mag = mag_stream
@@ -73,85 +126,169 @@ class CardService:
             self.nfc = PN532(nfc_stream, ticks, c.get("nfc_ack_ms"), c.get("nfc_resp_ms"))
         self.nfc_fault = None
         self._fallback_at = None
-        self._last_uid = None
-        self._last_at = 0
         self._magbuf = bytearray(_MAG_MAX)
-        self._done = None
-        self._result = None
+        self._magchunk = bytearray(_CHUNK)
+        self._mag_readinto = getattr(mag_stream, "readinto", None)
+        # callbacks the app sets: a swipe nobody waited for; the field emptied after a tap
+        self.on_ignored = None
+        self.on_field_empty = None
+        self.ignored = 0
+        self._started = False
+        self._wake = asyncio.Event()
+        # presentment state (one sale at a time)
+        self._armed = False
+        self._gen = 0
+        self._slot = None
+        self._ev = asyncio.Event()
+        self._prompt = None
+        self._prompted = False
+        self._amount = 0
+        self._currency = "978"
+        # contactless field state
+        self._need_empty = True  # a read must wait for an empty field
+        self._watch = False  # poll until the field is empty (after a read, or a card seen)
+        self._removing = False  # "remove" was told and not yet followed by "present"
+        self._seen_at = None  # ticks of the last look at the field
+        self._checked = asyncio.Event()  # set after each look (present() waits for one)
+        self._ping_req = False
+        self._ping_ev = asyncio.Event()
+        self._ping_res = None
+
+    # ------------------------------------------------------------ tasks
+    def tasks(self):
+        """(name, coroutine function) of each reader's owner task, for the app to run and restart."""
+        self._started = True
+        out = []
+        if self.mag is not None:
+            out.append(("magstripe", self.run_mag))
+        if self.nfc is not None:
+            out.append(("nfc", self.run_nfc))
+        return out
+
+    def start(self):
+        """Run the owner tasks here (tests, tools) unless the app already runs them."""
+        if not self._started:
+            for _, fn in self.tasks():
+                asyncio.create_task(fn())
+
+    @property
+    def armed(self):
+        """True while a sale waits for a card."""
+        return self._armed
+
+    @property
+    def awaiting_removal(self):
+        """True while a card that was read (or seen) may still lie on the contactless reader."""
+        return self.nfc is not None and self._watch
 
     # ------------------------------------------------------------ self-test
     async def ping(self):
         """Reader self-test (SelfTests check): re-initialise the PN532 and read its version.
 
         Returns a short detail string; raises HW-01/HW-02. Only the PN532 can
-        be probed: a magstripe module is a silent talker.
+        be probed: a magstripe module is a silent talker. The owner task does
+        the work, between its other commands.
         """
         if self.nfc is None:
             return "no contactless reader"
-        self.nfc.ready = False
-        try:
-            await self.nfc.begin()
-        except Fault as f:
-            self.nfc_fault = f
-            raise
-        self.nfc_fault = None
-        fw = self.nfc.firmware
-        return "PN5%02x v%d.%d" % (fw[0], fw[1], fw[2])
-
-    # ------------------------------------------------------------ race
-    async def present(self, amount, currency, timeout_ms):
-        """Wait up to timeout_ms for a card; return Card or raise Fault."""
-        self._result = None
-        self._done = asyncio.Event()
-        tasks = []
-        if self.mag is not None:
-            tasks.append(asyncio.create_task(self._guard(self._mag_task(), "swipe")))
-        if self.nfc is not None:
-            if self.nfc.busy:
-                self.nfc.ready = False  # a cancelled command may still be running
-            tasks.append(asyncio.create_task(self._guard(self._nfc_task(amount, currency), "nfc")))
-        start = self.ticks()
-        try:
-            while not self._done.is_set():
-                left = timeout_ms - time.ticks_diff(self.ticks(), start)
-                if left <= 0:
-                    break
-                try:
-                    await asyncio.wait_for_ms(self._done.wait(), min(left, 200))
-                except asyncio.TimeoutError:
-                    pass
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.sleep_ms(0)
-        r = self._result
-        self._result = None  # the card lives only with the caller (wipe() after authorization)
+        self.start()
+        self._ping_ev = asyncio.Event()
+        self._ping_req = True
+        self._wake.set()
+        await self._ping_ev.wait()
+        r = self._ping_res
+        self._ping_res = None
         if isinstance(r, Fault):
             raise r
-        if r is not None:
-            return r
-        if self.nfc_fault is not None:
-            raise self.nfc_fault
-        raise Fault("CRD-01", "no card in %d ms" % timeout_ms, _STAGE)
+        return r
 
-    async def _guard(self, coro, stage):
-        """A reader task never dies silently: stream errors are HW-01, bugs SYS-09."""
+    # ------------------------------------------------------------ presentment
+    async def present(self, amount, currency, timeout_ms, prompt=None):
+        """Wait up to timeout_ms for a card; return Card or raise Fault.
+
+        prompt(event, fault=None), optional: "present" (ask for a card),
+        "remove" (a card lies on the reader that will not be read until it
+        has left), "error" (a read error, fault: the sale waits for another try).
+        """
+        self.start()
+        tries = int(self.cfg.get("card_read_tries")) or 1
+        self._gen += 1
+        self._slot = None
+        self._ev = asyncio.Event()
+        self._prompt = prompt
+        self._prompted = False
+        self._removing = False
+        self._amount = amount
+        self._currency = currency
+        seen = self._seen_at
+        if seen is None or time.ticks_diff(self.ticks(), seen) >= self.cfg.get("nfc_fresh_ms"):
+            self._need_empty = True  # the field state is not known: a card there now must leave first
+        self._armed = True
         try:
-            await coro
-        except OSError as e:
-            f = Fault("HW-01", "%s stream: %s" % (stage, e), stage)
-            if stage == "nfc":
-                self.nfc_fault = f  # swipes may still work: report at timeout
-                self.nfc.ready = False
-            else:
-                self._finish(f)
-        except Exception as e:  # CancelledError is not an Exception: cancellation passes
-            self._finish(Fault("SYS-09", "%s: %r" % (stage, e), stage))
+            if self.nfc is not None:
+                # One look at the field before the prompt shows what to do.
+                self._checked = asyncio.Event()
+                self._wake.set()
+                try:
+                    await asyncio.wait_for_ms(self._checked.wait(), self.cfg.get("nfc_check_ms"))
+                except asyncio.TimeoutError:
+                    pass
+            self._prompted = True
+            self._tell("remove" if self._removing else "present")
+            n = 0
+            while True:
+                r = await self._wait(timeout_ms)
+                if r is None:
+                    if self.nfc_fault is not None:
+                        raise self.nfc_fault
+                    raise Fault("CRD-01", "no card in %d ms" % timeout_ms, _STAGE)
+                if isinstance(r, Fault):
+                    n += 1
+                    if not read_error(r.code) or n >= tries:
+                        raise r
+                    self._tell("error", r)
+                    continue
+                return r
+        finally:
+            self._armed = False
+            self._prompt = None
+            r = self._slot
+            self._slot = None
+            if isinstance(r, Card):
+                r.wipe()  # delivered after the wait ended: nobody will use it
 
-    def _finish(self, r):
-        if self._result is None:
-            self._result = r
-            self._done.set()
+    async def _wait(self, timeout_ms):
+        start = self.ticks()
+        while self._slot is None:
+            left = timeout_ms - time.ticks_diff(self.ticks(), start)
+            if left <= 0:
+                return None
+            self._ev.clear()
+            try:
+                await asyncio.wait_for_ms(self._ev.wait(), min(left, 200))
+            except asyncio.TimeoutError:
+                pass
+        r = self._slot
+        self._slot = None
+        return r
+
+    def _tell(self, event, fault=None):
+        p = self._prompt
+        if p is not None and self._prompted:
+            if fault is None:
+                p(event)
+            else:
+                p(event, fault)
+
+    def _deliver(self, r, gen):
+        """A reader's result for the sale armed as `gen`; anything else is wiped and dropped."""
+        if self._armed and gen == self._gen and self._slot is None:
+            self._slot = r
+            self._ev.set()
+            return True
+        if isinstance(r, Card):
+            r.wipe()
+        return False
 
     def _fallback_allowed(self):
         if self.nfc is None or self.nfc_fault is not None:
@@ -160,37 +297,67 @@ class CardService:
             return False
         return time.ticks_diff(self.ticks(), self._fallback_at) < self.cfg.get("fallback_ms")
 
-    # ------------------------------------------------------------ magstripe
-    async def _mag_task(self):
-        try:
-            data = await self._read_swipe()
-        except OSError as e:
-            self._finish(Fault("HW-01", "magstripe reader: %s" % e, "swipe"))
-            return
-        if data is None:
-            self._finish(Fault("CRD-06", "swipe too long", "swipe"))
+    # ------------------------------------------------------------ magstripe owner
+    async def run_mag(self):
+        """Owner of the magstripe UART: every swipe is read; only an armed sale gets it."""
+        if self.mag is None:
             return
         c = self.cfg
-        try:
-            card = card_from_swipe(data, self.clock(), c.get("chip_available") and self.nfc is not None,
-                                   self._fallback_allowed(), c.get("mag_lrc_required"))
-        except Fault as f:
-            self._finish(f)
-            return
-        self._fallback_at = None
-        self._finish(card)
+        while True:
+            try:
+                n, gen = await self._read_swipe()
+            except OSError as e:
+                self._deliver(Fault("HW-01", "magstripe reader: %s" % e, "swipe"), self._gen if self._armed else -1)
+                self.wipe_mag()
+                await asyncio.sleep_ms(c.get("mag_retry_ms"))
+                continue
+            if not (self._armed and gen == self._gen):
+                self.wipe_mag()
+                self.ignored += 1
+                if self.on_ignored is not None:
+                    self.on_ignored("swipe")
+                continue
+            if n < 0:
+                r = Fault("CRD-06", "swipe too long", "swipe")
+            else:
+                try:
+                    r = card_from_swipe(memoryview(self._magbuf)[:n], self.clock(),
+                                        c.get("chip_available") and self.nfc is not None,
+                                        self._fallback_allowed(), c.get("mag_lrc_required"))
+                except Fault as f:
+                    r = f
+            self.wipe_mag()
+            if isinstance(r, Card):
+                self._fallback_at = None
+            self._deliver(r, gen)
+
+    def wipe_mag(self):
+        """Zero the swipe buffers (raw track data)."""
+        _zero(self._magbuf)
+        _zero(self._magchunk)
+
+    async def _mag_read(self):
+        if self._mag_readinto is not None:
+            n = await self._mag_readinto(self._magchunk)
+            return memoryview(self._magchunk)[:n] if n else None
+        return await self.mag.read(_CHUNK)
 
     async def _read_swipe(self):
-        """Bytes of one swipe: the first byte, then everything until a quiet gap."""
+        """One swipe: the first byte, then everything until a quiet gap.
+
+        Returns (length or -1 if longer than the buffer, arming generation at
+        the first byte: 0 when no sale waited then).
+        """
         buf = self._magbuf
         n = 0
         gap = self.cfg.get("mag_gap_ms")
         while True:
-            chunk = await self.mag.read(64)
+            chunk = await self._mag_read()
             if chunk:
                 break
             # Woken with nothing to read (VMIN=0 pty, UART timeout): not a swipe.
             await asyncio.sleep_ms(gap)
+        gen = self._gen if self._armed else 0
         while True:
             m = len(chunk)
             if n + m > _MAG_MAX:
@@ -200,68 +367,147 @@ class CardService:
                 buf[n:n + m] = chunk
                 n += m
             try:
-                chunk = await asyncio.wait_for_ms(self.mag.read(64), gap)
+                chunk = await asyncio.wait_for_ms(self._mag_read(), gap)
             except asyncio.TimeoutError:
                 break
             if not chunk:
                 await asyncio.sleep_ms(gap)
                 break
-        return None if n > _MAG_MAX else bytes(buf[:n])
+        return (-1 if n > _MAG_MAX else n), gen
 
-    # ------------------------------------------------------------ contactless
-    async def _nfc_task(self, amount, currency):
+    # ------------------------------------------------------------ contactless owner
+    async def run_nfc(self):
+        """Owner of the PN532: looks at the field all the time, reads only for a sale that waits.
+
+        While no sale waits it polls every nfc_idle_ms, so the field state is
+        known when a sale starts (a card put down early is seen), answers
+        nobody waited for are drained with each command, and a card that
+        turns up is reported through `on_ignored("tap")`.
+        """
         nfc = self.nfc
+        if nfc is None:
+            return
+        if nfc.busy:
+            nfc.ready = False  # restarted in the middle of a command
         c = self.cfg
         while True:
-            if not nfc.ready:
-                try:
-                    await nfc.begin()
-                    self.nfc_fault = None
-                except Fault as f:
-                    self.nfc_fault = f
-                    await asyncio.sleep_ms(c.get("nfc_retry_ms"))
-                    continue
-            try:
-                tgt = await nfc.poll()
-            except Fault as f:
-                if f.code.startswith("HW-"):
-                    self.nfc_fault = f
-                    nfc.ready = False
-                    await asyncio.sleep_ms(c.get("nfc_retry_ms"))
-                    continue
-                self._finish(f)  # collision, not an ISO-DEP card
-                return
-            if tgt is None or self._same_card(tgt):
-                if tgt is None:
-                    self._last_uid = None
-                await asyncio.sleep_ms(c.get("nfc_poll_ms"))
+            if self._ping_req:
+                await self._do_ping()
                 continue
-            self._last_uid = bytes(tgt.uid)
-            self._last_at = self.ticks()
-            r = await self._read_emv(tgt, amount, currency)
-            self._finish(r)
-            return
+            try:
+                pause = await self._nfc_step()
+            except OSError as e:
+                self.nfc_fault = Fault("HW-01", "nfc stream: %s" % e, "nfc")
+                nfc.ready = False
+                pause = c.get("nfc_retry_ms")
+            self._checked.set()
+            if not pause:
+                continue
+            if not (self._armed or self._watch) and pause < c.get("nfc_idle_ms"):
+                pause = c.get("nfc_idle_ms")
+            self._wake.clear()
+            try:
+                await asyncio.wait_for_ms(self._wake.wait(), pause)
+            except asyncio.TimeoutError:
+                pass
 
-    def _same_card(self, tgt):
-        """The card just read, still lying on the reader (until taken away or same_card_ms)."""
-        if self._last_uid is None or bytes(tgt.uid) != self._last_uid:
-            return False
-        return time.ticks_diff(self.ticks(), self._last_at) < self.cfg.get("same_card_ms")
+    async def _nfc_step(self):
+        """One look at the field (and a read when allowed); returns the pause before the next."""
+        nfc = self.nfc
+        c = self.cfg
+        if not nfc.ready:
+            try:
+                await nfc.begin()
+                self.nfc_fault = None
+            except Fault as f:
+                self.nfc_fault = f
+                return c.get("nfc_retry_ms")
+        try:
+            tgt = await nfc.poll()
+            fault = None
+        except Fault as f:
+            if f.code.startswith("HW-"):
+                self.nfc_fault = f
+                nfc.ready = False
+                return c.get("nfc_retry_ms")
+            tgt = None
+            fault = f  # a collision, or a card that is not ISO-DEP: something is in the field
+        if tgt is None and fault is None:
+            self._field_empty()
+            self._seen_at = self.ticks()
+            return c.get("nfc_poll_ms")
+        self._seen_at = self.ticks()
+        if self._armed and not self._need_empty:
+            gen = self._gen
+            self._need_empty = True
+            self._watch = True
+            r = fault if fault is not None else await self._read_emv(tgt)
+            self._deliver(r, gen)
+            return c.get("nfc_poll_ms")
+        if tgt is not None:
+            await nfc.release(tgt.tg)
+        if not self._armed and not self._watch:  # turned up while no sale waits (not the card just read)
+            self.ignored += 1
+            if self.on_ignored is not None:
+                self.on_ignored("tap")
+        self._card_seen()
+        return c.get("nfc_poll_ms")
 
-    async def _read_emv(self, tgt, amount, currency):
+    def _card_seen(self):
+        """A card is in the field that may not be read now: it has to leave first."""
+        self._need_empty = True
+        self._watch = True
+        if self._armed and not self._removing:
+            self._removing = True
+            self._tell("remove")
+
+    def _field_empty(self):
+        self._need_empty = False
+        if self._watch:
+            self._watch = False
+            if self.on_field_empty is not None:
+                self.on_field_empty()
+        if self._removing:
+            self._removing = False
+            if self._armed:
+                self._tell("present")
+
+    async def _do_ping(self):
+        nfc = self.nfc
+        self._ping_req = False
+        nfc.ready = False
+        try:
+            await nfc.begin()
+            self.nfc_fault = None
+            fw = nfc.firmware
+            res = "PN5%02x v%d.%d" % (fw[0], fw[1], fw[2])
+        except Fault as f:
+            self.nfc_fault = res = f
+        except OSError as e:
+            self.nfc_fault = res = Fault("HW-01", "nfc stream: %s" % e, "nfc")
+        self._ping_res = res
+        self._ping_ev.set()
+
+    async def _read_emv(self, tgt):
         nfc = self.nfc
 
         async def xchg(apdu):
             return await nfc.exchange(tgt.tg, apdu)
 
         try:
-            card = await emv.read_card(xchg, amount, currency, self.cfg, self.clock(), self.rand(4))
+            card = await emv.read_card(xchg, self._amount, self._currency, self.cfg, self.clock(), self.rand(4))
+            await nfc.release(tgt.tg)
         except Fault as f:
             if f.code in _CHIP_FAILURES:
                 self._fallback_at = self.ticks()
             if f.code.startswith("HW-"):
                 nfc.ready = False
             return f
-        await nfc.release(tgt.tg)
+        except OSError:
+            raise
+        except Exception as e:  # a bug in the read must end this sale's wait, not hang it
+            return Fault("SYS-09", "emv: %s" % type(e).__name__, "nfc")
+        finally:
+            nfc.wipe()  # the frames held the records: PAN, track 2, cryptogram
         self._fallback_at = None
         return card

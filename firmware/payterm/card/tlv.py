@@ -3,8 +3,9 @@
 Card responses are untrusted input: every length is checked against the
 enclosing buffer, nesting depth is bounded, and any inconsistency raises
 Fault("CRD-13") instead of an IndexError escaping to the reader task.
-Values are memoryview slices of the response, so parsing a record does
-not copy it.
+`items` gives memoryview slices of the response, so parsing a record does
+not copy it; `walk` copies values into bytearrays (never bytes) so the
+card data a read collected can be overwritten afterwards (`wipe`).
 """
 from micropython import const
 
@@ -97,7 +98,7 @@ def items(buf, start=0, end=None):
 
 
 def walk(buf, into=None, depth=0):
-    """Flatten nested templates into {tag: bytes}; primitive tags only.
+    """Flatten nested templates into {tag: bytearray}; primitive tags only.
 
     The first occurrence of a tag wins (EMV data objects are unique per
     card; a duplicate later in a record must not override the first).
@@ -112,8 +113,19 @@ def walk(buf, into=None, depth=0):
         if constructed(tag):
             walk(val, into, depth + 1)
         elif tag not in into:
-            into[tag] = bytes(val)
+            into[tag] = bytearray(val)
     return into
+
+
+def wipe(d):
+    """Zero every value of a `walk` result in place and empty the dict."""
+    if d is None:
+        return
+    for v in d.values():
+        if isinstance(v, bytearray):
+            for i in range(len(v)):
+                v[i] = 0
+    d.clear()
 
 
 def find(buf, path):
@@ -138,20 +150,27 @@ def find_all(buf, tag):
 
 def encode(tag, value):
     """One TLV object (tag as int) with the shortest length form."""
+    out = bytearray()
+    encode_into(out, tag, value)
+    return bytes(out)
+
+
+def encode_into(out, tag, value):
+    """Append one TLV object to the bytearray `out` (no intermediate copy of value)."""
     if tag > 0xFFFF:
-        tb = bytes((tag >> 16, (tag >> 8) & 0xFF, tag & 0xFF))
-    elif tag > 0xFF:
-        tb = bytes((tag >> 8, tag & 0xFF))
-    else:
-        tb = bytes((tag,))
+        out.append(tag >> 16)
+    if tag > 0xFF:
+        out.append((tag >> 8) & 0xFF)
+    out.append(tag & 0xFF)
     n = len(value)
-    if n < 0x80:
-        lb = bytes((n,))
-    elif n <= 0xFF:
-        lb = bytes((0x81, n))
-    else:
-        lb = bytes((0x82, n >> 8, n & 0xFF))
-    return tb + lb + bytes(value)
+    if n >= 0x80:
+        if n <= 0xFF:
+            out.append(0x81)
+        else:
+            out.append(0x82)
+            out.append(n >> 8)
+    out.append(n & 0xFF)
+    out.extend(value)
 
 
 def parse_dol(buf):

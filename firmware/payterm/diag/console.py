@@ -7,6 +7,16 @@ scrubbed before they are stored); commands that destroy evidence (`clear`)
 need the technician PIN, with the lockout of payterm.diag.pin. `export`
 prints JSON lines for `payterm diag`, including the catalog entries of the
 codes seen, so the host tool needs no copy of the firmware.
+
+`LineReader` turns the UART's bytes into command lines and is strict about
+them: a line longer than MAX_LINE bytes is dropped whole (up to its newline)
+and answered with one ERR, invalid UTF-8 and stray control characters give
+an ERR for that line, backspace/DEL edit the line, Ctrl-C/Ctrl-U discard it
+and terminal escape sequences (arrow keys) are skipped. `handle` accepts a
+command word only if it is short and plain, never echoes input raw, and
+masks in its answer every run of 12 or more digits the line contained (a
+pasted card number) and anything else that looks like a PAN. `serve` runs
+both on a stream and survives any byte sequence.
 """
 from micropython import const
 import json
@@ -14,11 +24,22 @@ import time
 
 from payterm import codes
 from payterm.errors import Fault
+from payterm.mask import mask_pan, pan_run, scrub
 
 _AUTH_S = const(300)  # a PIN unlocks `clear` for this long
 _FAULTS_DEFAULT = const(10)
 _FAULTS_MAX = const(64)
 _ERR_USAGE = "USAGE"
+MAX_LINE = const(512)  # bytes in one command line (the longest command is far shorter)
+MAX_WORD = const(16)  # characters in a command word
+_LF = const(0x0A)
+_CR = const(0x0D)
+_BS = const(0x08)
+_DEL = const(0x7F)
+_TAB = const(0x09)
+_ESC = const(0x1B)
+_ETX = const(0x03)  # Ctrl-C: discard the line
+_NAK = const(0x15)  # Ctrl-U: discard the line
 
 HELP = (
     "help                 this list",
@@ -55,6 +76,164 @@ def fault_line(f):
     return s
 
 
+def utf8_error(buf, n):
+    """Offset of the first invalid UTF-8 sequence in buf[:n] (RFC 3629), or -1.
+
+    Written out because MicroPython's decode has no error handlers: with
+    unicode checks it raises, without them it keeps the bytes.
+    """
+    i = 0
+    while i < n:
+        c = buf[i]
+        if c < 0x80:
+            i += 1
+            continue
+        lo, hi = 0x80, 0xBF
+        if 0xC2 <= c <= 0xDF:
+            k = 1
+        elif c == 0xE0:
+            k, lo = 2, 0xA0
+        elif 0xE1 <= c <= 0xEC or c == 0xEE or c == 0xEF:
+            k = 2
+        elif c == 0xED:
+            k, hi = 2, 0x9F  # no UTF-16 surrogates
+        elif c == 0xF0:
+            k, lo = 3, 0x90
+        elif 0xF1 <= c <= 0xF3:
+            k = 3
+        elif c == 0xF4:
+            k, hi = 3, 0x8F
+        else:
+            return i
+        if i + k >= n:
+            return i
+        if not (lo <= buf[i + 1] <= hi):
+            return i
+        for j in range(i + 2, i + k + 1):
+            if not (0x80 <= buf[j] <= 0xBF):
+                return i
+        i += k + 1
+    return -1
+
+
+class LineReader:
+    """Console bytes -> ("line", text) and ("err", answer) items, one per line ended.
+
+    Keeps at most MAX_LINE bytes of a line in a preallocated buffer.
+    """
+
+    def __init__(self, max_line=MAX_LINE):
+        self.max = max_line
+        self.buf = bytearray(max_line)
+        self.n = 0
+        self._long = False
+        self._bad = None
+        self._esc = 0  # 1 after ESC, 2 in a CSI sequence, 3 before the SS3 final byte
+
+    def _reset(self):
+        for i in range(self.n):
+            self.buf[i] = 0
+        self.n = 0
+        self._long = False
+        self._bad = None
+        self._esc = 0
+
+    def feed(self, data):
+        out = []
+        for b in data:
+            if self._esc and b != _LF and b != _CR:
+                if self._esc == 1:
+                    self._esc = 2 if b == 0x5B else 3 if b == 0x4F else 0  # '[' CSI, 'O' SS3
+                elif self._esc == 2:
+                    if 0x40 <= b <= 0x7E:
+                        self._esc = 0
+                else:
+                    self._esc = 0
+                continue
+            if b == _LF or b == _CR:
+                r = self._end()
+                if r is not None:
+                    out.append(r)
+                continue
+            if self._long:
+                continue
+            if b == _BS or b == _DEL:
+                self._backspace()
+            elif b == _ETX or b == _NAK:
+                self._reset()
+            elif b == _ESC:
+                self._esc = 1
+            elif b < 0x20:
+                if b == _TAB:
+                    self._put(0x20)
+                elif self._bad is None:
+                    self._bad = "control character 0x%02x" % b
+            else:
+                self._put(b)
+        return out
+
+    def _put(self, b):
+        if self.n >= self.max:
+            self._long = True
+            return
+        self.buf[self.n] = b
+        self.n += 1
+
+    def _backspace(self):
+        while self.n:
+            self.n -= 1
+            c = self.buf[self.n]
+            self.buf[self.n] = 0
+            if c & 0xC0 != 0x80:  # stop after the first byte of a character
+                break
+
+    def _end(self):
+        n = self.n
+        try:
+            if self._long:
+                return "err", "ERR %s line too long (max %d bytes)" % (_ERR_USAGE, self.max)
+            if self._bad is not None:
+                return "err", "ERR %s %s" % (_ERR_USAGE, self._bad)
+            if not n:
+                return None
+            k = utf8_error(self.buf, n)
+            if k >= 0:
+                return "err", "ERR %s invalid UTF-8 at byte %d" % (_ERR_USAGE, k + 1)
+            try:
+                text = str(bytes(memoryview(self.buf)[:n]), "utf-8")
+            except UnicodeError:
+                return "err", "ERR %s invalid UTF-8" % _ERR_USAGE
+            return "line", text
+        finally:
+            self._reset()
+
+
+def _word_ok(w):
+    """A command word: ASCII letters, digits and '_' only, at most MAX_WORD long."""
+    if not w or len(w) > MAX_WORD:
+        return False
+    for ch in w:
+        if not ("a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch == "_"):
+            return False
+    return True
+
+
+def _echoed_runs(line):
+    """Digit runs of 12 or more in a command line: never printed back unmasked."""
+    out = []
+    pos = 0
+    while True:
+        r = pan_run(line, pos, True)
+        if r is None:
+            return out
+        out.append(line[r[0]:r[1]])
+        pos = r[1]
+
+
+def _mask_run(run):
+    return mask_pan(run) if len(run) <= 19 else "*" * len(run)
+
+
 class Console:
     def __init__(self, diag, selftests, pin_store, clock, info=None):
         self.diag = diag
@@ -74,14 +253,31 @@ class Console:
         return d
 
     async def handle(self, line):
+        """One command line -> answer lines (the last is OK or ERR ...)."""
+        out = await self._dispatch(line)
+        runs = _echoed_runs(line)
+        safe = []
+        for o in out:
+            if not o.startswith("{"):  # export's JSON comes from scrubbed stores; masking would break it
+                for r in runs:
+                    if r in o:
+                        o = o.replace(r, _mask_run(r))
+                o = scrub(o, False)
+            safe.append(o)
+        return safe
+
+    async def _dispatch(self, line):
         parts = line.strip().split()
         if not parts:
             return []
-        cmd = parts[0].lower()
+        word = parts[0]
+        if not _word_ok(word):
+            return ["ERR %s unknown command (try help)" % _ERR_USAGE]
+        cmd = word.lower()
         args = parts[1:]
         fn = getattr(self, "_c_" + cmd, None)
         if fn is None:
-            return ["ERR %s unknown command %s (try help)" % (_ERR_USAGE, cmd[:16])]
+            return ["ERR %s unknown command %s (try help)" % (_ERR_USAGE, scrub(cmd))]
         try:
             out = fn(args)
             if out is not None and hasattr(out, "send"):
@@ -95,6 +291,33 @@ class Console:
             return out
         out.append("OK")
         return out
+
+    async def serve(self, stream):
+        """Run the line protocol on an asyncio stream (the console UART) forever.
+
+        Whatever arrives, the task goes on: bad lines get an ERR, a command
+        that raises gets ERR SYS-09 (and a fault the technician sees).
+        """
+        import asyncio
+
+        rd = LineReader()
+        while True:
+            data = await stream.read(64)
+            if not data:
+                await asyncio.sleep_ms(20)
+                continue
+            for kind, text in rd.feed(data):
+                if kind == "line":
+                    try:
+                        out = await self.handle(text)
+                    except Exception as e:  # a console bug must not kill the console
+                        self.diag.fault("SYS-09", "console", type(e).__name__)
+                        out = ["ERR SYS-09 internal error"]
+                else:
+                    out = [text]
+                for o in out:
+                    stream.write(o.encode() + b"\n")
+                    await stream.drain()
 
     def _c_help(self, args):
         return list(HELP)

@@ -7,6 +7,10 @@ back as "p"/"1" upper-case hex strings, as pyiso8583 returns them.
 
 Encoding writes into one preallocated buffer: a sale request is built every
 transaction and on the device the heap is small and fragments easily.
+Card data reaches the codec as bytearrays (Card.auth_fields(): text fields
+may be a bytearray of ASCII instead of a str, so the caller can wipe them)
+and is written straight into that buffer without intermediate copies;
+`wipe()` zeroes the buffer once the frame was sent.
 Bad input from our own code is a programming error (ValueError); bad bytes
 from the host are a host fault (HST-02) the supervisor must handle.
 """
@@ -46,11 +50,22 @@ class Codec:
         self._buf = bytearray(bufsize)
         self._mv = memoryview(self._buf)
         self._bm = bytearray(2 * _BITMAP_BYTES)
+        self._hi = 0  # bytes of the buffer written since the last wipe
 
     # ------------------------------------------------------------ encode
     def encode(self, msg):
-        """Message dict -> bytes. Raises ValueError on a malformed dict."""
+        """Message dict -> bytes. Raises ValueError on a malformed dict.
+
+        The result is a copy the caller cannot wipe: the link sends `frame()`.
+        """
         return bytes(self._mv[: self._encode(msg, 0)])
+
+    def wipe(self):
+        """Zero the encode buffer (it held the last request, PAN and track data included)."""
+        buf = self._buf
+        for i in range(self._hi):
+            buf[i] = 0
+        self._hi = 0
 
     def frame(self, msg):
         """Message with the link's 2-byte big-endian length header in front.
@@ -113,21 +128,38 @@ class Codec:
             raise ValueError("message longer than %d bytes" % len(self._buf))
         self._mv[p:e] = b
         self._pos = e
+        if e > self._hi:
+            self._hi = e
 
     def _put_bcd(self, digits):
-        if len(digits) & 1:
-            digits = "0" + digits
-        out = bytearray(len(digits) >> 1)
-        for i in range(len(out)):
-            hi = ord(digits[2 * i]) - 48
-            lo = ord(digits[2 * i + 1]) - 48
+        """Packed BCD of ASCII digits (str or bytearray), left-padded with 0, written in place."""
+        n = len(digits)
+        nb = (n + 1) >> 1
+        p = self._pos
+        if p + nb > len(self._buf):
+            raise ValueError("message longer than %d bytes" % len(self._buf))
+        as_str = isinstance(digits, str)
+        buf = self._buf
+        k = -(n & 1)  # index of the high nibble of the first byte (-1: pad)
+        for i in range(nb):
+            hi = 0 if k < 0 else (ord(digits[k]) if as_str else digits[k]) - 48
+            lo = (ord(digits[k + 1]) if as_str else digits[k + 1]) - 48
             if not (0 <= hi <= 9 and 0 <= lo <= 9):
-                raise ValueError("not BCD digits: %r" % digits)
-            out[i] = (hi << 4) | lo
-        self._put(out)
+                raise ValueError("not BCD digits")
+            buf[p + i] = (hi << 4) | lo
+            k += 2
+        self._pos = p + nb
+        if self._pos > self._hi:
+            self._hi = self._pos
 
     @staticmethod
     def _ascii(value, name):
+        """Bytes to write for a text field: a str, or a bytearray of ASCII (wipeable card data)."""
+        if isinstance(value, bytearray):
+            for x in value:
+                if x > 127:
+                    raise ValueError("field %s is not ASCII" % name)
+            return value
         if not isinstance(value, str):
             raise ValueError("field %s must be str" % name)
         b = value.encode()
@@ -146,7 +178,7 @@ class Codec:
             data = value
             size = len(data)
         else:  # 'n': digits counted in nibbles
-            if not isinstance(value, str):
+            if not isinstance(value, (str, bytearray)):
                 raise ValueError("field %d must be a digit string" % n)
             data = None
             size = len(value)

@@ -297,8 +297,12 @@ class Link:
         self.ready()
         await self.connect()
         # Encoded last: the frame is a view of the codec's shared buffer and
-        # Stream.write sends it or copies the rest before returning.
-        await self._send(self.codec.frame(fields))
+        # Stream.write sends it or copies the rest before returning. The
+        # buffer held the PAN/track/ICC data: zeroed as soon as it is sent.
+        try:
+            await self._send(self.codec.frame(fields))
+        finally:
+            self.codec.wipe()
         if self.on_sent is not None:
             self.on_sent()
         deadline = time.ticks_add(self._ticks(), read_timeout_ms)

@@ -58,16 +58,10 @@ def _sync():
 
 
 def _no_pan(text):
-    """True when text holds no digit run long enough to be a PAN (13-19)."""
-    run = 0
-    for ch in text:
-        if "0" <= ch <= "9":
-            run += 1
-            if run >= 13:
-                return False
-        else:
-            run = 0
-    return True
+    """True when text holds no digit run that may be a card number (12-19 digits, payterm.mask)."""
+    from payterm.mask import pan_run
+
+    return pan_run(text) is None
 
 
 def frame(rec):

@@ -3,6 +3,13 @@
 Every outcome ends on a screen that says what happened in the catalog's
 words (display text on row 1, customer message on rows 2-3), and on a
 console event, so a merchant never faces a silent terminal.
+
+Card presentment (payterm.card.service) drives the card prompt: PRESENT
+CARD once the readers wait for this sale, REMOVE CARD while a card lies on
+the contactless reader that will not be read (left from before, or just
+read), the read error and TRY AGAIN while the sale waits for another try.
+A swipe or a tap while no sale waits shows NO SALE IN PROGRESS on the idle screen
+for a moment; the card itself is discarded by the reader's owner task.
 """
 import asyncio
 import time
@@ -16,6 +23,8 @@ from payterm.txn.currency import alpha, format_amount
 
 _MAX_DIGITS = const(9)
 _REF_DIGITS = const(6)
+_NOTICE_MS = const(2000)  # how long NO SALE IN PROGRESS stays before the idle screen returns
+_REMOVE = "REMOVE CARD"
 
 
 def wrap(text, width=20, rows=2):
@@ -45,6 +54,15 @@ class Cashier:
         self.app = app
         self.panel = app.panel
         self.cfg = app.cfg
+        self.at_idle = False
+        self._notice = 0
+        self._head = ""
+        self._err = None
+        self._remove = False
+        cards = getattr(app, "cards", None)
+        if cards is not None:
+            cards.on_ignored = self.card_ignored
+            cards.on_field_empty = self._field_empty
 
     def idle(self):
         cur = self.cfg["currency"]
@@ -52,10 +70,33 @@ class Cashier:
         self.panel.show(["PAYTERM", "READY", "ENTER AMOUNT (%s)" % alpha(cur),
                          "OFFLINE QUEUE %d" % pend if pend else "F:MENU"])
 
+    # ------------------------------------------------------------ reader input outside a sale
+    def card_ignored(self, source):
+        """A reader delivered a card while no sale waited for one: it was discarded."""
+        self.app.event("CARD IGNORED %s: no sale in progress" % source)
+        if self.at_idle:
+            self._notice += 1
+            self.panel.show(["PAYTERM", "NO SALE IN PROGRESS", "ENTER AMOUNT FIRST", ""])
+            asyncio.create_task(self._end_notice(self._notice))
+
+    async def _end_notice(self, n):
+        await asyncio.sleep_ms(_NOTICE_MS)
+        if self.at_idle and n == self._notice:
+            self.idle()
+
+    def _field_empty(self):
+        """The card that was read has left the field: drop REMOVE CARD from the processing screen."""
+        if self.panel.rows[3] == _REMOVE and not self.app.cards.armed:
+            self.panel.show(self.panel.rows[:3] + [""])
+
     async def run(self):
         self.idle()
         while True:
-            k = await self.panel.key()
+            self.at_idle = True
+            try:
+                k = await self.panel.key()
+            finally:
+                self.at_idle = False
             if k in "0123456789":
                 await self.payment("sale", first=k)
             elif k == "F":
@@ -107,13 +148,16 @@ class Cashier:
             return await self._failed(kind, "OPR-02", "input")
         cur = self.cfg["currency"]
         app = self.app
-        self.panel.show([title + " " + format_amount(amount, cur), "PRESENT CARD", "SWIPE OR TAP", "C:CANCEL"])
+        self._head = title + " " + format_amount(amount, cur)
+        self._err = None
+        self._remove = False
         t0 = app.hal.ticks()
         card = await self._card(amount, cur)
         if isinstance(card, str):
             return await self._failed(kind, card, "card")
         waited = time.ticks_diff(app.hal.ticks(), t0)
-        self.panel.show([title + " " + format_amount(amount, cur), "CARD " + card.masked[-8:], "PROCESSING", ""])
+        lift = _REMOVE if card.source == "tap" and app.cards.awaiting_removal else ""
+        self.panel.show([self._head, "CARD " + card.masked[-8:], "PROCESSING", lift])
         app.event("CARD %s %s" % (card.source, card.masked))
         if kind == "sale":
             result = await app.engine.sale(card, amount, cur)
@@ -136,10 +180,34 @@ class Cashier:
 
     async def _present(self, amount, cur):
         try:
-            return await self.app.cards.present(amount, cur, self.cfg["card_timeout_ms"])
+            return await self.app.cards.present(amount, cur, self.cfg["card_timeout_ms"], self._prompt)
         except Fault as f:
             self.app.diag.fault(f.code, f.stage or "card", f.detail)
             return f.code
+
+    def _prompt(self, event, fault=None):
+        """The card prompt as presentment goes: present / remove / read error."""
+        if event == "error":
+            self._err = fault.code
+            self.app.diag.fault(fault.code, fault.stage or "card", fault.detail)
+            self.app.event("CARD RETRY code=%s" % fault.code)
+            self.panel.beep()
+        elif event == "remove":
+            self._remove = True
+            self.app.event("CARD REMOVE")
+        elif event == "present":
+            self._remove = False
+        head, err = self._head, self._err
+        if self._remove:
+            if err:
+                rows = [head, codes.lookup(err)[codes.DISPLAY], _REMOVE, "THEN TRY AGAIN"]
+            else:
+                rows = [head, _REMOVE, "THEN SWIPE OR TAP", "C:CANCEL"]
+        elif err:
+            rows = [head, codes.lookup(err)[codes.DISPLAY], "TRY AGAIN", "C:CANCEL"]
+        else:
+            rows = [head, "PRESENT CARD", "SWIPE OR TAP", "C:CANCEL"]
+        self.panel.show(rows)
 
     async def void(self):
         ref = await self._digits("VOID: REF NO", lambda s: s or "_", maxlen=_REF_DIGITS)

@@ -104,7 +104,9 @@ class EmvCard(MagCard):
     sw: {"ppse"|"select"|"gpo"|"read": int} status words to answer instead.
     gpo_format: 1 (tag 80) or 2 (tag 77).
     random_uid: a fresh random UID (08 xx xx xx, ISO/IEC 14443-3) on every tap,
-      as most payment cards and phones do; False keeps `uid` fixed.
+      as most payment cards do; "activation": a fresh one on every activation
+      (each InListPassiveTarget), as phones do, so a card left on the reader
+      never shows the same UID twice; False keeps `uid` fixed.
     raw: {"ppse"|"select"|"gpo"|"read": bytes} exact response data (fuzzing).
     """
 
@@ -477,6 +479,8 @@ class CardReaderSim:
                 cards = self.field[:max(1, p[0])]
             out = bytes([len(cards)])
             for i, (c, uid) in enumerate(cards):
+                if c.random_uid == "activation":
+                    uid = b"\x08" + os.urandom(3)
                 ats = bytes.fromhex("0578807002")
                 out += bytes([i + 1, 0x00, 0x04, 0x20, len(uid)]) + uid + ats
             if cards:
