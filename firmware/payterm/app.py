@@ -68,7 +68,7 @@ class App:
         self.engine = Engine(self.sup, self.journal, self.state, None, cfg, self.diag, clock, ticks,
                              self.panel.status, close_waits=False)
         self.cards = CardService(hal.stream("mag"), hal.stream("nfc"), ticks, clock, cfg)
-        self.pin = PinGate(root + "/pin.json", str(cfg["tech_pin"]), clock, diag=self.diag)
+        self.pin = PinGate(root + "/pin.json", cfg["tech_pin_hash"], clock, diag=self.diag)
         self.selftests = self._selftests(root)
         self.console = Console(self.diag, self.selftests, self.pin, clock, info=self.info)
         self.cashier = Cashier(self)
