@@ -113,7 +113,9 @@ def _host_error(h):
     if not isinstance(h, str):
         return "not a \"host:port\" string"
     host, sep, port = h.rpartition(":")
-    if not sep or not host or len(host) > 253 or not _only(host, _HOST_CHARS):
+    if not sep:
+        return "%r is not host:port" % h
+    if not host or len(host) > 253 or not _only(host, _HOST_CHARS):
         return "bad host name in %r" % h
     if not port or not _only(port, "0123456789") or not 0 < int(port) < 65536:
         return "bad port in %r" % h

@@ -4,10 +4,10 @@ import gc
 
 
 class BaseHAL:
-    def link_up(self):
+    def link_up(self) -> bool:
         return True
 
-    def link_state(self):
+    def link_state(self) -> str:
         """Why the link is down, for the technician ("" when there is nothing to say)."""
         return ""
 

@@ -259,7 +259,7 @@ class Wlan:
         self.attempts = 0
         self.error = ""
         self._delay = base_ms
-        self._next = None
+        self._next = 0  # ticks when the next join may start
         self._names = {}
         for attr, name in _WLAN_STATES:
             v = getattr(network, attr, None)
