@@ -5,8 +5,10 @@ PYTHON      ?= python3
 VENV        := .venv
 VPY         := $(VENV)/bin/python
 VBIN        := $(VENV)/bin
-BOARD       ?= EMULATOR
-PORT        ?= /dev/ttyUSB0
+# BOARD has no default for a device (deploy, firmware): the emulator's is EMULATOR.
+BOARD       ?=
+PORT        ?=
+PROVISION   ?=
 STATE       ?= state
 BUILD       := build
 
@@ -25,7 +27,7 @@ IDF_PATH    ?=
 
 PYTEST_ARGS ?=
 
-.PHONY: all setup sysdeps mpy-src core core-asan core-romtext test unit system emulate bench bench-crypto \
+.PHONY: all setup sysdeps mpy-src core core-asan core-romtext test unit system typecheck emulate bench bench-crypto \
         mpy deploy firmware natmod natmod-check riscv-check codes clean distclean help
 
 all: test
@@ -36,7 +38,9 @@ help:
 	@echo "make bench      recqueue benchmark (C vs fallback vs deque vs RingIO)"
 	@echo "make bench-crypto  DUKPT / PIN block / MAC timings in the MicroPython unix VM"
 	@echo "make mpy        cross-compile the firmware to .mpy (mpy-cross)"
-	@echo "make deploy     copy firmware + board map to a device (PORT=$(PORT) BOARD=$(BOARD))"
+	@echo "make typecheck  type-check firmware/ against the MicroPython ESP32 stubs (basedpyright)"
+	@echo "make provision  how to write a terminal's provisioning file (payterm provision --help)"
+	@echo "make deploy     firmware + hardware map + provisioning file to a device (BOARD=... PORT=... PROVISION=...)"
 	@echo "make firmware   ESP32 image with recqueue built in (needs MPY_DIR + ESP-IDF)"
 	@echo "make natmod     recqueue as a native .mpy (needs MPY_DIR, ARCH=xtensawin|rv32imc|x64)"
 	@echo "make natmod-check  recqueue's natmod objects against mpy_ld's rules (sdist only)"
@@ -109,7 +113,7 @@ natmod-check: setup mpy-src sysdeps
 	    USER_C_MODULES=$(CMODULES) NATMOD_PYTHON=$(CURDIR)/$(VPY)
 
 # ---------------------------------------------------------------- tests
-test: setup sysdeps core core-asan core-romtext
+test: setup sysdeps core core-asan core-romtext typecheck
 	$(VBIN)/pytest -n 2 $(PYTEST_ARGS) host_tests
 
 unit: setup core core-asan
@@ -118,9 +122,16 @@ unit: setup core core-asan
 system: setup
 	$(VBIN)/pytest -n 2 $(PYTEST_ARGS) host_tests/system
 
+# The firmware against micropython-esp32-stubs + micropython-stdlib-stubs (tools/requirements.txt):
+# the interpreter is the venv's (its site-packages has the ESP32 modules' stubs) and the typeshed
+# is micropython-stdlib-stubs' stdlib/ there, so `json`, `asyncio`, `os` are MicroPython's.
+typecheck: setup
+	$(VBIN)/basedpyright -p firmware/pyrightconfig.json --pythonpath $(VPY) \
+	    --typeshedpath "$$($(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+
 # ---------------------------------------------------------------- run
 emulate: setup
-	$(VBIN)/payterm emulate --board $(BOARD) --state $(STATE)
+	$(VBIN)/payterm emulate --board $(or $(BOARD),EMULATOR) --state $(STATE)
 
 bench: setup core
 	$(VPY) tools/bench_recqueue.py --core $(CORE)
@@ -132,13 +143,24 @@ codes: setup
 	$(VBIN)/payterm codes --markdown docs/failure-codes.md
 
 # ---------------------------------------------------------------- device
+# BOARD=... compiles for that board's chip (xtensawin / rv32imc) without the host-only modules.
 mpy: setup
-	$(VBIN)/payterm build --out $(BUILD)/mpy
+	$(VBIN)/payterm build --out $(BUILD)/mpy$(if $(BOARD),-$(BOARD) --board $(BOARD))
 
-deploy: mpy
-	$(VBIN)/payterm deploy --port $(PORT) --board $(BOARD) --src $(BUILD)/mpy
+provision: setup
+	$(VBIN)/payterm provision --help
+
+# make deploy BOARD=TERMINAL_ESP32S3 PORT=/dev/ttyACM0 PROVISION=term.json  (or KEEP_PROVISION=1)
+deploy: setup
+	@test -n "$(BOARD)" || { echo "make deploy needs BOARD=<$$(cd boards && ls -d TERMINAL_* | tr '\n' ' ')>"; exit 2; }
+	@test -n "$(PORT)" || { echo "make deploy needs PORT=/dev/ttyACM0 (or /dev/ttyUSB0)"; exit 2; }
+	@test -n "$(PROVISION)$(KEEP_PROVISION)" || { echo "make deploy needs PROVISION=file from payterm provision (or KEEP_PROVISION=1)"; exit 2; }
+	$(VBIN)/payterm build --out $(BUILD)/mpy-$(BOARD) --board $(BOARD)
+	$(VBIN)/payterm deploy --port $(PORT) --board $(BOARD) --src $(BUILD)/mpy-$(BOARD) \
+	    $(if $(PROVISION),--provision $(PROVISION),--keep-provision)$(if $(FROZEN), --frozen)
 
 firmware:
+	@test -n "$(BOARD)" || { echo "make firmware needs BOARD=<a TERMINAL_* folder under boards/>"; exit 2; }
 	@test -n "$(MPY_DIR)" || { echo "make firmware needs MPY_DIR=/path/to/micropython (and ESP-IDF sourced)"; exit 2; }
 	@test -n "$(IDF_PATH)" || { echo "make firmware needs ESP-IDF: source \$$IDF_PATH/export.sh first"; exit 2; }
 	$(MAKE) -C $(MPY_DIR)/ports/esp32 BOARD_DIR=$(CURDIR)/boards/$(BOARD) \

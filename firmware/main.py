@@ -1,27 +1,83 @@
-"""Boot: find the board map, build its HAL, run the terminal.
+"""Boot: read the hardware map, check the provisioning file, build the HAL, run the terminal.
 
-On the device the board map is /board.json (deployed with the firmware);
-the emulator names it in PAYTERM_BOARD. A boot that cannot even start the
-application says why on the console instead of rebooting silently.
+On the device the hardware map is /hardware.json and the parameters are
+/provision.json (both written by `make deploy`); the emulator names the map in
+PAYTERM_HARDWARE and keeps provision.json in its state directory.
+
+A terminal whose provisioning file is missing or invalid takes no payment:
+it says which field is wrong (one SYS-2x code per field) on the console and
+the display until it is re-provisioned. A boot that cannot even start says
+why on the console (`# FATAL <code> ...`) instead of rebooting silently.
 """
 import sys
 
+_hal = None
+_REPEAT_MS = 10000  # how often an unprovisioned terminal repeats what is wrong
+
+
+async def _not_provisioned(h, errors):
+    import asyncio
+
+    from payterm import codes
+    from payterm.errors import Fault
+
+    con = h.stream("console")
+    try:
+        panel = h.stream("panel")
+    except Fault:
+        panel = None  # no display either: the console says it all
+    code, field, _ = errors[0]
+    if panel is not None:
+        rows = ("CONFIG ERROR", codes.lookup(code)[codes.DISPLAY], field[:20], "CALL SUPPORT")
+        for i, text in enumerate(rows):
+            panel.write(b"D%d %s\n" % (i, text.encode()))
+        await panel.drain()
+    while True:
+        if con is not None:
+            for e in errors:
+                con.write(("# CONFIG %s %s: %s\n" % e).encode())
+            con.write(b"# NOT PROVISIONED: payterm provision, then make deploy\n")
+            await con.drain()
+        for _ in range(_REPEAT_MS // 1000):
+            h.wdt_feed()
+            await asyncio.sleep_ms(1000)
+
 
 def boot():
-    from payterm import hal
+    global _hal
+    from payterm import config, hal
+    from payterm.errors import Fault
+
+    path = hal.hardware_path()
+    try:
+        board = hal.read_hardware(path)
+    except (OSError, ValueError) as e:
+        raise Fault("SYS-07", "hardware map %s: %r" % (path, e), "boot")
+    _hal = h = hal.load(board)
+    cfg = config.load(board, h.storage, h.config_overrides())
+    errors = cfg.get("_errors")
+    if errors:
+        import asyncio
+
+        asyncio.run(_not_provisioned(h, errors))
+        return
+    h.start(cfg)
     from payterm.app import main
 
-    board = hal.read_board(hal.board_path())
-    main(hal.load(board), board)
+    main(h, board)
 
 
 try:
     boot()
 except KeyboardInterrupt:
-    pass
+    # Ctrl-C on the console: a technician (or mpremote) takes the REPL.
+    if _hal is not None:
+        _hal.hold_watchdog()
 except SystemExit:
     raise
 except Exception as e:
-    print("# FATAL SYS-09", repr(e))
+    from payterm.errors import Fault
+
+    print("# FATAL %s %s" % (e.code, e.detail) if isinstance(e, Fault) else "# FATAL SYS-09 %r" % (e,))
     sys.print_exception(e)
     sys.exit(1)

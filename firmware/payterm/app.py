@@ -74,7 +74,7 @@ class App:
                              self.panel.status, close_waits=False)
         self.worker = Worker(self.engine, self.sup, ticks, rand=_rand, on_change=self._queue_changed)
         self.cards = CardService(hal.stream("mag"), hal.stream("nfc"), ticks, clock, cfg)
-        self.pin = PinGate(root + "/pin.json", str(cfg["tech_pin"]), clock, diag=self.diag)
+        self.pin = PinGate(root + "/pin.json", cfg["tech_pin_hash"], clock, diag=self.diag)
         self.selftests = self._selftests(root)
         self.console = Console(self.diag, self.selftests, self.pin, clock, info=self.info)
         self.console.queue = self.worker  # `saf` and `retry <ref>`

@@ -9,6 +9,9 @@ raised anywhere in firmware/ and check it is in the catalog.
 
 
 class Fault(Exception):
+    # Set by the link on the faults it raises (see docs/architecture.md); absent otherwise.
+    sent: bool
+
     def __init__(self, code, detail="", stage=""):
         super().__init__(code, detail)
         self.code = code

@@ -267,7 +267,7 @@ def test_terminal_refuses_what_the_hsm_would_refuse():
 def test_provision_writes_a_key_file_the_terminal_loads_and_the_hsm_serves(tmp_path):
     state = tmp_path / "state"
     cli = os.path.join(os.path.dirname(mpy_runtimes.unix_binary()), "payterm")
-    res = subprocess.run([cli, "provision", "--state", str(state), "--ikid", "1234567890ABCDEF"],
+    res = subprocess.run([cli, "inject-key", "--state", str(state), "--ikid", "1234567890ABCDEF"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
     assert res.returncode == 0, res.stdout
     path = state / "ikey.json"
@@ -285,7 +285,7 @@ def test_provision_writes_a_key_file_the_terminal_loads_and_the_hsm_serves(tmp_p
         assert box.decrypt_pin(t["f53"], bytes.fromhex(t["block"]), PAN) == "4321"
         assert box.verify_mac(t["f53"], b"0200", bytes.fromhex(t["mac"]))
     # a tampered file is refused by the terminal (check value) and still erased
-    res = subprocess.run([cli, "provision", "--state", str(state)], stdout=subprocess.PIPE,
+    res = subprocess.run([cli, "inject-key", "--state", str(state)], stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, timeout=60)
     assert res.returncode == 0, res.stdout
     rec = json.loads(path.read_text())

@@ -9,9 +9,10 @@ COMMANDS = {
     "diag": ("diag", "read on-device diagnostics over the console UART"),
     "codes": ("codes", "print the failure-code catalog / write its Markdown reference"),
     "build": ("build", "cross-compile the firmware to .mpy with mpy-cross"),
-    "deploy": ("deploy", "copy the built firmware and board map to a device with mpremote"),
+    "provision": ("provision", "write and validate a terminal's provisioning file (provision.json)"),
+    "deploy": ("deploy", "copy firmware, hardware map and provisioning file to a device with mpremote"),
     "acquirer": ("sim.acquirer", "run the acquirer simulator on 127.0.0.1"),
-    "provision": ("provision", "write the terminal's DUKPT initial key file (key injection)"),
+    "inject-key": ("keyinject", "write the terminal's DUKPT initial key file (key injection)"),
 }
 
 

@@ -14,10 +14,26 @@ import threading
 import time
 import tty
 
-from payterm_tools import BOARDS, FIRMWARE
+from payterm_tools import BOARDS, FIRMWARE, provision
 from payterm_tools.runtime import micropython_binary
 
 UART_NAMES = ("console", "mag", "nfc", "panel")
+
+# The emulated terminal's parameters, written with `payterm provision`'s code into the
+# state directory as provision.json (the same file and the same checks as on a device).
+EMULATOR_PARAMS = {
+    "terminal_id": "EMU00001",
+    "merchant_id": "PAYTERMEMU00001",
+    "currency": 978,
+    "floor_limit": 5000,
+    "saf_max_count": 20,
+    "saf_max_total": 50000,
+    "connect_timeout_ms": 2000,
+    "read_timeout_ms": 5000,
+    "max_wait_ms": 15000,
+    "card_timeout_ms": 30000,
+}
+TECH_PIN = "4321"
 
 
 class Pty:
@@ -254,20 +270,34 @@ class Emulator:
         """Serial port path a technician tool opens (`payterm diag --port PATH`)."""
         return self.tech.path
 
+    @property
+    def hardware_path(self):
+        return os.path.join(BOARDS, self.board, "hardware.json")
+
+    def provision(self):
+        """Write the terminal's provision.json: EMULATOR_PARAMS, the simulators' hosts, then `config`."""
+        with open(self.hardware_path) as f:
+            hw = json.load(f)
+        params = dict(EMULATOR_PARAMS)
+        params["hosts"] = ["%s:%d" % tuple(h) for h in self.hosts]
+        params["tech_pin_hash"] = provision.pin_hash(TECH_PIN, salt="emulator")
+        params.update(self.config)
+        return provision.write(os.path.join(self.state_dir, provision.FILE), provision.make(hw, **params))
+
     def env(self):
         env = dict(os.environ)
         env["MICROPYPATH"] = ".frozen:" + FIRMWARE
-        env["PAYTERM_BOARD"] = os.path.join(BOARDS, self.board, "board.json")
+        env["PAYTERM_HARDWARE"] = self.hardware_path
         env["PAYTERM_STATE"] = self.state_dir
-        env["PAYTERM_HOSTS"] = ",".join("%s:%d" % tuple(h) for h in self.hosts)
         env["PAYTERM_PRINTER"] = self.printer_path
-        if self.config:
-            env["PAYTERM_CONFIG"] = json.dumps(self.config)
         for n, p in self.ptys.items():
             env["PAYTERM_UART_" + n.upper()] = p.path
         return env
 
-    def start(self, wait_ready=True, timeout=20.0):
+    def start(self, wait_ready=True, timeout=20.0, provision=True):
+        """provision=False keeps the state directory's provision.json as it is (tests of a bad one)."""
+        if provision:
+            self.provision()
         self.console.skip()
         if self.panel is not None:
             self.panel.skip()

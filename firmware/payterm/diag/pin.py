@@ -27,9 +27,17 @@ class PinGate:
         self.max_tries = max_tries
         self.lock_s = lock_s
         d, _ = _store.load(path)
-        if not isinstance(d, dict) or "hash" not in d:
-            d = {"salt": "pt1", "fails": 0, "until": 0}
-            d["hash"] = _hash(d["salt"], default_pin)
+        # A provisioned "sha256$salt$hash" (payterm.config) replaces the stored PIN
+        # whenever it changes; a plain default PIN only seeds a missing file.
+        prov = default_pin if str(default_pin).startswith("sha256$") else None
+        if not isinstance(d, dict) or "hash" not in d or (prov and d.get("prov") != prov):
+            old = d if isinstance(d, dict) else {}
+            d = {"salt": "pt1", "fails": old.get("fails", 0), "until": old.get("until", 0)}
+            if prov:
+                _, d["salt"], d["hash"] = prov.split("$")
+                d["prov"] = prov
+            else:
+                d["hash"] = _hash(d["salt"], default_pin)
             _store.save(path, d)
         self._d = d
 

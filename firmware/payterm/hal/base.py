@@ -4,8 +4,22 @@ import gc
 
 
 class BaseHAL:
-    def link_up(self):
+    def link_up(self) -> bool:
         return True
+
+    def link_state(self) -> str:
+        """Why the link is down, for the technician ("" when there is nothing to say)."""
+        return ""
+
+    def start(self, cfg):
+        """Bring up what needs the terminal's parameters (the WLAN on the device)."""
+
+    def config_overrides(self):
+        """Parameters the HAL puts over the provisioning file (none: it is the one source)."""
+        return {}
+
+    def hold_watchdog(self):
+        """Stop the watchdog from resetting a terminal a technician has stopped (REPL, deploy)."""
 
     async def open_connection(self, host, port, ssl=None, server_hostname=None):
         if not self.link_up():
@@ -14,7 +28,8 @@ class BaseHAL:
             # sees the network itself is down, not the host.
             from payterm.errors import Fault
 
-            f = Fault("NET-01", "network interface down", "connect")
+            why = self.link_state()
+            f = Fault("NET-01", "network interface down" + (" (%s)" % why if why else ""), "connect")
             f.sent = False
             raise f
         if ssl is None:

@@ -5,7 +5,6 @@ test harness (see boards/EMULATOR/README.md), so a test can wire each UART to
 its own simulator and keep flash in a temporary directory.
 """
 import asyncio
-import json
 import os
 import time
 
@@ -152,17 +151,6 @@ class HostHAL(BaseHAL):
         cc[5] = 0  # VTIME
         termios.tcsetattr(fd, termios.TCSANOW, attr)
         return asyncio.StreamReader(f)
-
-    # ---------------------------------------------------------------- config
-    def config_overrides(self):
-        out = {}
-        extra = os.getenv("PAYTERM_CONFIG")
-        if extra:
-            out.update(json.loads(extra))
-        hosts = os.getenv("PAYTERM_HOSTS")
-        if hosts:
-            out["hosts"] = [h for h in hosts.split(",") if h]
-        return out
 
     # ---------------------------------------------------------------- network
     # ---------------------------------------------------------------- system
