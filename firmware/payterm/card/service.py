@@ -51,27 +51,7 @@ from payterm.card.card import Card
 from payterm.card.magstripe import card_from_swipe
 from payterm.card.pn532 import PN532
 
-DEFAULTS = {
-    "chip_available": True,  # terminal reads chip/contactless: service code 2xx/6xx must not be swiped
-    "fallback_ms": 60000,  # after a failed tap, a swipe of a chip card is accepted this long
-    "card_read_tries": 3,  # reads one sale may try (a read error asks for another try until then)
-    "mag_gap_ms": 80,  # silence that ends one swipe's burst of track data
-    "mag_lrc_required": False,  # reject tracks without LRC (modules that always send one)
-    "mag_retry_ms": 500,  # pause after a magstripe UART error
-    "nfc_enabled": True,
-    "nfc_ack_ms": 50,  # UM0701 6.2.2: ACK within 1 ms nominal; UART latency margin
-    "nfc_resp_ms": 1000,
-    "nfc_poll_ms": 150,  # pause between InListPassiveTarget polls while a sale waits or a card is to leave
-    "nfc_idle_ms": 250,  # pause between polls while no sale waits (the field state stays known)
-    "nfc_fresh_ms": 1000,  # a look at the field older than this says nothing when a sale starts
-    "nfc_retry_ms": 2000,  # re-initialise a reader that stopped answering
-    "nfc_check_ms": 500,  # longest wait for the first look at the field before the prompt shows
-    "aids": emv.DEFAULT_AIDS,
-    "country": "0840",  # 9F1A terminal country code (ISO 3166 numeric)
-    "ttq": "36000000",  # 9F66 terminal transaction qualifiers
-    "terminal_type": "22",  # 9F35 attended, online with offline capability
-    "capabilities": "E0F0C8",  # 9F33
-}
+from payterm.config import DEFAULTS  # the one table of terminal parameters
 
 _CHIP_FAILURES = ("CRD-11", "CRD-13", "HW-02")
 _MAG_MAX = const(512)

@@ -50,20 +50,7 @@ from payterm.txn.result import Result
 from payterm.txn.saf import Saf
 from payterm.txn.stan import Stan
 
-DEFAULTS = {
-    "terminal_id": "TERM0001",        # field 41, ans 8
-    "merchant_id": "MERCHANT0000001",  # field 42, ans 15
-    "currency": 978,                  # ISO 4217 numeric
-    "floor_limit": 5000,              # minor units; 0 disables offline approval
-    "saf_max_count": 50,
-    "saf_max_total": 100000,          # minor units, sum of pending advices
-    "saf_max_tries": 20,              # then the advice is "failed" (technician settles)
-    "max_wait_ms": 30000,             # customer-facing wait for one authorization
-    "worker_wait_ms": 10000,          # budget of one reversal/advice attempt (payterm.txn.worker)
-    "retry_base_ms": 2000,            # first pause before an item's next attempt (equal jitter)
-    "retry_cap_ms": 120000,           # longest pause between an item's attempts
-    "worker_scan_ms": 30000,          # journal rescan for new items when nothing else wakes the worker
-}
+from payterm.config import DEFAULTS  # the one table of terminal parameters
 
 # Non-card request fields kept in the journal to build reversals, voids and advices.
 _KEEP = ("t", "3", "4", "7", "11", "12", "13", "22", "41", "42", "49")
