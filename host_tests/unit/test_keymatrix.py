@@ -182,7 +182,7 @@ async def test_task_reports_presses_and_stuck_key():
     t = asyncio.create_task(km.run())
     await asyncio.sleep_ms(20)
 
-    async def tap(k, hold=40):
+    async def tap(k, hold=60):
         m.press(k)
         await asyncio.sleep_ms(hold)
         m.release(k)
@@ -199,7 +199,7 @@ async def test_task_reports_presses_and_stuck_key():
     await tap("3")
     eq(_text(keys), "123")
     m.press("C")  # stuck
-    await asyncio.sleep_ms(320)
+    await asyncio.sleep_ms(450)
     eq([f.code for f in faults], ["HW-05"])
     await tap("9")
     await tap("E")

@@ -50,9 +50,10 @@ def _nop1(state):
 
 
 class KeyMatrix:
-    """rows/cols: Pin objects (machine.Pin on the device); ticks: time.ticks_ms-style callable."""
+    """rows/cols: Pin objects (machine.Pin on the device); ticks: time.ticks_ms-style callable;
+    on_key(byte) and on_fault(Fault) may be set later (ui.localpanel.LocalPanel sets them)."""
 
-    def __init__(self, rows, cols, ticks, on_key, keymap=KEYMAP, debounce_ms=20, scan_ms=5,
+    def __init__(self, rows, cols, ticks, on_key=None, keymap=KEYMAP, debounce_ms=20, scan_ms=5,
                  stuck_ms=8000, on_fault=None, disable_irq=None, enable_irq=None, flag=None, depth=16):
         if len(rows) * len(cols) > _MAX_KEYS or len(keymap) != len(rows) * len(cols):
             raise ValueError("keymap must name rows*cols keys (at most 30)")
@@ -182,7 +183,8 @@ class KeyMatrix:
                 if pressed >> i & 1:
                     self._down_at[i] = now
                     self.presses += 1
-                    self.on_key(self.keymap[i])
+                    if self.on_key is not None:
+                        self.on_key(self.keymap[i])
         held = self._stable
         if not held:
             return
