@@ -20,6 +20,7 @@ import mpy_runtimes
 from payterm_tools.sim import glyphs
 from payterm_tools.sim.i2cbus import Hd44780Backpack, I2CBusSim, Ssd1306
 from payterm_tools.sim.keypad import KeypadSim
+from payterm_tools.sim.localpanel import LocalPanelSim
 from payterm_tools.sim.printer import EscPosPrinterSim
 
 
@@ -558,27 +559,32 @@ asyncio.run(main())
 """
 
 
-@pytest.mark.parametrize("kind,addr", [("hd44780", 0x27), ("ssd1306", 0x3C)])
-def test_local_panel_on_the_emulator_buses(vms, kind, addr):
+@pytest.mark.parametrize("kind", ["hd44780", "ssd1306"])
+def test_local_panel_on_the_emulator_buses(vms, kind):
     im, is_ = openpty()
     gm, gs = openpty()
-    dev = Hd44780Backpack() if kind == "hd44780" else Ssd1306()
-    bus = I2CBusSim(im, {addr: dev}).start()
-    pad = KeypadSim(gm).start()
+    panel = LocalPanelSim(im, gm, kind).start()
     try:
         vm = vms(PANEL_VM, os.ttyname(is_), os.ttyname(gs), kind)
-        assert [r.rstrip() for r in dev.screen()] == ["PAYTERM", "READY", "ENTER AMOUNT (EUR)", "F:MENU"]
-        pad.press("1250")
-        assert bus.wait(lambda: dev.screen()[2].rstrip() == "1250"), dev.screen()
-        pad.press("E")
+        assert panel.display() == ["PAYTERM", "READY", "ENTER AMOUNT (EUR)", "F:MENU"]
+        panel.press("1250")
+        panel.wait_screen(r"^PAYTERM \| READY \| 1250 \| F:MENU$")
+        panel.press("E")
         assert vm.expect("SALE") == "SALE 1250"
-        assert bus.wait(lambda: dev.screen()[0].rstrip() == "SALE EUR 1250")
+        panel.wait_screen(r"^SALE EUR 1250 \| PRESENT CARD")
+        assert panel.expect(r"^D2 125$", 1) and panel.expect(r"^D0 SALE EUR 1250$", 1), panel.text()
+        pad = panel.keypad
         assert pad.wait(lambda: pad.beeps >= 5), pad.beeps
         assert pad.wait(lambda: pad.pwm[0][1] == 0), "each beep ends"
-        assert pad.wait(lambda: 1 in pad.outputs), "the status LED blinks"
-        assert dev.errors == [] and pad.errors == []
+        assert pad.wait(lambda: panel.led() is not None), "the status LED blinks"
+        panel.unplug_display()
+        panel.press("7")
+        assert vm.expect("FAULT") == "FAULT HW-06"
+        panel.unplug_display(False)
+        panel.press("E")
+        panel.wait_screen(r"^SALE EUR 12507 \| PRESENT CARD")
+        assert panel.errors() == []
     finally:
-        bus.stop()
-        pad.stop()
+        panel.close()
         for fd in (im, is_, gm, gs):
             os.close(fd)

@@ -113,3 +113,39 @@ def test_display_fault_is_reported_once_and_the_screen_kept():
     i2c.present.discard(0x27)
     p.show(["AGAIN"])
     eq([f.code for f in faults], ["HW-06", "HW-06"], "a new episode after recovery")
+
+
+async def test_technician_menu_runs_unchanged_on_the_local_panel():
+    # the flows take a panel: the LCD and the keypad matrix stand in for the panel UART
+    from mpt import FakeClock, tmpdir
+    from payterm.diag import Diag
+    from payterm.diag.pin import PinGate
+    from payterm.diag.selftest import SelfTests
+    from payterm.ui.techmenu import TechMenu
+
+    p, i2c, m, _, _ = _panel()
+    d = tmpdir("lp_tech")
+    dg = Diag(d, lambda: 1700000000, FakeClock())
+    gate = PinGate(d + "/pin.json", "4321", lambda: 1700000000)
+    menu = TechMenu(p, p.key, dg, SelfTests(dg), gate.check, lambda: {"version": "0.1.0", "board": "S3"})
+    t = asyncio.create_task(p.run())
+    done = asyncio.create_task(menu.run())
+    await asyncio.sleep_ms(20)
+    eq(_screen(i2c)[:2], ["TECHNICIAN", "ENTER PIN:"])
+    for k in "4321":
+        m.press(k)
+        await asyncio.sleep_ms(40)
+        m.release(k)
+        await asyncio.sleep_ms(40)
+    eq(_screen(i2c)[2], "****")
+    m.press("E")
+    await asyncio.sleep_ms(40)
+    m.release("E")
+    await asyncio.sleep_ms(60)
+    assert _screen(i2c)[0].startswith("1/"), _screen(i2c)
+    m.press("C")
+    await asyncio.sleep_ms(40)
+    m.release("C")
+    eq(await asyncio.wait_for_ms(done, 1000), True)
+    eq(_screen(i2c), ["", "", "", ""])
+    t.cancel()

@@ -334,6 +334,7 @@ class I2CBusSim:
         self.log = []  # ("W"|"R", addr, n, answer)
         self.errors = []
         self.responding = True
+        self.on_write = None  # called with the address after each acknowledged write (bus lock held)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = None
@@ -409,6 +410,8 @@ class I2CBusSim:
             return b"N"
         n = dev.write(data)
         self.log.append(("W", addr, len(data), "A"))
+        if self.on_write is not None:
+            self.on_write(addr)
         return b"A" + n.to_bytes(2, "big")
 
     def _read(self, addr, n):
