@@ -149,3 +149,45 @@ async def test_technician_menu_runs_unchanged_on_the_local_panel():
     eq(await asyncio.wait_for_ms(done, 1000), True)
     eq(_screen(i2c), ["", "", "", ""])
     t.cancel()
+
+
+def test_failed_display_is_retried_at_most_every_retry_ms():
+    from mpt import FakeClock
+
+    i2c = FakeI2C(present=())
+    c = FakeClock(0)
+    lcd = HD44780(i2c, 0x27, sleep_ms=_nosleep, sleep_us=_nosleep)
+    tries = []
+    orig = lcd.show
+
+    def show(rows):
+        tries.append(1)
+        orig(rows)
+
+    lcd.show = show
+    faults = []
+    p = LocalPanel(lcd, on_fault=faults.append, ticks=c, retry_ms=1000)
+    p.show(["A"])
+    p.show(["B"])
+    c.advance(500)
+    p.status("C")
+    eq(len(tries), 1, "no retry within retry_ms")
+    i2c.present.add(0x27)
+    c.advance(600)
+    p.show(["D"])
+    eq(len(tries), 2)
+    eq(_screen(i2c), ["D", "", "", ""])
+    eq([f.code for f in faults], ["HW-06"])
+
+
+async def test_display_back_is_redrawn_without_a_new_screen():
+    i2c = FakeI2C(present=())
+    lcd = HD44780(i2c, 0x27, sleep_ms=_nosleep, sleep_us=_nosleep)
+    p = LocalPanel(lcd, ticks=time.ticks_ms, retry_ms=50)
+    t = asyncio.create_task(p.run())
+    p.show(["WAITING FOR HOST"])
+    i2c.present.add(0x27)
+    await asyncio.sleep_ms(150)
+    eq(_screen(i2c)[0], "WAITING FOR HOST")
+    eq(p.display_ok, True)
+    t.cancel()

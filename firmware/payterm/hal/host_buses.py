@@ -351,4 +351,5 @@ def local_panel(i2c_path, gpio_path, ticks, display="hd44780", i2c_addr=None):
     gpio = PtyGpio(gpio_path)
     rows, cols = gpio.matrix(4, 4)
     km = KeyMatrix(rows, cols, ticks, disable_irq=gpio.disable_irq, enable_irq=gpio.enable_irq)
-    return LocalPanel(disp, km, Buzzer(gpio.pwm(0), ticks), StatusLed(gpio.pin(1), ticks), tasks=(gpio.run,))
+    return LocalPanel(disp, km, Buzzer(gpio.pwm(0), ticks), StatusLed(gpio.pin(1), ticks), tasks=(gpio.run,),
+                      ticks=ticks, retry_ms=500)

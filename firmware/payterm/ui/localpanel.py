@@ -12,6 +12,7 @@ once per episode, the screen contents are kept in `rows` (the console and
 `info()` still show them) and the next show() tries the display again.
 """
 import asyncio
+import time
 
 from micropython import const
 
@@ -24,10 +25,13 @@ _COLS = const(20)  # panel protocol: at most 20 characters a row
 
 class LocalPanel:
     def __init__(self, display, keypad=None, buzzer=None, led=None, rows=_ROWS, cols=_COLS,
-                 on_fault=None, tasks=()):
+                 on_fault=None, tasks=(), ticks=None, retry_ms=1000):
         """display: .show(rows); keypad: KeyMatrix-like (.run(), on_key, on_fault);
         buzzer: .beep() (+ .run()); led: .set(name) (+ .run());
-        tasks: extra coroutine functions to run with the panel (host bus pumps)."""
+        tasks: extra coroutine functions to run with the panel (host bus pumps);
+        ticks: with it, a failed display is tried again at most every retry_ms
+        (a bus that times out must not stall every screen change), and run()
+        redraws it within retry_ms of coming back."""
         self.display = display
         self.keypad = keypad
         self.buzzer = buzzer
@@ -39,6 +43,9 @@ class LocalPanel:
         self.last_fault = None
         self.display_ok = True
         self.stuck_keys = 0
+        self.ticks = ticks
+        self.retry_ms = retry_ms
+        self._failed_at = 0
         self._keys = KeyQueue()
         self._ev = asyncio.Event()
         self._tasks = list(tasks)
@@ -58,9 +65,14 @@ class LocalPanel:
 
     # ------------------------------------------------------------ display
     def _refresh(self):
+        if not self.display_ok and self.ticks is not None:
+            if time.ticks_diff(self.ticks(), self._failed_at) < self.retry_ms:
+                return  # `rows` keeps the screen; a later show() draws it
         try:
             self.display.show(self.rows)
         except Fault as f:
+            if self.ticks is not None:
+                self._failed_at = self.ticks()
             if self.display_ok:  # once per episode, not once per screen
                 self.display_ok = False
                 self._report(f)
@@ -112,9 +124,18 @@ class LocalPanel:
         return self._keys.pop()
 
     # ------------------------------------------------------------ tasks
+    async def _keep_display(self):
+        """While the display is failed, try it again every retry_ms, so it shows `rows` once back."""
+        while True:
+            await asyncio.sleep_ms(self.retry_ms)
+            if not self.display_ok:
+                self._refresh()
+
     async def run(self):
         """The panel's task: the keypad scan, with the buzzer, LED and bus pumps beside it."""
         side = [asyncio.create_task(fn()) for fn in self._tasks]
+        if self.ticks is not None:
+            side.append(asyncio.create_task(self._keep_display()))
         for dev in (self.buzzer, self.led):
             if dev is not None and hasattr(dev, "run"):
                 side.append(asyncio.create_task(dev.run()))
