@@ -125,8 +125,8 @@ def printer():
 def test_printer_answers_dle_eot_per_the_reference(printer):
     sim, _, s = printer
     os.write(s, b"\x10\x04\x01\x10\x04\x02\x10\x04\x03\x10\x04\x04")
-    eq = read_for(s, 4)
-    assert eq == bytes([0x12, 0x12, 0x12, 0x12]), eq.hex()
+    got = read_for(s, 4)
+    assert got == bytes([0x12, 0x12, 0x12, 0x12]), got.hex()
     sim.set_cover_open()
     os.write(s, b"\x10\x04\x01\x10\x04\x02")
     assert read_for(s, 2) == bytes([0x1A, 0x16]), "offline; cover open (bit 2)"

@@ -78,7 +78,7 @@ def _clean(text):
     for ch in str(text):
         o = ord(ch)
         out.append(o if 0x20 <= o < 0x7F else 0x3F)
-    return out
+    return bytes(out)
 
 
 def _wrap(b, width):
@@ -87,12 +87,12 @@ def _wrap(b, width):
     while len(b) > width:
         cut = b.rfind(b" ", 0, width + 1)
         if cut <= 0:
-            out.append(bytes(b[:width]))
+            out.append(b[:width])
             b = b[width:]
         else:
-            out.append(bytes(b[:cut]))
+            out.append(b[:cut])
             b = b[cut + 1:]
-    out.append(bytes(b))
+    out.append(b)
     return out
 
 
