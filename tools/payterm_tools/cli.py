@@ -11,6 +11,7 @@ COMMANDS = {
     "build": ("build", "cross-compile the firmware to .mpy with mpy-cross"),
     "deploy": ("deploy", "copy the built firmware and board map to a device with mpremote"),
     "acquirer": ("sim.acquirer", "run the acquirer simulator on 127.0.0.1"),
+    "leakscan": ("leakscan", "scan files for full card numbers and track data (text and BCD)"),
 }
 
 
