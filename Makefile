@@ -24,7 +24,7 @@ IDF_PATH    ?=
 
 PYTEST_ARGS ?=
 
-.PHONY: all setup sysdeps mpy-src core core-asan test unit system emulate bench \
+.PHONY: all setup sysdeps mpy-src core core-asan test unit system reliability emulate bench \
         mpy deploy firmware natmod riscv-check codes clean distclean help
 
 all: test
@@ -32,6 +32,7 @@ all: test
 help:
 	@echo "make emulate    run the terminal in the emulator (interactive)"
 	@echo "make test       install what is needed and run every test"
+	@echo "make reliability  the long reliability and security suite (fuzz, leak scan, ...): one summary block"
 	@echo "make bench      recqueue benchmark (C vs fallback vs deque vs RingIO)"
 	@echo "make mpy        cross-compile the firmware to .mpy (mpy-cross)"
 	@echo "make deploy     copy firmware + board map to a device (PORT=$(PORT) BOARD=$(BOARD))"
@@ -98,6 +99,11 @@ unit: setup core core-asan
 
 system: setup
 	$(VBIN)/pytest -n 2 $(PYTEST_ARGS) host_tests/system
+
+# The full sizes of host_tests/reliability (make test runs the short ones). Prints one summary block
+# (also in build/reliability/summary.txt) and exits non-zero on any failure. SEED=n replays a run.
+reliability: setup
+	$(VBIN)/pytest -n 2 --reliability=full $(if $(SEED),--seed $(SEED)) $(PYTEST_ARGS) host_tests/reliability
 
 # ---------------------------------------------------------------- run
 emulate: setup
