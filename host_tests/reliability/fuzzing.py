@@ -7,7 +7,6 @@ truncated), written to a vectors file the driver mutates.
 """
 import json
 import os
-import re
 import subprocess
 
 import mpy_runtimes
@@ -127,7 +126,3 @@ def fuzz(rel, target, count, tmp, bound_ms=1000, vectors=None):
                 replay(target, rel.seed, r["case"], bound_ms, vectors)))
         raise AssertionError("\n".join(lines))
     return total
-
-
-def outcome_codes(total):
-    return {k for k in total["outcomes"] if re.match(r"^[A-Z]{2,3}-\w\w$", k)}

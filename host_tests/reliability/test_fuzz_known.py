@@ -28,6 +28,7 @@ except Exception as e:
 '''
 
 
+@pytest.mark.reliability("fuzz")
 @pytest.mark.xfail(strict=False, reason=fuzzing.KNOWN["console:RuntimeError: name too long"])
 def test_console_over_long_command_word_is_a_usage_error(tmp_path):
     script = tmp_path / "known_console.py"

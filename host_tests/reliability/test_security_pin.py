@@ -16,10 +16,11 @@ import pytest
 
 _FIRMWARE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "firmware")
 
-pytestmark = [pytest.mark.emulator_only, pytest.mark.reliability("security")]
-
 PIN = "4321"
 LOCK_S = 300  # payterm.diag.pin: lockout time
+
+pytestmark = [pytest.mark.emulator_only, pytest.mark.reliability("security"),
+              pytest.mark.timeout(LOCK_S + 300)]  # the full size waits the lockout out
 LOCKED_RE = re.compile(r"OPR-03 .*\[locked (\d+)s\]")
 
 

@@ -139,7 +139,7 @@ def test_files_directories_large_files_and_cli(tmp_path):
     clean.mkdir()
     (clean / "journal.log").write_bytes(b'\x00\x00\x00\x2a\x12\x34\x56\x78{"ref": "000001", "pan": "476173******0010"}')
     (clean / "printer.out").write_text("CARD 476173******0010\nAUTH A1B2C3\n")
-    planted = tmp_path / "planted"
+    planted = tmp_path / "leakscan-planted"  # skipped by the reliability suite's end-of-session scan
     planted.mkdir()
     (planted / "text.log").write_text("card " + PAN + "\n")
     (planted / "flash.bin").write_bytes(b"\xaa\xbb" + bcd(PAN) + b"\xcc")
