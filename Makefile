@@ -27,7 +27,7 @@ IDF_PATH    ?=
 
 PYTEST_ARGS ?=
 
-.PHONY: all setup sysdeps mpy-src core core-asan core-romtext test unit system typecheck emulate bench bench-crypto \
+.PHONY: all setup sysdeps mpy-src core core-asan core-romtext test unit system typecheck reliability emulate bench bench-crypto \
         mpy deploy firmware natmod natmod-check riscv-check codes clean distclean help
 
 all: test
@@ -35,6 +35,7 @@ all: test
 help:
 	@echo "make emulate    run the terminal in the emulator (interactive)"
 	@echo "make test       install what is needed and run every test"
+	@echo "make reliability  the long reliability and security suite (fuzz, leak scan, ...): one summary block"
 	@echo "make bench      recqueue benchmark (C vs fallback vs deque vs RingIO)"
 	@echo "make bench-crypto  DUKPT / PIN block / MAC timings in the MicroPython unix VM"
 	@echo "make mpy        cross-compile the firmware to .mpy (mpy-cross)"
@@ -128,6 +129,11 @@ system: setup
 typecheck: setup
 	$(VBIN)/basedpyright -p firmware/pyrightconfig.json --pythonpath $(VPY) \
 	    --typeshedpath "$$($(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+
+# The full sizes of host_tests/reliability (make test runs the short ones). Prints one summary block
+# (also in build/reliability/summary.txt) and exits non-zero on any failure. SEED=n replays a run.
+reliability: setup
+	$(VBIN)/pytest -n 2 --reliability=full $(if $(SEED),--seed $(SEED)) $(PYTEST_ARGS) host_tests/reliability
 
 # ---------------------------------------------------------------- run
 emulate: setup

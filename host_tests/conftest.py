@@ -17,6 +17,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 import mpy_runtimes  # noqa: E402
 
+
+# The reliability suite's frame (size knob, seeds, the summary block, the end-of-session leak
+# scan) is a plugin for every run; it lives with the suite in host_tests/reliability/.
+pytest_plugins = ["reliability.payterm_reliability"]
+
 _RUNTIMES_RE = re.compile(r"^#\s*runtimes:\s*(.+)$", re.M)
 
 

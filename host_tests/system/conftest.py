@@ -126,6 +126,9 @@ def terminal(request, tmp_path, acquirer, terminal_config):
         out = emu.firmware_output()
         emu.close()
         reader.stop()
+        for ch in (emu.console, emu.panel):  # captures for the reliability suite's leak scan
+            if ch is not None:
+                (tmp_path / ("%s.capture" % ch.name)).write_bytes(ch.buf)
     if "Traceback" in out and "FATAL" in out:
         pytest.fail("firmware crashed:\n" + out[-3000:])
 

@@ -1,7 +1,10 @@
-"""Link over TLS against the acquirer simulator with a self-signed CA.
+"""Link over TLS against the acquirer simulator: a self-signed server, and a local CA.
 
 The certificates are made with the openssl CLI for each run; the firmware
 side verifies the server with the configured CA (MicroPython ssl/mbedTLS).
+With the local CA (reliability/tlsca.py) the terminal trusts the CA, not the
+server certificate itself, and a server certificate from another CA, made for
+the same host name, is refused with NET-04 before any request leaves.
 """
 import shutil
 import subprocess
@@ -9,6 +12,7 @@ import subprocess
 import pytest
 
 from payterm_tools.sim.acquirer import AcquirerSim
+from reliability import tlsca
 from test_link import run_ops, sale
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed: cannot make test certificates")
@@ -55,3 +59,24 @@ def test_tls_verification_failure_is_net04_not_sent(tmp_path, certs, tls_sim, ca
                    attempts=1, read_ms=3000)
     assert r["ok"] is False and r["code"] == "NET-04" and r["sent"] is False, r
     assert tls_sim.ledger == [], "no application data reached the host"
+
+
+@pytest.fixture(scope="module")
+def ca_certs(tmp_path_factory):
+    return tlsca.make(tmp_path_factory.mktemp("tls-ca"), HOSTNAME)
+
+
+@pytest.mark.parametrize("server", ["server", "other_server"], ids=["signed-by-our-ca", "signed-by-another-ca"])
+def test_tls_local_ca(tmp_path, ca_certs, server):
+    sim = AcquirerSim(name="tls-ca", tls=ca_certs[server]).start()
+    try:
+        (r,) = run_ops(tmp_path, [sim.address], [{"fields": sale(4)}], tls={"ca": ca_certs["ca"][0],
+                       "server_hostname": HOSTNAME}, attempts=1, read_ms=3000)
+        if server == "server":
+            assert r["ok"] is True and r["resp"]["39"] == "00", r
+            assert [e["stan"] for e in sim.authorized()] == ["000004"]
+        else:
+            assert r["ok"] is False and r["code"] == "NET-04" and r["sent"] is False, r
+            assert sim.ledger == [] and sim.tls_failures >= 1, "refused in the handshake, nothing reached the host"
+    finally:
+        sim.stop()

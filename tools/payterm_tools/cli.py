@@ -13,6 +13,7 @@ COMMANDS = {
     "deploy": ("deploy", "copy firmware, hardware map and provisioning file to a device with mpremote"),
     "acquirer": ("sim.acquirer", "run the acquirer simulator on 127.0.0.1"),
     "inject-key": ("keyinject", "write the terminal's DUKPT initial key file (key injection)"),
+    "leakscan": ("leakscan", "scan files for full card numbers and track data (text and BCD)"),
 }
 
 
