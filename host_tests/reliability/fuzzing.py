@@ -16,12 +16,7 @@ CHUNK = 5000  # cases per VM: one stuck VM loses at most this many
 
 # Crashes already reported, by signature: they are counted and shown as "known" instead of failing the fuzz
 # run, and each has its own regression test (xfail) in test_fuzz_known.py. Remove an entry once fixed.
-KNOWN = {
-    "console:RuntimeError: name too long": (
-        "payterm.diag.console Console.handle: getattr(self, '_c_' + word) raises RuntimeError('name too long') "
-        "for a command word longer than 255 characters (MicroPython qstr limit); the console task then logs "
-        "SYS-09 and answers 'ERR SYS-09 internal error' instead of ERR USAGE"),
-}
+KNOWN = {}
 
 
 def signature(crash):

@@ -1,8 +1,8 @@
-"""Regression tests for what the fuzzing found, one per entry of fuzzing.KNOWN (xfail until fixed).
+"""Regression tests for what the fuzzing found: the smallest input that showed each bug.
 
-Each runs the smallest input that shows the bug in MicroPython, so the fix
-can be checked without the fuzzer; once it passes, drop the xfail mark and
-the KNOWN entry (the fuzz run then fails on any return of the crash).
+Each runs in MicroPython without the fuzzer. A crash the fuzzer finds and
+nobody has fixed yet goes into fuzzing.KNOWN with an xfail test here; once it
+is fixed, the mark and the entry go (the fuzz run then fails on any return).
 """
 import pytest
 
@@ -29,7 +29,6 @@ except Exception as e:
 
 
 @pytest.mark.reliability("fuzz")
-@pytest.mark.xfail(strict=False, reason=fuzzing.KNOWN["console:RuntimeError: name too long"])
 def test_console_over_long_command_word_is_a_usage_error(tmp_path):
     script = tmp_path / "known_console.py"
     script.write_text(CONSOLE)

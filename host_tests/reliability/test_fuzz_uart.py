@@ -249,11 +249,6 @@ def test_keypad_uart_garbage(rel, terminal, card_reader, acquirer):
     _after(rel, terminal, card_reader, acquirer, "keypad", w, start)
 
 
-@pytest.mark.xfail(strict=False, reason="known issues: (1) invalid UTF-8 on the console UART kills the console "
-                   "task (app._console: bytes.decode('utf-8', 'ignore') raises UnicodeError in MicroPython, which "
-                   "ignores 'ignore'), so `# TASK console restarted`, fixed by the console reader rework; "
-                   "(2) a command word over 255 characters makes Console.handle raise RuntimeError('name too long') "
-                   "(getattr on '_c_' + word), logged as SYS-09 with 'ERR SYS-09' instead of ERR USAGE")
 def test_console_uart_garbage(rel, terminal, card_reader, acquirer):
     rnd = rel.rng("console")
     vectors = [b"help\n", b"status\n", b"faults 5\n", b"stats\n", b"wait\n", b"code CRD-05\n", b"export\n",
