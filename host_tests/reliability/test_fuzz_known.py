@@ -7,7 +7,6 @@ is fixed, the mark and the entry go (the fuzz run then fails on any return).
 import pytest
 
 import mpy_runtimes
-from reliability import fuzzing
 
 CONSOLE = r'''
 import asyncio
