@@ -11,7 +11,7 @@ payloads stay the same size.
 HEAP_64_PER_32 is measured, not assumed: the firmware's own modules imported
 into the core-only runtime built once for 64 bits and once for 32 bits
 (tools/coreport, `-m64` / `-m32`, the same configuration otherwise) take
-278,656 and 195,600 bytes of live heap (ratio 1.425; `make memory` prints the
+261,600 and 183,600 bytes of live heap (ratio 1.425; `make memory` prints the
 ratio again when build/core-m32 exists). A board's budget B runs in the
 emulator as `micropython -X heapsize=round(B * HEAP_64_PER_32)`.
 (MicroPython's own `-X heapsize=Nw` doubles N on 64 bits: that fits a heap of
