@@ -9,8 +9,8 @@ Prints, for the deployed form (.mpy compiled for the host, host HAL included) an
 - the .mpy total of every TERMINAL_* board against its code_budget_bytes;
 - the heap budget of each board translated for the emulator (payterm_tools.memory), and the 64/32-bit
   ratio measured again when build/core-m32 (make core-m32) and build/core exist.
-Sales go through the panel and the card reader simulator against the acquirer simulator, every one
-approved (a decline stops the run).
+Sales go through the panel and the card reader simulator (every 4th tapped, the others swiped) against
+the acquirer simulator, every one approved (a decline stops the run).
 """
 import argparse
 import os
@@ -66,14 +66,20 @@ class Terminal:
         return parse_mem(self.emu.console.command("mem", 30)[0])
 
     def sale(self):
-        """One swiped sale from the keypad; raises unless approved."""
+        """One sale from the keypad, every 4th tapped (EMV), the others swiped; raises unless approved."""
         self.n += 1
         p = self.emu.panel
         p.wait_screen("READY", 20)
         p.press("%dE" % (100 + self.n % 900))
         p.wait_screen("PRESENT CARD", 20)
-        self.reader.swipe(TEST_CARDS["visa"])
+        tap = self.n % 4 == 0
+        if tap:
+            self.reader.tap(TEST_CARDS["mastercard"])
+        else:
+            self.reader.swipe(TEST_CARDS["visa"])
         m = self.emu.console.expect(r"# (TXN|FAIL) [^\n]*", 30)
+        if tap:
+            self.reader.remove()
         line = m.group(0).decode()
         if " APPROVED" not in line:
             raise AssertionError("sale %d: %s" % (self.n, line))
