@@ -272,22 +272,22 @@ class Journal:
 
     def _load(self, ref):
         """Read flash-only transaction `ref` back into RAM, with the voids naming it."""
-        want = {ref: None}
+        want = {ref: {}}
         for rec, _ in self._frames(self._good):
             r = rec["ref"]
             if r not in want:
                 if rec.get("new") and rec.get("orig") == ref and _key(r) in self._flash:
-                    want[r] = None
+                    want[r] = {}
                 else:
                     continue
             t = want[r]
-            if t is None or rec.get("new"):
+            if rec.get("new"):
                 t = want[r] = {}
             for k in rec:
                 if k != "new":
                     t[k] = rec[k]
         for r, t in want.items():
-            if t is not None:
+            if t:
                 self._flash.pop(_key(r), None)
                 self.txns[r] = t
         return self.txns.get(ref)
