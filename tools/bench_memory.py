@@ -30,8 +30,9 @@ from payterm_tools.emulator import Emulator  # noqa: E402
 from payterm_tools.sim.acquirer import AcquirerSim  # noqa: E402
 from payterm_tools.sim.cardsim import TEST_CARDS, CardReaderSim  # noqa: E402
 
-# The system tests' short waits, with the result screen cut short so sales follow each other quickly.
-PARAMS = {"connect_timeout_ms": 1000, "read_timeout_ms": 2500, "max_wait_ms": 6000, "card_timeout_ms": 8000,
+# The system tests' short waits (the card and host waits of the emulator's defaults: a loaded machine
+# must not turn a sale into CRD-01), with the result screen cut short so sales follow each other quickly.
+PARAMS = {"connect_timeout_ms": 2000, "read_timeout_ms": 5000, "max_wait_ms": 15000, "card_timeout_ms": 30000,
           "result_ms": 100, "backoff_base_ms": 50, "backoff_cap_ms": 400, "breaker_open_ms": 2000,
           "breaker_open_max_ms": 4000, "min_read_ms": 1000, "worker_wait_ms": 3000, "retry_base_ms": 300,
           "retry_cap_ms": 1200, "worker_scan_ms": 1000}
