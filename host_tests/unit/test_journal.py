@@ -234,3 +234,85 @@ def test_no_record_is_appended_behind_a_torn_one():
     eq(k.dropped_bytes, 0)
     eq(k.get("000002")["tries"], 5)
     eq("note" in k.get("000001"), False)
+
+
+# ---------------------------------------------------------------- RAM bound
+def _sales(j, first, n, amt=100):
+    for i in range(first, first + n):
+        ref = "%06d" % i
+        j.create(ref, {"kind": "sale", "st": "pending", "stan": "%06d" % (500000 + i), "amt": amt,
+                       "pan": "476173******0010", "req": {"3": "000000", "4": "%012d" % amt, "41": "EMU00001"}})
+        j.update(ref, {"st": "approved", "rc": "00", "auth": "A1B2C3", "rrn": "%012d" % i})
+
+
+def test_ram_holds_a_bounded_number_of_finished_transactions():
+    import gc
+
+    d = tmpdir("jr_ram")
+    j = Journal(d)  # the terminal's bounds: 64 KB of flash, compaction keeps 100 finished
+    j.create("900001", {"kind": "saf", "st": "pending", "amt": 5})  # unfinished: always in RAM
+    _sales(j, 1, 150)
+    gc.collect()
+    a150 = gc.mem_alloc()
+    _sales(j, 151, 250)
+    gc.collect()
+    a400 = gc.mem_alloc()
+    assert j.compactions >= 2, j.compactions
+    # flat: only the flash-only index moves (compaction bounds it), never whole records
+    assert abs(a400 - a150) < 6000, "RAM moved %d bytes over 250 sales" % (a400 - a150)
+    refs = [t["ref"] for t in j.records()]
+    eq(refs, ["900001"] + ["%06d" % i for i in range(393, 401)])
+    # older finished ones are on flash and read back on demand, whole
+    t = j.get("000350")
+    eq((t["st"], t["rrn"], t["stan"], t["amt"]), ("approved", "000000000350", "500350", 100))
+    eq(j.update("000351", {"note": "x"})["rrn"], "000000000351")
+    k = Journal(d)
+    eq(len(k.records()), len(j.records()))
+    eq(k.get("000351")["note"], "x")
+    eq(k.get("000360")["st"], "approved")
+    eq(k.get("000401"), None)
+
+
+def test_flash_only_transactions_keep_numbering_and_refusals():
+    d = tmpdir("jr_ram_nums")
+    j = Journal(d)
+    _sales(j, 1, 30)
+    assert "000002" in j.held_refs() and "500002" in j.held_stans()
+    assert "000031" not in j.held_refs() and "500031" not in j.held_stans()
+    e = raises(Fault, j.create, "000002", {"kind": "sale", "st": "pending", "amt": 1})
+    eq(e.code, "SYS-10")
+    k = Journal(d)
+    assert "000001" in k.held_refs() and "500001" in k.held_stans()
+
+
+def test_void_of_a_flash_only_sale_is_seen_after_reopen():
+    d = tmpdir("jr_ram_void")
+    j = Journal(d)
+    _sales(j, 1, 1, amt=700)
+    j.create("000002", {"kind": "void", "st": "pending", "orig": "000001", "amt": 700})
+    j.update("000002", {"st": "approved"})  # the mark on the sale is missing (cut): the void decides
+    _sales(j, 3, 30)
+    k = Journal(d)
+    eq([t["ref"] for t in k.records()][:1], ["000025"])
+    o = k.get("000001")
+    eq(k.is_voided(o), True)
+    eq(k.held(o), 0)
+    eq([v["ref"] for v in k.voids_of("000001")], ["000002"])
+
+
+def test_compaction_sums_and_copies_flash_only_transactions():
+    from payterm.txn.journal import SUMMARY
+
+    d = tmpdir("jr_ram_compact")
+    j = Journal(d, max_bytes=1 << 20, keep=20)
+    _sales(j, 1, 50, amt=10)
+    j.create("000051", {"kind": "refund", "st": "approved", "amt": 3})
+    j.compact()
+    eq(j.get(SUMMARY), {"ref": SUMMARY, "n": 31, "held": 310})
+    eq(j.get("000031"), None)
+    eq(j.get("000032")["rrn"], "000000000032")  # copied from the old file
+    k = Journal(d, max_bytes=1 << 20, keep=20)
+    eq(k.get(SUMMARY)["held"], 310)
+    eq(k.get("000033")["st"], "approved")
+    eq(k.get("000030"), None)
+    assert "000030" not in k.held_refs()

@@ -44,6 +44,11 @@ def add_arguments(p):
     p.add_argument("--state", default="state", help="state directory standing for flash (kept across runs)")
     p.add_argument("--acquirer-port", type=int, default=0, help="acquirer simulator port on 127.0.0.1 (0: any)")
     p.add_argument("--script", default=None, help="read commands from this file instead of stdin")
+    p.add_argument("--mpy", action="store_true",
+                   help="run the deployed form: the firmware compiled to .mpy (for the host, host HAL included)")
+    p.add_argument("--heap", default=None, metavar="SIZE",
+                   help="GC heap of the VM: bytes (393216, 384K) or a board name, whose heap budget is "
+                        "translated for the 64-bit emulator (payterm_tools.memory)")
 
 
 HOST_USAGE = "usage: host approve | decline RC | partial AMOUNT | no39 | drop | reversal RC | timeout | down | up"
@@ -82,7 +87,14 @@ class Session:
         if self.acq.ledger:
             self.notes.append("acquirer ledger: %s (%d entries from earlier runs)" % (path, len(self.acq.ledger)))
         self.acq.start()
-        self.emu = Emulator(args.state, [self.acq.address], board=args.board)
+        heap = None
+        if getattr(args, "heap", None):
+            from payterm_tools.memory import parse_size
+
+            heap = parse_size(args.heap)
+            self.notes.append("heap: %d bytes (-X heapsize)" % heap)
+        self.emu = Emulator(args.state, [self.acq.address], board=args.board, mpy=getattr(args, "mpy", False),
+                            heap=heap)
         self.reader = CardReaderSim(self.emu.ptys["mag"].fd, self.emu.ptys["nfc"].fd)
         self.reader.start()
         self._last = None

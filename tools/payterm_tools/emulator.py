@@ -244,10 +244,20 @@ class PanelChannel(Channel):
 class Emulator:
     """Starts, stops and power-cuts the firmware on the EMULATOR board."""
 
-    def __init__(self, state_dir, hosts, board="EMULATOR", config=None, log=None, external=()):
+    def __init__(self, state_dir, hosts, board="EMULATOR", config=None, log=None, external=(), mpy=False,
+                 heap=None):
         """external: UARTs ("panel", "mag", "nfc") handed to outside programs through
-        Bridge ports (`self.bridges[name].path`) instead of host-side channels."""
+        Bridge ports (`self.bridges[name].path`) instead of host-side channels.
+
+        mpy: run the deployed form: the firmware compiled with mpy-cross for the host (x64,
+        host HAL included) into `<state_dir>.mpy/` (beside the flash, like the acquirer's
+        ledger), built at the first start; a directory path instead runs that build as it is.
+        heap: the VM's GC heap in bytes (`micropython -X heapsize=N`); None is the unix
+        port's default (2 MiB). `heap_bytes(board)` translates a board's budget."""
         self.state_dir = os.path.abspath(state_dir)
+        self.mpy = mpy
+        self.heap = heap
+        self._built = False
         os.makedirs(self.state_dir, exist_ok=True)
         self.hosts = list(hosts)
         self.board = board
@@ -284,9 +294,31 @@ class Emulator:
         params.update(self.config)
         return provision.write(os.path.join(self.state_dir, provision.FILE), provision.make(hw, **params))
 
+    @property
+    def firmware_dir(self):
+        """Where the firmware the VM runs lives: the sources, or the .mpy build."""
+        if not self.mpy:
+            return FIRMWARE
+        if self.mpy is True:
+            return self.state_dir.rstrip(os.sep) + ".mpy"
+        return os.path.abspath(self.mpy)
+
+    def build_mpy(self):
+        """Compile the firmware for the host VM (x64 native code allowed, host HAL kept)."""
+        from payterm_tools import build
+
+        return build.build(self.firmware_dir, arch=build.ARCH["host"], device=False)
+
+    def command(self):
+        """The VM's command line."""
+        cmd = [micropython_binary()]
+        if self.heap:
+            cmd += ["-X", "heapsize=%d" % int(self.heap)]
+        return cmd + [os.path.join(self.firmware_dir, "main.py")]
+
     def env(self):
         env = dict(os.environ)
-        env["MICROPYPATH"] = ".frozen:" + FIRMWARE
+        env["MICROPYPATH"] = ".frozen:" + self.firmware_dir
         env["PAYTERM_HARDWARE"] = self.hardware_path
         env["PAYTERM_STATE"] = self.state_dir
         env["PAYTERM_PRINTER"] = self.printer_path
@@ -298,11 +330,14 @@ class Emulator:
         """provision=False keeps the state directory's provision.json as it is (tests of a bad one)."""
         if provision:
             self.provision()
+        if self.mpy is True and not self._built:
+            self.build_mpy()
+            self._built = True
         self.console.skip()
         if self.panel is not None:
             self.panel.skip()
         out = open(self.stdout_path, "ab")
-        self.proc = subprocess.Popen([micropython_binary(), os.path.join(FIRMWARE, "main.py")], env=self.env(),
+        self.proc = subprocess.Popen(self.command(), env=self.env(),
                                      cwd=self.state_dir, stdin=subprocess.DEVNULL, stdout=out,
                                      stderr=subprocess.STDOUT)
         out.close()

@@ -55,6 +55,7 @@ HELP = (
     "logout               end technician login",
     "saf                  reversals and offline sales not yet settled with the host",
     "retry <ref>          send a failed offline sale again now (as a repeat)",
+    "mem                  heap after a collection: free, alloc, highest alloc so far",
 )
 
 
@@ -242,6 +243,7 @@ class Console:
         self._clock = clock
         self._info = info or (lambda: {})
         self._auth_until = 0
+        self._peak = 0
 
     def _status(self):
         d = dict(self._info())
@@ -318,6 +320,20 @@ class Console:
                 for o in out:
                     stream.write(o.encode() + b"\n")
                     await stream.drain()
+
+    def _c_mem(self, args):
+        """`mem free=<n> alloc=<n> peak=<n>`: bytes of the GC heap after gc.collect().
+
+        peak is the highest alloc this command has measured since boot (the live
+        heap's high-water mark as sampled here, not a trace of every allocation).
+        """
+        import gc
+
+        gc.collect()
+        free, alloc = gc.mem_free(), gc.mem_alloc()
+        if alloc > self._peak:
+            self._peak = alloc
+        return ["mem free=%d alloc=%d peak=%d" % (free, alloc, self._peak)]
 
     def _c_help(self, args):
         return list(HELP)

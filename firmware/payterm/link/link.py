@@ -24,6 +24,7 @@ from payterm.link import iso8583
 # Frame on TCP (docs/architecture.md "link"): 2-byte big-endian length, then the message.
 _HDR = const(2)
 _MAX_FRAME = const(4096)
+_PEEK = const(64)  # bytes _idle_check looks at on a kept connection (the rest stays in the socket, in order)
 
 _CONNECT_ERRNOS = tuple(
     getattr(errno, n)
@@ -88,6 +89,7 @@ class Link:
         self._w = None
         self._fresh = False
         self._pending = b""
+        self._peek = bytearray(_PEEK)  # _idle_check reads into it: no 4 KB allocation per request
         self._lock = asyncio.Lock()
         self.ignored = 0
         self.host_switches = 0
@@ -257,14 +259,14 @@ class Link:
         if s is None:
             return True
         try:
-            data = s.read(_MAX_FRAME)
+            n = s.readinto(self._peek)
         except OSError:
             return False
-        if data is None:
+        if n is None:
             return True
-        if not data:
+        if not n:
             return False
-        self._pending += data
+        self._pending += bytes(memoryview(self._peek)[:n])
         return True
 
     async def _readexactly(self, n, remaining):

@@ -221,7 +221,7 @@ class Engine:
         stan=False: a ref only (a void that cancels an advice sends no new STAN).
         """
         try:
-            r = self.refs.propose(self.journal.txns)
+            r = self.refs.propose(self.journal.held_refs())
             upd = {self.refs.key: r}
             s = None
             if stan:
@@ -234,7 +234,7 @@ class Engine:
         return s, "%06d" % r
 
     def _stans_in_use(self):
-        return {t["stan"] for t in self.journal.txns.values() if t.get("stan")}
+        return self.journal.held_stans()
 
     async def _authorize(self, kind, card, amount, currency):
         stan = ref = cur = None

@@ -25,6 +25,16 @@ Compaction writes a new file and swaps it in with renames, so a cut at any
 moment leaves one complete copy. Every flash operation goes through
 payterm.flash.
 Full PANs and track data never get here: a run of 13+ digits is refused.
+
+RAM holds a bounded part of the journal (`txns`): every unfinished
+transaction, the originals unfinished ones name, failed advices (a technician
+retries them), records with changes flash refused (`remember`) and the newest
+`ram_keep` finished ones. Older finished transactions stay on flash only, with
+an index entry each (ref -> seq, STAN, held): `get` reads one back from the
+file (with the voids naming it) when a void or a look-up asks for it, the
+numbering still skips their refs and STANs (`held_refs`, `held_stans`), and
+compaction copies their records from the old file or sums them into
+"~compacted". `records()` lists what RAM holds.
 """
 import json
 import struct
@@ -37,6 +47,7 @@ from payterm.errors import Fault
 
 _HDR = const(8)  # 4-byte length + 4-byte CRC-32
 _MAX_RECORD = const(2048)
+_RAM_KEEP = const(8)  # finished transactions kept in RAM beyond those that must stay
 
 # States in which nothing more will happen to a transaction.
 FINAL = ("approved", "declined", "reversed", "failed", "sent", "voided")
@@ -64,6 +75,32 @@ def _no_pan(text):
     return pan_run(text) is None
 
 
+def _key(ref):
+    """Index key of a ref: the int of a 6-digit ref (no heap object), else the str."""
+    return int(ref) if len(ref) == 6 and ref.isdigit() else ref
+
+
+class _Held:
+    """`"000123" in held` for the numbering: RAM records and the flash-only index."""
+
+    def __init__(self, journal, field):
+        self._j = journal
+        self._f = field
+
+    def __contains__(self, num):
+        j = self._j
+        if self._f == "ref":
+            return num in j.txns or _key(num) in j._flash
+        for t in j.txns.values():
+            if t.get("stan") == num:
+                return True
+        k = _key(num)
+        for e in j._flash.values():
+            if e[1] == k:
+                return True
+        return False
+
+
 def frame(rec):
     body = json.dumps(rec).encode()
     return struct.pack(">II", len(body), binascii.crc32(body) & 0xFFFFFFFF) + body
@@ -88,14 +125,18 @@ def void_open(v):
 class Journal:
     """Transactions by ref: `create`, `update`, `get`, `records`."""
 
-    def __init__(self, root, diag=None, max_bytes=65536, keep=100):
+    def __init__(self, root, diag=None, max_bytes=65536, keep=100, ram_keep=_RAM_KEEP):
         self.path = root + "/journal.log"
         self._tmp = root + "/journal.tmp"
         self._old = root + "/journal.old"
         self.diag = diag
         self.max_bytes = max_bytes
         self.keep = keep
-        self.txns = {}
+        self.ram_keep = max(1, ram_keep)
+        self.txns = {}  # in RAM: see the module's docstring
+        self._flash = {}  # key(ref) -> (seq, stan key or None, held) of finished transactions on flash only
+        self._ram_only = set()  # refs whose RAM record holds changes flash refused
+        self._good = 0  # bytes of the file that are whole records
         self.seq = 0
         self.dropped_bytes = 0  # torn/corrupt tail found at open
         self.compactions = 0
@@ -116,6 +157,9 @@ class Journal:
         _remove(self._tmp)
         _remove(self._old)
         good = self._scan()
+        for t in list(self.txns.values()):
+            if t.get("st") not in FINAL and t.get("orig"):
+                self.get(t["orig"])  # an unfinished void keeps its original in RAM
         total = _size(self.path)
         if total > good:
             self.dropped_bytes = total - good
@@ -123,16 +167,19 @@ class Journal:
                 self.diag.fault("SYS-02", "txn", "journal tail dropped %d bytes" % self.dropped_bytes)
             self._rewrite()
 
-    def _scan(self):
-        """Load records; return the length of the valid prefix."""
+    def _frames(self, limit=None):
+        """(record, frame bytes) of each whole record from the start of the file.
+
+        Stops at the first torn or corrupt one, or after `limit` bytes.
+        """
         try:
             f = open(self.path, "rb")
         except OSError:
-            return 0
-        good = 0
+            return
+        pos = 0
         hdr = bytearray(_HDR)
         try:
-            while True:
+            while limit is None or pos < limit:
                 if f.readinto(hdr) != _HDR:
                     break
                 n, crc = struct.unpack(">II", hdr)
@@ -147,10 +194,34 @@ class Journal:
                     break
                 if not isinstance(rec, dict) or "ref" not in rec:
                     break
-                self._merge(rec)
-                good += _HDR + n
+                pos += _HDR + n
+                yield rec, bytes(hdr) + body
         finally:
             f.close()
+
+    def _scan(self):
+        """Load records; return the length of the valid prefix.
+
+        Two passes keep RAM bounded: the first counts each ref's records, the
+        second merges them and moves a finished transaction to the flash-only
+        index once its last record is merged and RAM holds enough newer ones.
+        """
+        left = {}
+        good = 0
+        for rec, fr in self._frames():
+            k = _key(rec["ref"])
+            left[k] = left.get(k, 0) + 1
+            good += len(fr)
+        self._good = good
+        for rec, _ in self._frames(good):
+            self._merge(rec)
+            k = _key(rec["ref"])
+            n = left[k] - 1
+            if n:
+                left[k] = n
+            else:
+                del left[k]
+                self._evict(left)
         return good
 
     def _merge(self, rec):
@@ -165,6 +236,69 @@ class Journal:
         s = t.get("seq", 0)
         if s > self.seq:
             self.seq = s
+
+    # ------------------------------------------------------------ RAM bound
+    def _stays(self, t):
+        """True when finished transaction `t` must stay in RAM whatever its age."""
+        return (t.get("kind") == "saf" and t.get("st") == "failed") or t.get("ref") in self._ram_only
+
+    def _evict(self, busy=None):
+        """Move the oldest finished transactions beyond `ram_keep` to the flash-only index.
+
+        busy: keys of refs with records still to merge (scan); they stay.
+        """
+        fin = []
+        needed = set()
+        for r, t in self.txns.items():
+            if r[:1] == "~":
+                continue
+            if t.get("st") not in FINAL:
+                if t.get("orig"):
+                    needed.add(t["orig"])
+            elif not self._stays(t) and not (busy and _key(r) in busy):
+                fin.append(t)
+        n = len(fin) - self.ram_keep
+        if n <= 0:
+            return
+        fin.sort(key=lambda t: t.get("seq", 0))
+        idx = self._void_index()
+        for t in fin[:n]:
+            ref = t["ref"]
+            if ref in needed:
+                continue
+            st = t.get("stan")
+            self._flash[_key(ref)] = (t.get("seq", 0), _key(st) if st else None, self.held(t, idx))
+            del self.txns[ref]
+
+    def _load(self, ref):
+        """Read flash-only transaction `ref` back into RAM, with the voids naming it."""
+        want = {ref: {}}
+        for rec, _ in self._frames(self._good):
+            r = rec["ref"]
+            if r not in want:
+                if rec.get("new") and rec.get("orig") == ref and _key(r) in self._flash:
+                    want[r] = {}
+                else:
+                    continue
+            t = want[r]
+            if rec.get("new"):
+                t = want[r] = {}
+            for k in rec:
+                if k != "new":
+                    t[k] = rec[k]
+        for r, t in want.items():
+            if t:
+                self._flash.pop(_key(r), None)
+                self.txns[r] = t
+        return self.txns.get(ref)
+
+    def held_refs(self):
+        """`ref in held_refs()`: the journal holds ref (in RAM or on flash only)."""
+        return _Held(self, "ref")
+
+    def held_stans(self):
+        """`stan in held_stans()`: a transaction in the journal carries that STAN."""
+        return _Held(self, "stan")
 
     # ------------------------------------------------------------ writing
     def _write(self, rec):
@@ -185,6 +319,7 @@ class Journal:
         except OSError as e:
             self._torn = True
             raise Fault("SYS-01", "journal write: %s" % e, "txn")
+        self._good = size + len(data)
         try:
             flash.sync()
         except OSError as e:
@@ -197,7 +332,7 @@ class Journal:
         replacing it would lose a record of money, and reusing an unfinished
         one would mix two transactions.
         """
-        old = self.txns.get(ref)
+        old = self.get(ref)
         if old is not None or ref.startswith("~"):
             raise Fault("SYS-10", "ref %s already in the journal (%s %s)" % (
                 ref, (old or {}).get("kind", "?"), (old or {}).get("st", "?")), "txn")
@@ -208,17 +343,21 @@ class Journal:
         self._write(rec)
         self.seq += 1
         self._merge(rec)
-        return self.txns[ref]
+        t = self.txns[ref]
+        self._evict()
+        return t
 
     def update(self, ref, fields):
-        if ref not in self.txns:
+        if self.get(ref) is None:
             raise Fault("OPR-04", "no transaction %s" % ref, "txn")
         rec = {"ref": ref}
         rec.update(fields)
         self._check(rec)
         self._write(rec)
         self._merge(rec)
-        return self.txns[ref]
+        t = self.txns[ref]
+        self._evict()
+        return t
 
     def remember(self, ref, fields):
         """Apply `fields` to transaction `ref` in RAM only (its flash write failed).
@@ -226,11 +365,12 @@ class Journal:
         The next write of this ref, or a compaction, puts it on flash. Returns the
         transaction, or None when the journal does not hold `ref`.
         """
-        t = self.txns.get(ref)
+        t = self.get(ref)
         if t is None:
             return None
         for k in fields:
             t[k] = fields[k]
+        self._ram_only.add(ref)
         return t
 
     def _check(self, rec):
@@ -239,7 +379,10 @@ class Journal:
 
     # ------------------------------------------------------------ reading
     def get(self, ref):
-        return self.txns.get(ref)
+        t = self.txns.get(ref)
+        if t is None and ref and ref[:1] != "~" and _key(ref) in self._flash:
+            t = self._load(ref)
+        return t
 
     def records(self, kind=None, st=None):
         """Transactions in creation order, optionally filtered (never the "~" summary)."""
@@ -289,7 +432,7 @@ class Journal:
             return False
         if f == ref:
             return True
-        v = self.txns.get(f)
+        v = self.get(f)
         return v is None or void_done(v)
 
     def held(self, t, idx=None):
@@ -314,14 +457,18 @@ class Journal:
 
         Kept: every unfinished transaction, every original an unfinished one names
         (`orig`), and at least the newest finished one (it carries the highest
-        STAN and ref the boot seeds its numbers from).
+        STAN and ref the boot seeds its numbers from). Flash-only transactions
+        count among the finished ones by their age.
         """
         recs = self.records()
         needed = set()
         for t in recs:
             if t.get("st") not in FINAL and t.get("orig"):
                 needed.add(t["orig"])
-        done = [t for t in recs if t.get("st") in FINAL and t["ref"] not in needed]
+        done = [(t.get("seq", 0), t["ref"], None) for t in recs if t.get("st") in FINAL and t["ref"] not in needed]
+        for k, e in self._flash.items():
+            done.append((e[0], None, k))
+        done.sort(key=lambda d: d[0])
         keep = max(1, self.keep)
         while True:
             drop = done[:max(0, len(done) - keep)]
@@ -333,33 +480,48 @@ class Journal:
             keep = max(1, len(done) // 2)
         self.compactions += 1
 
-    def _drop(self, recs):
+    def _drop(self, items):
+        """Sum (seq, ref in RAM or None, flash-only key) items into the summary and forget them."""
         idx = self._void_index()
         s = self.summary()
         held = 0
-        for t in recs:
-            held += self.held(t, idx)
-        s["n"] += len(recs)
+        for _, ref, k in items:
+            held += self.held(self.txns[ref], idx) if ref is not None else self._flash[k][2]
+        s["n"] += len(items)
         s["held"] += held
-        for t in recs:
-            self.txns.pop(t["ref"], None)
+        for _, ref, k in items:
+            if ref is not None:
+                self.txns.pop(ref, None)
+            else:
+                self._flash.pop(k, None)
         self.txns[SUMMARY] = s
 
     def _chunks(self):
         s = self.txns.get(SUMMARY)
         if s is not None:
             yield frame(self.summary())
+        if self._flash:
+            # Flash-only transactions: their records as they are, in file order.
+            for rec, fr in self._frames(self._good):
+                r = rec["ref"]
+                if r[:1] != "~" and r not in self.txns and _key(r) in self._flash:
+                    yield fr
         for t in self.records():
             rec = dict(t)
             rec["new"] = 1
             yield frame(rec)
 
     def _rewrite(self):
-        size = 0
-        for c in self._chunks():
-            size += len(c)
+        size = [0]
+
+        def chunks():  # flash.write runs it twice (count, write): the size is that of the last run
+            size[0] = 0
+            for c in self._chunks():
+                size[0] += len(c)
+                yield c
+
         try:
-            flash.write(self._tmp, self._chunks)
+            flash.write(self._tmp, chunks)
             flash.sync()
             if _size(self.path) >= 0:
                 flash.rename(self.path, self._old)
@@ -373,4 +535,6 @@ class Journal:
                 pass
             raise Fault("SYS-01", "journal compaction: %s" % e, "txn")
         self._torn = False
-        return size
+        self._good = size[0]
+        self._ram_only.clear()  # every RAM record is on flash now, merged
+        return size[0]

@@ -1,0 +1,78 @@
+"""The deployed form (.mpy) in the heap a TERMINAL_ESP32S3 gives it: boots and settles 100 sales.
+
+The firmware is compiled for the host VM (payterm build's code, host HAL kept) and run with
+`micropython -X heapsize=N`, N the board's heap budget translated for the 64-bit emulator
+(payterm_tools.memory). Sales go through the panel and the card reader simulator (swipes and taps)
+against the acquirer simulator; every one must be approved and the acquirer's ledger must reconcile
+with the terminal's journal.
+"""
+import os
+
+import pytest
+
+from conftest import FAST
+from ledger import read_journal, reconcile
+from payterm_tools import memory
+from payterm_tools.emulator import Emulator
+from payterm_tools.sim.cardsim import TEST_CARDS, CardReaderSim
+
+BOARD = "TERMINAL_ESP32S3"
+SALES = 100
+
+
+def _mem(emu):
+    words = emu.console.command("mem")[0].split()
+    assert words[0] == "mem", words
+    return {k: int(v) for k, v in (w.split("=") for w in words[1:])}
+
+
+@pytest.fixture
+def s3_terminal(request, tmp_path, acquirer):
+    if request.config.getoption("--port"):
+        pytest.skip("runs the emulator with a bounded heap")
+    heap = memory.emulator_heap(BOARD)
+    cfg = dict(FAST, result_ms=100)  # the approved screen shortened: 100 sales in about a minute
+    emu = Emulator(str(tmp_path / "flash"), [acquirer.address], config=cfg, mpy=True, heap=heap)
+    reader = CardReaderSim(emu.ptys["mag"].fd, emu.ptys["nfc"].fd)
+    reader.start()
+    try:
+        emu.start(timeout=60)
+        emu.panel.wait_screen("READY", 20)
+        yield emu, reader, heap
+    finally:
+        out = emu.firmware_output()
+        emu.close()
+        reader.stop()
+    assert "MemoryError" not in out and "FATAL" not in out, out[-3000:]
+
+
+def test_mpy_firmware_in_the_s3_heap_budget_settles_100_sales(s3_terminal, acquirer):
+    emu, reader, heap = s3_terminal
+    # It is the deployed form that runs: compiled modules only (main.py stays source, as on a device).
+    fw = emu.firmware_dir
+    assert fw != emu.state_dir and os.path.isfile(os.path.join(fw, "payterm", "app.mpy"))
+    assert not os.path.exists(os.path.join(fw, "payterm", "app.py"))
+    assert os.path.isfile(os.path.join(fw, "payterm", "hal", "host.mpy"))
+    m = _mem(emu)
+    assert m["free"] + m["alloc"] <= heap, (m, heap)  # the VM's heap is the bounded one
+    seen = []
+    for i in range(1, SALES + 1):
+        emu.panel.wait_screen("READY", 20)
+        emu.panel.press("%dE" % (100 + i))
+        emu.panel.wait_screen("PRESENT CARD", 20)
+        tap = i % 4 == 0
+        if tap:
+            reader.tap(TEST_CARDS["mastercard"])
+        else:
+            reader.swipe(TEST_CARDS["visa"])
+        line = emu.console.expect(r"# (TXN|FAIL) [^\n]*", 30).group(0).decode()
+        if tap:
+            reader.remove()
+        assert " SALE APPROVED" in line, "sale %d: %s\n%s" % (i, line, emu.console.command("faults 5"))
+        if i in (50, SALES):
+            seen.append(_mem(emu)["alloc"])
+    counts = reconcile(read_journal(emu.state_dir), acquirer.ledger)
+    assert counts == {"sale_approved": SALES}, counts
+    assert len([e for e in acquirer.ledger if e["kind"] == "auth" and e["rc"] == "00"]) == SALES
+    # The live heap no longer grows with the sales done (the journal keeps only recent ones in RAM).
+    assert seen[1] - seen[0] < 8192, seen
