@@ -149,7 +149,7 @@ reliability: setup
 emulate: setup
 	$(VBIN)/payterm emulate --board $(or $(BOARD),EMULATOR) --state $(STATE)
 
-bench: setup core memory
+bench: setup core memory bench-crypto
 	$(VPY) tools/bench_recqueue.py --core $(CORE)
 
 # Heap and code size in the emulator (tools/bench_memory.py): about 15 minutes for 1000 sales from
