@@ -17,7 +17,7 @@ answer settles it. No field 39, a response code the catalog does not know, a
 field 4 that differs from the request, or a wrong MTI/STAN/TID (the Link
 already drops those) is ambiguous: the transaction is reversed and the
 customer sees a decline (HST-02 / HST-03). A partial approval (39 = 10) is
-not supported: it is reversed and declined as HST-06. Once the host has
+not supported: it is reversed and declined as HST-09. Once the host has
 answered, any local failure (storage full, corrupt, a bug) puts the
 transaction into reversing, in RAM if flash refuses (`mark`), so the
 reversal goes out without a reboot; no exception leaves sale/refund/void.
@@ -332,7 +332,7 @@ class Engine:
         if rc is None:
             return "HST-02", True, "no response code (field 39)"
         if rc == messages.RC_PARTIAL and ok_rcs is messages.RC_APPROVED:
-            return "HST-06", True, "partial approval %s of %s" % (resp.get("4"), fields.get("4"))
+            return "HST-09", True, "partial approval %s of %s" % (resp.get("4"), fields.get("4"))
         f4 = resp.get("4")
         if f4 is not None and fields.get("4") is not None and _amount(f4) != _amount(fields["4"]):
             return "HST-03", True, "amount %s for %s" % (f4, fields["4"])
