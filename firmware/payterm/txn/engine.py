@@ -414,6 +414,9 @@ class Engine:
     async def _void(self, ref):
         if ref[:1] == "~" or self.journal.get(ref) is None:
             return self._refused(ref, "OPR-04", "no transaction")
+        # The worker may hold this ref's claim for an upload or reversal in flight: cut that
+        # exchange short first (HST-08, repeated later) so the customer never waits behind it.
+        await self.sup.preempt()
         async with self.claim(ref):
             o = self.journal.get(ref)  # re-read: a worker may have changed it while we waited
             code, why = self._voidable(o)
