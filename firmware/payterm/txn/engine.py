@@ -108,8 +108,9 @@ class _Claim:
     async def __aexit__(self, *exc):
         ent = self._ent
         self._ent = None
-        ent[0].release()
-        self._leave(ent)
+        if ent is not None:
+            ent[0].release()
+            self._leave(ent)
         return False
 
     def _leave(self, ent):
@@ -260,7 +261,7 @@ class Engine:
                 code = f.code if isinstance(f, Fault) else "SYS-09"
                 self._fail(code, "txn", "%s %s" % (kind, f if isinstance(f, Fault) else repr(f)))
                 return Result(False, code, stan=stan, ref=ref, text=self._text(code), kind=kind,
-                              amount=amount if isinstance(amount, int) else 0, currency=cur if ref else 0,
+                              amount=amount if isinstance(amount, int) else 0, currency=(cur or 0) if ref else 0,
                               masked=card.masked)
             async with self.claim(ref):
                 return await self._exchange(t, fields, offline_ok=(kind == "sale"))
@@ -531,8 +532,8 @@ class Engine:
         for t in self.journal.records(st="pending"):
             if t.get("kind") in ("sale", "refund", "void"):
                 upd = {"st": "reversing", "code": "HST-05"}
-                if t.get("adv"):
-                    upd["rv_out"] = max(1, t.get("rv_out", 0))  # its 0400 may have left: repeats are 0401
+                if t.get("adv"):  # its 0400 may have left: repeats are 0401
+                    upd = {"st": "reversing", "code": "HST-05", "rv_out": max(1, t.get("rv_out", 0))}
                 self.mark(t["ref"], upd)
                 self._fail("HST-05", "txn", "in flight at power loss %s" % t["ref"])
                 n += 1
