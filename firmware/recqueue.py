@@ -27,7 +27,9 @@ _KIND_DEADLINE = const(1)
 _DUE_BYTES = const(8)
 
 # ticks period - 1, the same mask time.ticks_* use on this port.
-_TICKS_MASK = time.ticks_add(0, -1)
+# The ESP32 stub types ticks as opaque _TicksMs/_TicksUs values, so it refuses a literal 0; on every
+# port a ticks value is a small int and ticks_add(0, -1) is the period's mask (the stub is too strict).
+_TICKS_MASK = time.ticks_add(0, -1)  # pyright: ignore[reportArgumentType]
 
 _CRC_TAB = (
     0x00000000, 0x1DB71064, 0x3B6E20C8, 0x26D930AC,

@@ -76,8 +76,8 @@ class App:
         self.cards = CardService(hal.stream("mag"), hal.stream("nfc"), ticks, clock, cfg)
         self.pin = PinGate(root + "/pin.json", cfg["tech_pin_hash"], clock, diag=self.diag)
         self.selftests = self._selftests(root)
-        self.console = Console(self.diag, self.selftests, self.pin, clock, info=self.info)
-        self.console.queue = self.worker  # `saf` and `retry <ref>`
+        self.console = Console(self.diag, self.selftests, self.pin, clock, info=self.info,
+                               queue=self.worker)  # `saf` and `retry <ref>`
         self.cashier = Cashier(self)
         self._started = ticks()
 

@@ -220,6 +220,9 @@ def _find(code):
     return None
 
 
+_SYS09 = next(e for e in LOCAL if e[0] == "SYS-09")  # the fallback texts of lookup()
+
+
 def known(code):
     return _find(code) is not None
 
@@ -236,8 +239,7 @@ def lookup(code):
     if code.startswith("ISS-"):
         g = _GENERIC_ISS
         return (code, g[0], g[1], g[2], g[3] + code[4:], g[4], g[5], g[6])
-    s = _find("SYS-09")
-    return (code,) + s[1:]
+    return (code,) + _SYS09[1:]
 
 
 def for_rc(rc):

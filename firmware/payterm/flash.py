@@ -76,10 +76,11 @@ def read(path):
 def _put(mode, op, path, data):
     if isinstance(data, (bytes, bytearray, memoryview)):
         data = (data,)
-    if callable(data):
-        chunks = data  # a generator function: counted once, then written, one chunk in RAM at a time
+    if isinstance(data, (tuple, list)):
+        seq = data
+        chunks = lambda: seq  # noqa: E731
     else:
-        chunks = lambda: data  # noqa: E731
+        chunks = data  # a generator function: counted once, then written, one chunk in RAM at a time
     total = 0
     for c in chunks():
         total += len(c)

@@ -14,9 +14,19 @@ otherwise 0), and also that no STAN is reused among the originals the host
 received (per TID), no original reached the host twice (other than repeats
 and duplicates the host answered 94), an advice the terminal marks sent is
 booked exactly once, nothing is left pending (unless pending_ok: then a
-pending or reversing transaction may be held or not), and nothing is held at
+pending, reversing or voiding transaction may be held or not), and nothing is held at
 the host that the terminal does not know. It returns counts per
 "<kind>_<state>" so a test can also check that something happened.
+
+Voids: a transaction is voided when its `voided` mark says so or a void
+record naming it (`orig`) took effect, as the firmware derives it
+(Journal.is_voided). An offline sale the host may hold is voided by a
+reversal of its advice: a void record with "adv": 1 whose `stan` is the
+sale's (the host sees a 0400/0401 with orig_stan = that STAN, orig_mti 0220);
+it took effect when "approved" (the host answered 00 or 25) or "reversed"
+(its repeats were acknowledged), and the sale then has st "reversed" and
+`voided` = the void's ref. While that void is in flight the sale is
+"voiding": unfinished, and the host may or may not still hold its advice.
 
 Journal compaction: the firmware drops the oldest finished records and keeps
 a summary record `{"ref": "~compacted", "n": <records dropped>, "held": <sum
@@ -227,12 +237,33 @@ def shown(t):
     return 0
 
 
+def _void_done(v):
+    """Void record v took effect (firmware: journal.void_done): an online void once approved; a void
+    of an offline sale ("adv": a reversal of its advice) once approved or its repeats reversed."""
+    st = v.get("st")
+    return st == "approved" or (st == "reversed" and bool(v.get("adv")))
+
+
+def _cancelled(t, records):
+    """The terminal shows t as voided (firmware: Journal.is_voided): its mark, or a void record naming
+    it that took effect (which holds even when a cut kept the mark from flash)."""
+    if t.get("voided") or t.get("st") == "voided":
+        return True
+    return any(v.get("kind") == "void" and v.get("orig") == t.get("ref") and _void_done(v) for v in records)
+
+
+def _unfinished(t, records):
+    """Still in flight: pending, reversing, or an offline sale whose void is cancelling its advice."""
+    st = t.get("st")
+    return st in ("pending", "reversing") or (st == "voiding" and not _cancelled(t, records))
+
+
 def _acceptable(t, records):
     """(held, standing count) pairs the host may show for record t."""
     kind, st = t.get("kind"), t.get("st")
     full = (-_amt(t) if kind == "refund" else _amt(t), 1)
     none = (0, 0)
-    if t.get("voided") or st == "voided":
+    if _cancelled(t, records):
         ok = {none}
     elif kind in ("sale", "refund"):
         ok = {full} if st == "approved" else {none, full} if st in ("pending", "reversing") else {none}
@@ -240,8 +271,10 @@ def _acceptable(t, records):
         ok = {full}
     elif st in ("pending", "failed"):
         ok = {none, full}  # not uploaded yet / given up on: the technician settles it
+    elif st == "voiding":
+        ok = {none, full}  # its void (a reversal of the advice) is in flight: the advice may still be held
     else:
-        ok = {none}
+        ok = {none}  # declined, reversed (an offline sale whose advice a void cancelled), ...
     if full in ok and any(v.get("kind") == "void" and v.get("orig") == t.get("ref")
                           and v.get("st") in ("pending", "reversing") for v in records):
         ok.add(none)  # a void still in flight may have reached the host
@@ -317,7 +350,7 @@ class Reconciler:
         known = set()
         for t in judged:
             kind, st, stan = t.get("kind"), t.get("st"), t.get("stan")
-            if st in ("pending", "reversing") and not pending_ok:
+            if _unfinished(t, judged) and not pending_ok:
                 out.append("pending: %s %s still %s" % (kind, stan, st))
             if kind not in _ORIGINAL_KINDS:
                 continue
@@ -325,8 +358,9 @@ class Reconciler:
             known.update(keys)
             ok = _acceptable(t, judged)
             if (h, n) not in ok:
+                gone = _cancelled(t, judged)
                 out.append("money: %s %s (%s%s) shows %d to the merchant; the host holds %d (%d standing)" % (
-                    kind, stan, st, ", voided" if t.get("voided") and st != "voided" else "", shown(t), h, n))
+                    kind, stan, st, ", voided" if gone and st != "voided" else "", 0 if gone else shown(t), h, n))
             if kind == "saf" and st == "sent" and adv != 1:
                 out.append("advice: %s marked sent, booked %d times at the host" % (stan, adv))
 

@@ -342,10 +342,11 @@ def test_void_of_attempted_offline_sale_reverses_the_advice(tmp_path, host):
     assert (look["status"], look["st"]) == ("voided", "reversed")
     rev = host.ledger[-1]
     assert (rev["mti"], rev["kind"], rev["orig_stan"], rev["amount"], rev["rc"]) == ("0400", "reversal", s["stan"], 1200, "00")
-    t.run(["work"], ["void", s["ref"]])
+    (_w, again), _ = t.run(["work"], ["void", s["ref"]])
+    assert (again["approved"], again["code"]) == (False, "OPR-06")
     # never uploaded after its reversal, and not voided twice
     assert [e["mti"] for e in host.ledger] == ["0220", "0400"]
-    assert t.journal()[0]["st"] == "reversed"
+    assert _reconcile(t, host) == {"saf_reversed": 1, "void_approved": 1}
 
 
 def test_void_of_offline_sale_while_host_unreachable_keeps_the_sale(tmp_path, host):

@@ -136,6 +136,15 @@ def test_void_reversed_at_host_with_the_sale_standing_on_the_terminal(tmp_path):
     assert host_holdings(_void_reversed_at_host()) == {(TID, "000001"): 1000}
 
 
+def test_void_approved_before_the_sale_was_marked(tmp_path):
+    # A cut between the void's approval and the sale's mark: the terminal shows it voided (the void decides).
+    recs = journal(tmp_path, [rec("000001", "sale", "approved", 1000),
+                              rec("000002", "void", "approved", 1000, orig="000001")])
+    ledger = [e("auth", "000001", "0200", 1000), e("void", "000002", "0200", 1000, orig="000001", orig_mti="0200")]
+    assert reconcile(recs, ledger) == {"sale_approved": 1, "void_approved": 1}
+    named(problems(recs, ledger[:1]), "money: sale 000001 (approved, voided) shows 0 to the merchant; the host holds 1000")
+
+
 def test_void_reversed_at_host_but_voided_on_the_terminal(tmp_path):
     recs = journal(tmp_path, [
         rec("000001", "sale", "approved", 1000, voided="000002"),
@@ -196,6 +205,65 @@ def test_offline_sale_voided_before_upload_must_not_reach_the_host(tmp_path):
     recs = journal(tmp_path, [rec("000001", "saf", "voided", 700, voided="000001")])
     assert reconcile(recs, []) == {"saf_voided": 1}
     named(problems(recs, [e("advice", "000001", "0220", 700)]), "money: saf 000001 (voided) shows 0")
+
+
+# ---------------------------------------------------------------- void of an offline sale the host may hold
+def _adv_void(st, amt, sale="000001", vref="000002", **extra):
+    """The engine's void of an offline sale whose advice may have reached the host: "adv": 1, the
+    sale's STAN, its req the advice (0220); at the host a 0400 (0401 repeated) naming the 0220."""
+    return rec(sale, "void", st, amt, ref=vref, adv=1, orig=sale,
+               req={"t": "0220", "11": sale, "41": TID, "7": F7}, **extra)
+
+
+def _adv_rev(amt, rc="00", mti="0400", sale="000001"):
+    return e("reversal", sale, mti, amt, rc=rc, repeat=mti == "0401", orig=sale, orig_mti="0220")
+
+
+def test_void_of_an_uploaded_offline_sale_cancels_its_advice(tmp_path):
+    booked = [e("advice", "000001", "0220", 1200)]
+    for rc, host in (("00", booked + [_adv_rev(1200)]),  # the host had booked the advice: cancelled
+                     ("25", [_adv_rev(1200, rc="25")])):  # it never got it: nothing to cancel
+        recs = journal(tmp_path, [rec("000001", "saf", "reversed", 1200, voided="000002", rv_rc=rc),
+                                  _adv_void("approved", 1200, rc=rc)])
+        assert reconcile(recs, host) == {"saf_reversed": 1, "void_approved": 1}, rc
+    # its 0400's answer was lost: 0401 repeats until acknowledged; "reversed" cancels it as "approved" does
+    recs = journal(tmp_path, [rec("000001", "saf", "reversed", 1200, voided="000002"),
+                              _adv_void("reversed", 1200, code="HST-05")])
+    assert reconcile(recs, booked + [_adv_rev(1200), _adv_rev(1200, mti="0401")]) == \
+        {"saf_reversed": 1, "void_reversed": 1}
+
+
+def test_offline_sale_cancelled_on_the_terminal_but_its_advice_held(tmp_path):
+    recs = journal(tmp_path, [rec("000001", "saf", "reversed", 1200, voided="000002"),
+                              _adv_void("approved", 1200)])
+    booked = [e("advice", "000001", "0220", 1200)]
+    named(problems(recs, booked), "money: saf 000001 (reversed, voided) shows 0 to the merchant; the host holds 1200")
+    named(problems(recs, booked + [_adv_rev(1200, rc="12")]), "money: saf 000001")
+
+
+def test_void_of_an_offline_sale_in_flight(tmp_path):
+    recs = journal(tmp_path, [rec("000001", "saf", "voiding", 1200), _adv_void("reversing", 1200, code="HST-05")])
+    booked = [e("advice", "000001", "0220", 1200)]
+    for host in ([], booked, booked + [_adv_rev(1200)], [_adv_rev(1200, rc="25")]):
+        # the advice may or may not be booked, its reversal may or may not have reached the host
+        assert reconcile(recs, host, pending_ok=True) == {"saf_voiding": 1, "void_reversing": 1}, host
+    named(problems(recs, booked), "pending: void 000001 still reversing", "pending: saf 000001 still voiding")
+
+
+def test_void_of_an_offline_sale_done_before_the_sale_was_marked(tmp_path):
+    # A cut between the void's outcome and the sale's mark: the void record decides (the boot repairs the mark).
+    for vst in ("approved", "reversed"):
+        recs = journal(tmp_path, [rec("000001", "saf", "voiding", 1200), _adv_void(vst, 1200)])
+        booked = [e("advice", "000001", "0220", 1200)]
+        assert reconcile(recs, booked + [_adv_rev(1200)]) == {"saf_voiding": 1, "void_" + vst: 1}
+        named(problems(recs, booked), "money: saf 000001 (voiding, voided) shows 0 to the merchant; the host holds 1200")
+
+
+def test_void_of_an_offline_sale_refused_leaves_the_sale_standing(tmp_path):
+    # The host refused the cancellation (or the 0400 never left): the sale stands, its advice goes up.
+    for vst in ("declined", "failed"):
+        recs = journal(tmp_path, [rec("000001", "saf", "sent", 1200), _adv_void(vst, 1200)])
+        assert reconcile(recs, [e("advice", "000001", "0220", 1200)]) == {"saf_sent": 1, "void_" + vst: 1}
 
 
 # ---------------------------------------------------------------- reversals

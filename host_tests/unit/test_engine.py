@@ -14,7 +14,7 @@ from mpt import eq, raises, tmpdir
 from payterm.errors import Fault
 from payterm.txn.journal import Journal
 from txnfakes import PAN, FakeCard, FakeSup, FlashFaults, engine as _engine, fault as _fault
-from txnfakes import journal_bytes as _journal_bytes
+from txnfakes import journal_bytes as _journal_bytes, work_once
 
 
 async def test_approved_sale_is_journaled_masked_and_card_wiped():
@@ -157,7 +157,7 @@ async def test_technician_view_and_amount_text():
 async def _reversed_after(e, sup, r, amount):
     """The ambiguous one is queued for reversal and the 0400 carries the original request."""
     eq([t["ref"] for t in e.reversals()], [r.ref])
-    eq(await e.work_once(), True)
+    eq(await work_once(e), True)
     m = sup.sent[-1]
     eq((m["t"], m["11"], m["90"][:10], m["4"]), ("0400", r.stan, "0200" + r.stan, "%012d" % amount))
     eq(e.lookup(r.ref)["st"], "reversed")
@@ -249,7 +249,7 @@ async def test_storage_full_after_host_approval_reverses_without_reboot():
         eq(Journal(d).get(r.ref)["st"], "pending")
         eq("SYS-01" in e.diag.faults, True)
         ff.fail(None)  # space again: the worker finds it without a reboot
-        eq(await e.work_once(), True)
+        eq(await work_once(e), True)
     finally:
         ff.remove()
     eq([m["t"] for m in sup.sent], ["0200", "0400"])
@@ -274,7 +274,7 @@ async def test_bug_after_host_answer_reverses_and_never_raises():
         eq((r.approved, r.code), (False, "SYS-09"))
         eq(e.status_of(e.lookup(r.ref)), "pending")
         ff.fail(None)
-        eq(await e.work_once(), True)
+        eq(await work_once(e), True)
     finally:
         ff.remove()
     eq(Journal(d).get(r.ref)["st"], "reversed")
@@ -333,5 +333,5 @@ async def test_bug_that_escapes_settling_still_reverses_and_never_raises():
     del e._result
     [t] = e.reversals()
     eq(t["stan"], sup.sent[0]["11"])
-    eq(await e.work_once(), True)
+    eq(await work_once(e), True)
     eq(sup.sent[1]["t"], "0400")

@@ -13,14 +13,14 @@ from mpt import eq, read_bytes, tmpdir, write_bytes
 
 from payterm.link import messages
 from payterm.txn.journal import Journal
-from txnfakes import FakeCard, FakeSup, FlashFaults, PowerCut, engine, fault
+from txnfakes import FakeCard, FakeSup, FlashFaults, PowerCut, drain, engine, fault, work_once
 
 
 async def _offline_sale(e, amount=1000):
     """A sale approved offline, then one upload attempt that timed out (out > 0, still pending)."""
     s = await e.sale(FakeCard(), amount)
     eq((s.approved, s.offline), (True, True))
-    eq(await e.work_once(), False)
+    eq(await work_once(e), False)
     o = e.lookup(s.ref)
     eq((o["kind"], o["st"], o["out"]), ("saf", "pending", 1))
     return s
@@ -29,13 +29,6 @@ async def _offline_sale(e, amount=1000):
 def _advice_reversal(m, s, amount):
     eq((m["t"], m["11"], m["90"][:10], m["4"]), ("0400", s.stan, "0220" + s.stan, "%012d" % amount))
     eq("2" in m or "35" in m, False)
-
-
-async def _drain(e):
-    n = 0
-    while await e.work_once():
-        n += 1
-    return n
 
 
 async def test_claim_has_one_holder_per_ref():
@@ -67,13 +60,13 @@ async def test_void_of_attempted_offline_sale_reverses_its_advice():
         o = e.lookup(s.ref)
         eq((o["st"], o["voided"]), ("reversed", v.ref))
         eq(e.status_of(o), "voided")
-        eq(await _drain(e), 0)
+        eq(await drain(e), 0)
         eq(len(sup.sent), 3)  # the advice is never uploaded afterwards
         eq(e.saf.pending(), [])
         eq((await e.void(s.ref)).code, "OPR-06")
         e2 = engine(d, FakeSup())
         await e2.recover()
-        eq(await _drain(e2), 0)
+        eq(await drain(e2), 0)
         eq(e2.sup.sent, [])
         eq((await e2.void(s.ref)).code, "OPR-06")
 
@@ -83,7 +76,7 @@ async def test_void_of_uploaded_offline_sale_reverses_its_advice():
     sup = FakeSup(fault("NET-03", False), "00", "00")
     e = engine(d, sup)
     s = await e.sale(FakeCard(), 800)
-    eq(await e.work_once(), True)
+    eq(await work_once(e), True)
     eq(e.lookup(s.ref)["st"], "sent")
     v = await e.void(s.ref)
     eq(v.approved, True)
@@ -101,7 +94,7 @@ async def test_void_of_offline_sale_when_host_unreachable_is_declined_and_sale_s
     o = e.lookup(s.ref)
     eq((o["st"], o.get("voided")), ("pending", None))
     eq(e.status_of(o), "pending")
-    eq(await e.work_once(), True)  # the advice goes up later, as a repeat
+    eq(await work_once(e), True)  # the advice goes up later, as a repeat
     eq((sup.sent[3]["t"], sup.sent[3]["11"]), ("0221", s.stan))
     eq(e.lookup(s.ref)["st"], "sent")
     v2 = await e.void(s.ref)  # the merchant can void again
@@ -118,16 +111,16 @@ async def test_void_of_offline_sale_with_no_answer_repeats_the_reversal_and_neve
     eq((v.approved, v.code), (False, "HST-05"))  # the cancellation is on its way
     eq(e.status_of(e.lookup(s.ref)), "void pending")
     eq((await e.void(s.ref)).code, "OPR-06")
-    eq(await e.work_once(), True)  # the reversal repeats (0401) until acknowledged
+    eq(await work_once(e), True)  # the reversal repeats (0401) until acknowledged
     m = sup.sent[3]
     eq((m["t"], m["11"], m["90"][:10]), ("0401", s.stan, "0220" + s.stan))
     eq(e.status_of(e.lookup(s.ref)), "voided")
-    eq(await _drain(e), 0)
+    eq(await drain(e), 0)
     eq(len(sup.sent), 4)
     e2 = engine(d, FakeSup())
     await e2.recover()
     eq(e2.lookup(s.ref)["st"], "reversed")  # boot completes the sale's mark from the void
-    eq(await _drain(e2), 0)
+    eq(await drain(e2), 0)
     eq((await e2.void(s.ref)).code, "OPR-06")
 
 
@@ -140,7 +133,7 @@ async def test_never_attempted_offline_sale_is_dropped_without_sending():
     eq((v.approved, v.offline), (True, True))
     eq(len(sup.sent), 1)
     eq(e.lookup(s.ref)["st"], "voided")
-    eq(await _drain(e), 0)
+    eq(await drain(e), 0)
     eq((await e.void(s.ref)).code, "OPR-06")
 
 
@@ -187,7 +180,7 @@ async def test_void_declined_for_unvoidable_and_in_progress():
     eq((v.approved, v.code), (False, "HST-01"))
     eq(e.status_of(e.lookup(ok.ref)), "approved")
     eq((await e.void(ok.ref)).code, "HST-05")  # not again until that reversal is acknowledged
-    eq(await e.work_once(), True)
+    eq(await work_once(e), True)
     eq((sup.sent[-1]["t"], sup.sent[-1]["11"]), ("0400", v.stan))
     v2 = await e.void(ok.ref)
     eq(v2.approved, True)
@@ -207,7 +200,7 @@ async def test_storage_full_after_void_approval_reverses_the_void():
         eq([t["ref"] for t in e.reversals()], [v.ref])
         eq(e.status_of(e.lookup(s.ref)), "approved")  # the sale stands
         ff.fail(None)
-        eq(await e.work_once(), True)
+        eq(await work_once(e), True)
     finally:
         ff.remove()
     eq((sup.sent[2]["t"], sup.sent[2]["11"]), ("0400", v.stan))  # the void is undone, not the sale
@@ -295,7 +288,7 @@ async def _cut_runs(snap, flow, check):
                 break
             e2 = engine(d, FakeSup())
             await e2.recover()
-            await _drain(e2)
+            await drain(e2)
             await check(e2, sup.sent, k, mode)
         k += 1
     return n
@@ -314,7 +307,7 @@ async def test_power_cut_at_every_flash_operation_of_an_online_void():
         # the merchant tries three more times after the reboot
         for _ in range(3):
             await e2.void(s.ref)
-        await _drain(e2)
+        await drain(e2)
         net = _net_voids(sent + e2.sup.sent, s.stan)
         eq(len(net), 1, "cut %d %s: host voids %r" % (k, mode, net))
         eq(e2.status_of(e2.lookup(s.ref)), "voided", "cut %d %s" % (k, mode))
@@ -337,7 +330,7 @@ async def test_power_cut_at_every_flash_operation_of_an_advice_void():
     async def check(e2, sent, k, mode):
         for _ in range(3):
             await e2.void(s.ref)
-        await _drain(e2)
+        await drain(e2)
         allsent = sent + e2.sup.sent
         revs = [m for m in allsent if m["t"] in ("0400", "0401") and m["90"][:10] == "0220" + s.stan]
         uploads = [m for m in allsent if m["t"] in ("0220", "0221")]
@@ -347,7 +340,7 @@ async def test_power_cut_at_every_flash_operation_of_an_advice_void():
         e3 = engine(e2.journal.path.rsplit("/", 1)[0], FakeSup())
         await e3.recover()  # the sale's own mark is complete at the latest after the next boot
         eq(e3.lookup(s.ref)["st"], "reversed", what)
-        eq(await _drain(e3), 0, what)
+        eq(await drain(e3), 0, what)
         # never uploaded after the first reversal of its advice left
         first = allsent.index(revs[0])
         eq([m for m in uploads if allsent.index(m) > first], [], what)
@@ -388,8 +381,8 @@ async def test_void_of_offline_sale_whose_upload_gave_up():
     sup = FakeSup(fault("NET-03", False), fault("HST-01", True), fault("HST-01", True), "25")
     e = engine(d, sup, saf_max_tries=2)
     s = await e.sale(FakeCard(), 450)
-    await e.work_once()
-    await e.work_once()
+    await work_once(e)
+    await work_once(e)
     eq(e.lookup(s.ref)["st"], "failed")  # the technician would settle it by hand; the merchant can void it
     v = await e.void(s.ref)
     eq(v.approved, True)

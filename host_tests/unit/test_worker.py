@@ -53,6 +53,9 @@ class FakeSup:
     def watch(self, fn):
         self.watchers.append(fn)
 
+    async def preempt(self):
+        pass
+
     async def wait_online(self):
         while not self.online:
             await asyncio.sleep_ms(1)
@@ -469,6 +472,39 @@ async def test_customer_sale_preempts_an_advice_in_flight():
     eq([m["t"] for m in link.sent], ["0220", "0200", "0221"], "the cut-short advice repeats as 0221")
     t = e.lookup(off.ref)
     eq((t["st"], t["tries"]), ("sent", 1), "the preempted attempt did not count")
+    eq(sup.preemptions, 1)
+
+
+async def test_customer_void_preempts_the_upload_of_the_sale_it_voids():
+    import time
+
+    d = tmpdir("wk_void_preempt")
+    e, sup, link = _real(d, [fault("NET-03", False), "hang", {}],
+                         retry_base_ms=20, retry_cap_ms=40, worker_scan_ms=50, worker_wait_ms=3000)
+    w = _worker(e, sup, ticks=time.ticks_ms)
+    off = await e.sale(FakeCard(), 500)
+    eq(off.offline, True)
+    task = asyncio.create_task(w.run())
+    while not link.hanging:
+        await asyncio.sleep_ms(1)
+    eq(link.sent[-1]["t"], "0220", "the worker holds the sale's claim: its advice is out, no answer comes")
+    t0 = time.ticks_ms()
+    try:
+        v = await asyncio.wait_for_ms(e.void(off.ref), 1000)
+    except asyncio.TimeoutError:
+        raise AssertionError("the void waited behind the worker's upload of the sale")
+    took = time.ticks_diff(time.ticks_ms(), t0)
+    eq((v.approved, v.kind), (True, "void"))
+    assert took < 200, "the customer waited %d ms behind background work" % took
+    # The cut-short advice may have reached the host: the void cancels it with a reversal of the 0220.
+    eq([m["t"] for m in link.sent], ["0220", "0400"])
+    eq((link.sent[1]["11"], link.sent[1]["90"][:10]), (off.stan, "0220" + off.stan))
+    for _ in range(10):
+        await asyncio.sleep_ms(5)
+    task.cancel()
+    eq(len(link.sent), 2, "never uploaded after its void")
+    t = e.lookup(off.ref)
+    eq((t["st"], e.status_of(t)), ("reversed", "voided"))
     eq(sup.preemptions, 1)
 
 

@@ -7,6 +7,10 @@ link's `sent` flag), "hang" (never answers), a dict of response fields that
 replace the default answer's (a None value removes the field, e.g.
 {"39": None} is a response without field 39), or ("gate", event, item): wait
 for the asyncio.Event, then answer with item.
+Background work (reversals, advices) is the real payterm.txn.worker.Worker:
+`work_once(e)` makes one attempt with the worker's clock moved to the next
+item's due time (so a retry's backoff pause costs no waiting), `drain(e)`
+repeats it while attempts settle.
 Journal and state are real files; `FlashFaults` is a payterm.flash hook that
 makes chosen operations fail (ENOSPC) or cuts the power (`PowerCut`, a
 BaseException nothing in the firmware catches) at a chosen operation.
@@ -18,6 +22,8 @@ from payterm.txn.engine import Engine
 from payterm.txn.journal import Journal
 from payterm.txn.saf import Saf
 from payterm.txn.state import State
+from payterm.txn.worker import Worker
+from mpt import FakeClock
 
 PAN = "4111111111111111"
 
@@ -46,13 +52,19 @@ class FakeSup:
     def __init__(self, *script):
         self.script = list(script)
         self.sent = []
+        self.background = []  # per request: sent as a background request (the worker's)
+        self.preempts = 0  # calls of preempt(): a customer flow took the link from background work
         self._echo_fields = None
 
     def set_echo_fields(self, fn):
         self._echo_fields = fn
 
-    async def request(self, fields, deadline_ms=None):
+    async def preempt(self):
+        self.preempts += 1
+
+    async def request(self, fields, deadline_ms=None, background=False):
         self.sent.append(dict(fields))
+        self.background.append(background)
         a = self.script.pop(0) if self.script else "00"
         while isinstance(a, tuple) and a[0] == "gate":
             await a[1].wait()
@@ -114,6 +126,35 @@ def engine(d, sup, **cfg):
     c = dict(CFG)
     c.update(cfg)
     return Engine(sup, j, st, Saf(j), c, RecDiag(), lambda: 1700000000, lambda: 0, None)
+
+
+def worker(e):
+    """(Worker, its clock) doing the background work of engine `e` (one per engine)."""
+    w = getattr(e, "_test_worker", None)
+    if w is None:
+        clk = FakeClock(5000)
+        w = (Worker(e, e.sup, ticks=clk, rand=lambda lo, hi: hi), clk)
+        e._test_worker = w
+    return w
+
+
+async def work_once(e):
+    """One background attempt for engine `e`, due now (the clock jumps to the next due item);
+    True when the host settled it."""
+    w, clk = worker(e)
+    w.sync()
+    ms = w.next_due_ms()
+    if ms is not None:
+        clk.advance(ms)
+    return await w.work_once()
+
+
+async def drain(e):
+    """Background attempts while they settle something; how many did."""
+    n = 0
+    while await work_once(e):
+        n += 1
+    return n
 
 
 class PowerCut(BaseException):

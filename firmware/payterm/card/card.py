@@ -112,7 +112,7 @@ class Card:
     """
 
     def __init__(self, source, pan, expiry, service_code="", name="", aid="", label="",
-                 entry_mode=None, track2="", icc=None):
+                 entry_mode=None, track2=None, icc=None):
         self.source = source
         self.expiry = expiry
         self.service_code = service_code

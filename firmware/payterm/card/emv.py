@@ -269,6 +269,7 @@ async def _read(xchg, amount, currency, cfg, now_epoch, un, got):
     if not apps:
         raise Fault("CRD-09", "no supported AID on card", _STAGE)
     fci = None
+    aid, label = apps[0]  # rebound by the loop: the application selected
     for aid, label in apps:
         sw, fbody = _sw(await xchg(select_cmd(aid)))
         if sw == _SW_OK:

@@ -284,12 +284,14 @@ def card_from_swipe(data, now_epoch, chip_available=True, fallback=False, lrc_re
             p1 = parse_track1(t1)
         except Fault as f:
             tracks[1] = t1 = f
+    p2 = None
     if isinstance(t2, memoryview):
         try:
-            pan, exp, sc = parse_track2(t2)
+            p2 = parse_track2(t2)
         except Fault as f:
             tracks[2] = t2 = f
-    if isinstance(t2, memoryview):
+    if p2 is not None:
+        pan, exp, sc = p2
         if p1 is not None:
             if not same_bytes(p1[0], pan):
                 raise Fault("CRD-06", "track 1 and track 2 disagree", _STAGE)

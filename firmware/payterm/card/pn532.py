@@ -291,7 +291,7 @@ class PN532:
                 continue
             if kind == _K_ERR:
                 raise Fault("HW-02", "error frame for %02x" % cmd, _STAGE)
-            if kind != _K_FRAME:
+            if kind != _K_FRAME or data is None:
                 continue
             if len(data) < 2 or data[0] != _TFI_PN or data[1] != cmd + 1:
                 self.stats["stale"] += 1
@@ -307,7 +307,8 @@ class PN532:
             self.stats["stale"] += 1
 
     async def begin(self):
-        """Wake the HSU link, abort anything pending, configure for polling."""
+        """Wake the HSU link, abort anything pending, configure for polling; returns `firmware`
+        (the GetFirmwareVersion reply: IC, version, revision, support)."""
         self._n = 0
         await self._send(_WAKE)
         await self._send(_ACK)  # 6.2.1.3: an ACK from the host aborts the current command
@@ -319,6 +320,7 @@ class PN532:
             raise Fault("HW-02", "firmware version reply", _STAGE)
         self.firmware = bytes(fw)
         self.ready = True
+        return self.firmware
 
     async def poll(self):
         """One InListPassiveTarget for up to two type A cards; None when the field is empty.

@@ -372,10 +372,10 @@ class CardService:
         c = self.cfg
         while True:
             if self._ping_req:
-                await self._do_ping()
+                await self._do_ping(nfc)
                 continue
             try:
-                pause = await self._nfc_step()
+                pause = await self._nfc_step(nfc)
             except OSError as e:
                 self.nfc_fault = Fault("HW-01", "nfc stream: %s" % e, "nfc")
                 nfc.ready = False
@@ -391,9 +391,8 @@ class CardService:
             except asyncio.TimeoutError:
                 pass
 
-    async def _nfc_step(self):
+    async def _nfc_step(self, nfc):
         """One look at the field (and a read when allowed); returns the pause before the next."""
-        nfc = self.nfc
         c = self.cfg
         if not nfc.ready:
             try:
@@ -421,7 +420,7 @@ class CardService:
             gen = self._gen
             self._need_empty = True
             self._watch = True
-            r = fault if fault is not None else await self._read_emv(tgt)
+            r = fault if fault is not None else await self._read_emv(nfc, tgt)
             self._deliver(r, gen)
             return c.get("nfc_poll_ms")
         if tgt is not None:
@@ -452,14 +451,12 @@ class CardService:
             if self._armed:
                 self._tell("present")
 
-    async def _do_ping(self):
-        nfc = self.nfc
+    async def _do_ping(self, nfc):
         self._ping_req = False
         nfc.ready = False
         try:
-            await nfc.begin()
+            fw = await nfc.begin()
             self.nfc_fault = None
-            fw = nfc.firmware
             res = "PN5%02x v%d.%d" % (fw[0], fw[1], fw[2])
         except Fault as f:
             self.nfc_fault = res = f
@@ -468,8 +465,7 @@ class CardService:
         self._ping_res = res
         self._ping_ev.set()
 
-    async def _read_emv(self, tgt):
-        nfc = self.nfc
+    async def _read_emv(self, nfc, tgt):
 
         async def xchg(apdu):
             return await nfc.exchange(tgt.tg, apdu)

@@ -260,19 +260,19 @@ class Dukpt:
                   and 1 <= tc <= _TC_END and len(reg) == NUMREG)
             for n in sizes:
                 ok = ok and n in _KIND_OF_LEN and n == sizes[0]
+            if ok:
+                self._ikid, self._tc, self._reg = ikid, tc, reg
         except (KeyError, TypeError, ValueError, IndexError, AttributeError):
             ok = False
         if not ok:
             self._error = "key registers unreadable"
-            return
-        self._ikid, self._tc, self._reg = ikid, tc, reg
 
     # -- status for the technician (never key material)
     def loaded(self):
         return self._reg is not None
 
     def ikid(self):
-        return None if self._ikid is None else _hex(self._ikid).upper()
+        return None if self._ikid is None else binascii.hexlify(self._ikid).decode().upper()
 
     def next_counter(self):
         return self._tc
@@ -296,15 +296,16 @@ class Dukpt:
             if self._ikid is not None and bytes(ikid) == bytes(self._ikid):
                 # Loading the same initial key again would restart its counter and repeat keys.
                 raise Fault("KEY-02", "initial key ID already loaded", _STAGE)
-            reg = [None] * NUMREG
+            reg = []
             low = counter & -counter
             for j in range(NUMREG):
                 bit = 1 << j
-                if counter & bit and bit != low:
-                    continue  # that register's counters are already behind `counter`
-                c = (counter & ~(2 * bit - 1)) | bit
-                if _ones(c) <= MAX_WORK:
-                    reg[j] = intermediate_key(ik, ikid, c)
+                key = None  # also when that register's counters are already behind `counter`
+                if not (counter & bit and bit != low):
+                    c = (counter & ~(2 * bit - 1)) | bit
+                    if _ones(c) <= MAX_WORK:
+                        key = intermediate_key(ik, ikid, c)
+                reg.append(key)
             old = self._reg
             try:
                 self._save(bytes(ikid), counter, reg)
@@ -351,7 +352,7 @@ class Dukpt:
             raw = None
             # The initial key must not outlive the load (nor a failed one): overwrite, then remove.
             _erase(path)
-        return _hex(ikid).upper()
+        return binascii.hexlify(ikid).decode().upper()
 
     def _save(self, ikid, tc, reg):
         rec = {"v": 1, "ikid": _hex(ikid), "tc": tc, "reg": [_hex(r) for r in reg]}
@@ -383,10 +384,10 @@ class Dukpt:
             i = 0
             while not (tc >> i) & 1:
                 i += 1
-            if reg[i] is not None:
+            used = reg[i]
+            if used is not None:
                 break
             tc += 1 << i  # X9.24-3 6.1: a register not in use: skip to its next counter
-        used = reg[i]
         dkey = bytearray(used)
         try:
             if _ones(tc) < MAX_WORK:

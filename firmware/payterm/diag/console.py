@@ -236,7 +236,7 @@ def _mask_run(run):
 
 
 class Console:
-    def __init__(self, diag, selftests, pin_store, clock, info=None):
+    def __init__(self, diag, selftests, pin_store, clock, info=None, queue=None):
         self.diag = diag
         self.selftests = selftests
         self.pin = pin_store
@@ -244,6 +244,7 @@ class Console:
         self._info = info or (lambda: {})
         self._auth_until = 0
         self._peak = 0
+        self.queue = queue  # the background worker (txn.worker.Worker): `saf` and `retry <ref>`
 
     def _status(self):
         d = dict(self._info())
@@ -416,7 +417,7 @@ class Console:
         w["history"] = self.diag.wait_history()
         out.append(json.dumps(w))
         for c in sorted(seen):
-            e = dict(zip(codes.FIELDS, codes.lookup(c)))
+            e = {k: v for k, v in zip(codes.FIELDS, codes.lookup(c))}
             e["kind"] = "code"
             out.append(json.dumps(e))
         return out
@@ -445,7 +446,7 @@ class Console:
         return ["cleared %s" % what]
 
     def _c_saf(self, args):
-        q = getattr(self, "queue", None)
+        q = self.queue
         if q is None:
             return ["ERR %s no background worker" % _ERR_USAGE]
         out = []
@@ -459,7 +460,7 @@ class Console:
         return out or ["nothing queued"]
 
     async def _c_retry(self, args):
-        q = getattr(self, "queue", None)
+        q = self.queue
         if q is None:
             return ["ERR %s no background worker" % _ERR_USAGE]
         if len(args) != 1:

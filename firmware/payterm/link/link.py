@@ -137,11 +137,10 @@ class Link:
             self._note("host_switch")
 
     # ------------------------------------------------------------ TLS
-    def _tls_context(self):
+    def _tls_context(self, tls):
         """SSL context from the `tls` dict; the ssl module comes from the HAL."""
         if self._ctx is not None:
             return self._ctx
-        tls = self.tls
         ctx = tls.get("context")
         if ctx is None:
             ssl = tls["ssl"]
@@ -165,13 +164,14 @@ class Link:
             return
         host, port = self.hosts[self.current]
         kw = {}
-        if self.tls:
+        tls = self.tls
+        if tls:
             try:
-                kw["ssl"] = self._tls_context()
+                kw["ssl"] = self._tls_context(tls)
             except (OSError, ValueError) as e:
                 raise _LinkFault("NET-04", "TLS setup: %s" % e, False)
-            if self.tls.get("server_hostname"):
-                kw["server_hostname"] = self.tls["server_hostname"]
+            if tls.get("server_hostname"):
+                kw["server_hostname"] = tls["server_hostname"]
         try:
             r, w = await asyncio.wait_for_ms(self._open(host, port, **kw), timeout_ms)
         except asyncio.TimeoutError:
@@ -203,6 +203,8 @@ class Link:
         fresh = self._fresh
         self._fresh = False
         host, port = self.hosts[self.current]
+        if w is None:  # closed under us (a cancelled exchange) before anything was written
+            raise _LinkFault("NET-05", "connection closed before the send", False)
         try:
             w.write(frame)
         except ValueError as e:
@@ -270,14 +272,17 @@ class Link:
         return True
 
     async def _readexactly(self, n, remaining):
+        r = self._r
+        if r is None:  # closed under us while the answer was awaited: the outcome is unknown
+            raise _LinkFault("NET-05", "connection closed before the answer", True)
         p = self._pending
         if p:
             take = p[:n]
             self._pending = p[n:]
             if len(take) == n:
                 return take
-            return take + await asyncio.wait_for_ms(self._r.readexactly(n - len(take)), remaining)
-        return await asyncio.wait_for_ms(self._r.readexactly(n), remaining)
+            return take + await asyncio.wait_for_ms(r.readexactly(n - len(take)), remaining)
+        return await asyncio.wait_for_ms(r.readexactly(n), remaining)
 
     async def _read_frame(self, remaining):
         hdr = await self._readexactly(_HDR, remaining)

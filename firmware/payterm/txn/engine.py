@@ -17,20 +17,16 @@ answer settles it. No field 39, a response code the catalog does not know, a
 field 4 that differs from the request, or a wrong MTI/STAN/TID (the Link
 already drops those) is ambiguous: the transaction is reversed and the
 customer sees a decline (HST-02 / HST-03). A partial approval (39 = 10) is
-not supported: it is reversed and declined as HST-06. Once the host has
+not supported: it is reversed and declined as HST-09. Once the host has
 answered, any local failure (storage full, corrupt, a bug) puts the
 transaction into reversing, in RAM if flash refuses (`mark`), so the
 reversal goes out without a reboot; no exception leaves sale/refund/void.
 
-Voids: a sale can be voided once. "Voided" is derived from the void records
-naming it (`Journal.is_voided`), not only from its `voided` mark, so a cut
-between the void's outcome and the mark cannot make it voidable again
-(`recover` also writes the missing mark). An offline sale never attempted is
-dropped from the queue; one whose advice was attempted, is in flight or was
-uploaded is cancelled online with a reversal of the advice (0400 naming the
-0220): 00 (booked, now cancelled) and 25 (never received) both cancel it and
-it is never uploaded afterwards; if the reversal cannot be sent the void is
-declined and the sale stands. Every flow holds `claim(ref)` on the
+Voids (payterm.txn.void, entered by `void(ref)`): a sale can be voided once,
+derived from the void records naming it (`Journal.is_voided`); an offline
+sale never attempted is dropped from the queue, one the host may hold is
+cancelled with a reversal of its advice; `recover` repairs a cut between a
+void's outcome and its original's mark. Every flow holds `claim(ref)` on the
 transactions it changes, so a background worker cannot act on them at the
 same time.
 
@@ -49,6 +45,7 @@ from payterm.txn import journal as _jr
 from payterm.txn.result import Result
 from payterm.txn.saf import Saf
 from payterm.txn.stan import Stan
+from payterm.txn.void import Voids
 
 from payterm.config import DEFAULTS  # the one table of terminal parameters
 
@@ -111,8 +108,9 @@ class _Claim:
     async def __aexit__(self, *exc):
         ent = self._ent
         self._ent = None
-        ent[0].release()
-        self._leave(ent)
+        if ent is not None:
+            ent[0].release()
+            self._leave(ent)
         return False
 
     def _leave(self, ent):
@@ -154,12 +152,17 @@ class Engine:
         self._claims = {}
         self._unsaved = {}  # ref -> keys whose journal write failed (kept in RAM, written by the next mark)
         self._out = set()  # refs of customer requests that may be at the host right now
+        self._voids = Voids(self)
         self._seed()
 
     # ------------------------------------------------------------ helpers
     def echo_fields(self):
         """Fields numbering an 0800 from the terminal's own STAN sequence."""
         return {"11": self.stan.next(self._stans_in_use()), "41": self.cfg["terminal_id"]}
+
+    def _kept(self, fields):
+        """The non-card fields of a request that the journal keeps (for reversals, voids, advices)."""
+        return {k: fields[k] for k in _KEEP if k in fields}
 
     def _ticks_diff(self, a, b):
         return time.ticks_diff(a, b)
@@ -252,13 +255,13 @@ class Engine:
                 fields["22"] = card.entry_mode
                 t = self.journal.create(ref, {
                     "kind": kind, "st": "pending", "stan": stan, "amt": amount, "cur": cur, "pan": card.masked,
-                    "ts": self.clock(), "req": {k: fields[k] for k in _KEEP if k in fields}})
+                    "ts": self.clock(), "req": self._kept(fields)})
             except Exception as f:
                 # Nothing was sent: a clean decline.
                 code = f.code if isinstance(f, Fault) else "SYS-09"
                 self._fail(code, "txn", "%s %s" % (kind, f if isinstance(f, Fault) else repr(f)))
                 return Result(False, code, stan=stan, ref=ref, text=self._text(code), kind=kind,
-                              amount=amount if isinstance(amount, int) else 0, currency=cur if ref else 0,
+                              amount=amount if isinstance(amount, int) else 0, currency=(cur or 0) if ref else 0,
                               masked=card.masked)
             async with self.claim(ref):
                 return await self._exchange(t, fields, offline_ok=(kind == "sale"))
@@ -332,7 +335,7 @@ class Engine:
         if rc is None:
             return "HST-02", True, "no response code (field 39)"
         if rc == messages.RC_PARTIAL and ok_rcs is messages.RC_APPROVED:
-            return "HST-06", True, "partial approval %s of %s" % (resp.get("4"), fields.get("4"))
+            return "HST-09", True, "partial approval %s of %s" % (resp.get("4"), fields.get("4"))
         f4 = resp.get("4")
         if f4 is not None and fields.get("4") is not None and _amount(f4) != _amount(fields["4"]):
             return "HST-03", True, "amount %s for %s" % (f4, fields["4"])
@@ -383,156 +386,8 @@ class Engine:
         return self._result(t, False, code)
 
     async def void(self, ref):
-        return await self._guarded("void", self._void(ref))
-
-    def _refused(self, ref, code, why):
-        self._fail(code, "txn", "void %s: %s" % (ref, why))
-        return Result(False, code, ref=ref, kind="void", text=self._text(code))
-
-    def _voidable(self, o):
-        """(code, why) when transaction `o` cannot be voided now, else (None, None)."""
-        if o is None or o.get("kind") not in ("sale", "refund", "saf"):
-            return "OPR-04", "no sale or refund"
-        ref = o["ref"]
-        if self.journal.is_voided(o):
-            return "OPR-06", "already voided"
-        for v in self.journal.voids_of(ref):
-            if v.get("st") == "pending" or (v.get("st") == "reversing" and v.get("adv")):
-                return "OPR-06", "void %s in progress" % v["ref"]
-            if v.get("st") == "reversing":
-                return "HST-05", "void %s is being reversed" % v["ref"]
-        st = o.get("st")
-        if st == "voiding":
-            return "OPR-06", "void in progress"
-        if o["kind"] == "saf":
-            if st not in ("pending", "sent", "failed"):
-                return "OPR-04", "offline sale %s" % st
-        elif st != "approved":
-            return "OPR-04", "%s %s" % (o["kind"], st)
-        return None, None
-
-    async def _void(self, ref):
-        if ref[:1] == "~" or self.journal.get(ref) is None:
-            return self._refused(ref, "OPR-04", "no transaction")
-        async with self.claim(ref):
-            o = self.journal.get(ref)  # re-read: a worker may have changed it while we waited
-            code, why = self._voidable(o)
-            if code:
-                return self._refused(ref, code, why)
-            if o["kind"] == "saf":
-                if o.get("st") in ("pending", "failed") and not o.get("out"):
-                    return self._drop_offline(o)  # no upload ever left (or could have)
-                return await self._void_advice(o)
-            return await self._void_online(o)
-
-    def _drop_offline(self, o):
-        """Never uploaded (no attempt, none in flight: we hold its claim): dropping it is the whole void."""
-        ref = o["ref"]
-        try:
-            o = self.journal.update(ref, {"st": "voided", "voided": ref})
-        except Exception as e:
-            return self._refused(ref, e.code if isinstance(e, Fault) else "SYS-09", "drop: %s" % e)
-        r = self._result(o, True, None, offline=True)
-        r.kind = "void"
-        return r
-
-    async def _void_online(self, o):
-        ref = o["ref"]
-        try:
-            stan, vref = self._numbers()
-            fields = messages.void(stan, o["req"], o.get("rrn"), self.clock())
-            t = self.journal.create(vref, {
-                "kind": "void", "st": "pending", "stan": stan, "amt": o.get("amt", 0), "cur": o.get("cur", 0),
-                "pan": o.get("pan", ""), "orig": ref, "ts": self.clock(),
-                "req": {k: fields[k] for k in _KEEP if k in fields}})
-        except Exception as f:
-            return self._refused(ref, f.code if isinstance(f, Fault) else "SYS-09", "void: %s" % f)
-        async with self.claim(vref):
-            return await self._exchange(t, fields, offline_ok=False)
-
-    async def _void_advice(self, o):
-        """Cancel an offline sale the host may hold: a reversal of its advice (0400 naming the 0220)."""
-        sref = o["ref"]
-        v = None
-        try:
-            _, vref = self._numbers(stan=False)
-            req = dict(o["req"])
-            req["t"] = messages.MTI_ADVICE
-            v = self.journal.create(vref, {
-                "kind": "void", "adv": 1, "st": "pending", "stan": o.get("stan"), "amt": o.get("amt", 0),
-                "cur": o.get("cur", 0), "pan": o.get("pan", ""), "orig": sref, "ost": o.get("st"),
-                "ts": self.clock(), "req": req})
-            # Off the upload queue before the reversal can leave.
-            self.journal.update(sref, {"st": "voiding"})
-        except Exception as f:
-            code = f.code if isinstance(f, Fault) else "SYS-09"
-            if v is not None:
-                self.mark(v["ref"], {"st": "failed", "code": code})  # nothing was sent
-            return self._refused(sref, code, "void: %s" % f)
-        fields = messages.reversal(req)
-        async with self.claim(vref):
-            return await self._cancel_advice(v, o, fields)
-
-    async def _cancel_advice(self, v, o, fields):
-        vref = v["ref"]
-        self._out.add(vref)  # as in _exchange: left there if anything escapes
-        r = await self._cancel_settle(v, o, fields)
-        self._out.discard(vref)
-        return r
-
-    async def _cancel_settle(self, v, o, fields):
-        vref = v["ref"]
-        sref = o["ref"]
-        self._status("PROCESSING")
-        t0 = self.ticks()
-        try:
-            resp = await self._send(fields, self.cfg["max_wait_ms"])
-        except Fault as f:
-            self._waited(vref, t0)
-            self._fail(f.code, f.stage or "host", "void %s of offline %s" % (vref, sref))
-            if not _sent(f):
-                # Never left: the sale stands and its advice is uploaded later.
-                self._out.discard(vref)
-                self.mark(sref, {"st": v.get("ost") or "pending"})
-                v = self.mark(vref, {"st": "failed", "code": f.code}) or v
-                self._done(vref)
-                return self._result(v, False, f.code)
-            return self._cancel_unsure(v)
-        except Exception as e:
-            self._fail("SYS-09", "txn", repr(e))
-            return self._cancel_unsure(v)
-        self._waited(vref, t0)
-        try:
-            code, ambiguous, why = self._judge(fields, resp, (messages.RC_APPROVED[0], messages.RC_NO_ORIGINAL))
-            rc = _rc(resp.get("39"))
-            if ambiguous:
-                self._fail(code, "host", "void %s: %s" % (vref, why))
-                return self._cancel_unsure(v)
-            if code is None:
-                # 00: the host had booked the advice and cancelled it; 25: it never got it.
-                # Either way it is cancelled and never uploaded afterwards.
-                v = self.journal.update(vref, {"st": "approved", "rc": rc})
-                self.mark(sref, {"st": "reversed", "voided": vref, "rv_rc": rc})
-                self._done(vref)
-                return self._result(v, True, None)
-            # The host refused to cancel: the sale stands, its advice goes on as before.
-            self._fail(code, "host", "void %s" % vref)
-            self.mark(sref, {"st": v.get("ost") or "pending"})
-            v = self.mark(vref, {"st": "declined", "rc": rc, "code": code}) or v
-            self._done(vref)
-            return self._result(v, False, code)
-        except Exception as e:
-            self._fail(e.code if isinstance(e, Fault) else "SYS-09", "txn", "void %s: %s" % (vref, e))
-            return self._cancel_unsure(self.journal.get(vref) or v)
-
-    def _cancel_unsure(self, v):
-        """The reversal of the advice may have reached the host: it is repeated (0401)
-        in the background until acknowledged; the advice is never uploaded again."""
-        vref = v["ref"]
-        v = self.mark(vref, {"st": "reversing", "code": "HST-05", "rv": max(1, v.get("rv", 0)),
-                             "rv_out": max(1, v.get("rv_out", 0))}) or v
-        self._done(vref)
-        return self._result(v, False, "HST-05")
+        """Void `ref` (payterm.txn.void: online, dropped from the queue, or its advice reversed)."""
+        return await self._guarded("void", self._voids.void(ref))
 
     def lookup(self, ref):
         """Journal record for `ref` (technician/refund status look-up); OPR-04 if unknown."""
@@ -677,39 +532,13 @@ class Engine:
         for t in self.journal.records(st="pending"):
             if t.get("kind") in ("sale", "refund", "void"):
                 upd = {"st": "reversing", "code": "HST-05"}
-                if t.get("adv"):
-                    upd["rv_out"] = max(1, t.get("rv_out", 0))  # its 0400 may have left: repeats are 0401
+                if t.get("adv"):  # its 0400 may have left: repeats are 0401
+                    upd = {"st": "reversing", "code": "HST-05", "rv_out": max(1, t.get("rv_out", 0))}
                 self.mark(t["ref"], upd)
                 self._fail("HST-05", "txn", "in flight at power loss %s" % t["ref"])
                 n += 1
-        self._repair_voids()
+        self._voids.repair()
         return n
-
-    def _repair_voids(self):
-        j = self.journal
-        for v in j.records(kind="void"):
-            o = j.get(v.get("orig"))
-            if o is None:
-                continue
-            vref, vst, ost = v["ref"], v.get("st"), o.get("st")
-            want = None
-            if v.get("adv"):
-                if _jr.void_done(v):
-                    if ost != "reversed" or o.get("voided") != vref:
-                        want = {"st": "reversed", "voided": vref}
-                elif _jr.void_open(v):
-                    if ost != "voiding":
-                        want = {"st": "voiding"}
-                elif ost == "voiding" and not any(_jr.void_open(w) or _jr.void_done(w) for w in j.voids_of(o["ref"])):
-                    want = {"st": v.get("ost") or "pending"}
-            elif vst == "approved":
-                if o.get("voided") != vref:
-                    want = {"voided": vref}
-            elif o.get("voided") == vref:
-                want = {"voided": None}
-            if want:
-                self.mark(o["ref"], want)
-                self._fail("SYS-02", "txn", "void %s: %s repaired %r" % (vref, o["ref"], want))
 
     def reversals(self):
         return self.journal.records(st="reversing")

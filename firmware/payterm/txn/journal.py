@@ -24,7 +24,9 @@ transactions: `records()` never lists them.
 Compaction writes a new file and swaps it in with renames, so a cut at any
 moment leaves one complete copy. Every flash operation goes through
 payterm.flash.
-Full PANs and track data never get here: a run of 13+ digits is refused.
+Full PANs and track data never get here: a record holding a digit run that
+may be a card number (`payterm.mask.pan_run`: any run of 13+ digits, or a
+12-digit run not starting with 0 whose Luhn digit is valid) is refused (SYS-09).
 
 RAM holds a bounded part of the journal (`txns`): every unfinished
 transaction, the originals unfinished ones name, failed advices (a technician
@@ -69,7 +71,7 @@ def _sync():
 
 
 def _no_pan(text):
-    """True when text holds no digit run that may be a card number (12-19 digits, payterm.mask)."""
+    """True when text holds no digit run that may be a card number (payterm.mask.pan_run)."""
     from payterm.mask import pan_run
 
     return pan_run(text) is None

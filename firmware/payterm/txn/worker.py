@@ -166,7 +166,7 @@ class Worker:
         """Schedule what is new, then one attempt of the earliest item due; True when the host settled it."""
         self.sync()
         ref, kind = self._pop_due()
-        if ref is None:
+        if ref is None or kind is None:
             return False
         self.attempts += 1
         try:

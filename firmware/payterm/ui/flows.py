@@ -187,7 +187,7 @@ class Cashier:
 
     def _prompt(self, event, fault=None):
         """The card prompt as presentment goes: present / remove / read error."""
-        if event == "error":
+        if event == "error" and fault is not None:
             self._err = fault.code
             self.app.diag.fault(fault.code, fault.stage or "card", fault.detail)
             self.app.event("CARD RETRY code=%s" % fault.code)
