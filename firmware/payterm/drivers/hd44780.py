@@ -76,7 +76,8 @@ class HD44780:
         self._row = bytearray(2 + 4 + 4 * cols)
         self._two = bytearray(2)
         self._one = bytearray(1)
-        self.shadow = [None] * rows  # what the LCD shows; None: unknown
+        # what the LCD shows; None: unknown
+        self.shadow = [None] * rows  # type: list[str | None]
         self.ready = False
 
     # ------------------------------------------------------------ port writes

@@ -68,7 +68,7 @@ class SSD1306:
         self._ctrl_data = bytes((_CTRL_DATA,))
         self._win = bytearray(7)  # control byte + column window + page window
         self._vec = [self._ctrl_data, None]
-        self.shadow = [None] * rows
+        self.shadow = [None] * rows  # type: list[str | None]
         self.ready = False
 
     # ------------------------------------------------------------ I2C
