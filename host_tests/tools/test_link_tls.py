@@ -32,7 +32,7 @@ def certs(tmp_path_factory):
 
 @pytest.fixture
 def tls_sim(certs):
-    s = AcquirerSim(name="tls", tls=certs["server"]).start()
+    s = AcquirerSim(name="tls", tls=certs["server"], security=False).start()
     yield s
     s.stop()
 

@@ -14,23 +14,25 @@ import time
 
 from payterm_tools.emulator import Emulator
 from payterm_tools.sim.acquirer import AcquirerSim
-from payterm_tools.sim.cardsim import TEST_CARDS, CardReaderSim
+from payterm_tools.sim.cardsim import TEST_CARDS, TEST_PINS, CardReaderSim
 
 HELP = """\
 keys     type keypad keys and press Enter: digits, E (OK), C (cancel), B (back), F (function), * #
          e.g. `1250E` enters EUR 12.50; an empty line sends E
 swipe [CARD] [--no-start|--no-end|--bad-lrc|--garbage|--empty]   swipe a simulated card
 tap [CARD]   hold a contactless card on the reader      remove   take it away
-cards        list simulated cards
+cards        list simulated cards with their test PINs (and which ask for a PIN)
+PIN entry    digits show as *, E accepts (4-12 digits), B backs up, C clears (C on none: cancel)
 host approve | decline RC | timeout      the acquirer's answer to the next request (RC: 2 letters/digits)
 host partial AMOUNT                       approve the next sale for AMOUNT minor units only (rc 10)
 host no39 | drop                          next request: approved but answered without field 39 /
                                           approved, then the connection dropped unanswered
 host reversal RC                          answer the next reversal with RC (e.g. 96: the charge stays)
 host down | up                            acquirer outage (offline approval, store-and-forward) / back
+host badmac | nomac                       next answer with a wrong MAC / without a MAC (the terminal reverses)
 paper ok|out|jam                          printer status
 console CMD  send a technician console command (status, faults, stats, wait, selftest, ...)
-ledger       what the acquirer simulator saw (MTI STAN kind AMOUNT rc=RC PAN [REPEAT])
+ledger       what the acquirer simulator saw (MTI STAN kind AMOUNT rc=RC PAN [REPEAT] pin= mac= card=)
 receipt      last printed receipts
 screen       show the display again                   quit      stop the terminal
 """
@@ -46,7 +48,8 @@ def add_arguments(p):
     p.add_argument("--script", default=None, help="read commands from this file instead of stdin")
 
 
-HOST_USAGE = "usage: host approve | decline RC | partial AMOUNT | no39 | drop | reversal RC | timeout | down | up"
+HOST_USAGE = ("usage: host approve | decline RC | partial AMOUNT | no39 | drop | reversal RC | timeout | down | up"
+              " | badmac | nomac")
 CONSOLE_USAGE = "usage: console CMD   (e.g. console status, console faults 5; console help lists them)"
 
 
@@ -56,9 +59,22 @@ def ledger_path(state_dir):
 
 
 def ledger_line(e):
-    """`MTI STAN kind AMOUNT rc=RC PAN`, then ` REPEAT` for repeats (new fields go at the end)."""
-    return "%s %s %s %s rc=%s %s%s" % (e["mti"], e["stan"], e["kind"], e["amount"], e["rc"], e["pan_masked"],
+    """`MTI STAN kind AMOUNT rc=RC PAN`, then ` REPEAT` for repeats, then the host's security
+    findings (new fields go at the end, in this order: arqc= pin= mac= card=)."""
+    line = "%s %s %s %s rc=%s %s%s" % (e["mti"], e["stan"], e["kind"], e["amount"], e["rc"], e["pan_masked"],
                                        " REPEAT" if e["repeat"] else "")
+    line += " pin=%s mac=%s card=%s" % (e.get("pin", "-"), e.get("mac", "-"), e.get("card", "-"))
+    return line
+
+
+def _asks(card):
+    """When the terminal asks this card for its PIN (payterm.ui.pinentry.required)."""
+    sc = card.service_code
+    if sc[0] not in "26" and sc[2] in "0567":
+        return "  (swipe: PIN, service code %s)" % sc
+    if any(aid.startswith("A0000000043060") for aid, _, _ in card.aids):
+        return "  (debit: PIN when pin_debit is on)"
+    return ""
 
 
 def _rc(word):
@@ -130,7 +146,7 @@ class Session:
             self.say(HELP)
         elif cmd == "cards":
             for name, c in TEST_CARDS.items():
-                self.say("  %-16s %s" % (name, c.masked))
+                self.say("  %-16s %s  PIN %s%s" % (name, c.masked, TEST_PINS.get(name, "-"), _asks(c)))
         elif cmd == "swipe":
             name = next((w for w in rest if not w.startswith("--")), "visa")
             faults = {_SWIPE_FAULTS[w]: True for w in rest if w in _SWIPE_FAULTS}
@@ -183,7 +199,7 @@ class Session:
 
     def _host(self, rest):
         what, args = (rest[0].lower(), rest[1:]) if rest else ("", [])
-        if what in ("approve", "timeout", "no39", "drop", "down", "up") and not args:
+        if what in ("approve", "timeout", "no39", "drop", "down", "up", "badmac", "nomac") and not args:
             if what == "down":
                 if self.acq.running:
                     self.acq.stop()
@@ -192,7 +208,7 @@ class Session:
                     self.acq.start()
             else:
                 self.acq.script({"approve": "approve", "timeout": "no_answer", "no39": "no_rc",
-                                 "drop": "approve_drop"}[what])
+                                 "drop": "approve_drop", "badmac": "bad_mac", "nomac": "no_mac"}[what])
         elif what == "decline" and len(args) == 1 and _rc(args[0]):
             self.acq.script(("decline", args[0].upper()))
         elif what == "reversal" and len(args) == 1 and _rc(args[0]):

@@ -14,7 +14,7 @@ import threading
 import time
 import tty
 
-from payterm_tools import BOARDS, FIRMWARE, provision
+from payterm_tools import BOARDS, FIRMWARE, keyinject, provision
 from payterm_tools.runtime import micropython_binary
 
 UART_NAMES = ("console", "mag", "nfc", "panel")
@@ -244,9 +244,13 @@ class PanelChannel(Channel):
 class Emulator:
     """Starts, stops and power-cuts the firmware on the EMULATOR board."""
 
-    def __init__(self, state_dir, hosts, board="EMULATOR", config=None, log=None, external=()):
+    def __init__(self, state_dir, hosts, board="EMULATOR", config=None, log=None, external=(), keys=True):
         """external: UARTs ("panel", "mag", "nfc") handed to outside programs through
-        Bridge ports (`self.bridges[name].path`) instead of host-side channels."""
+        Bridge ports (`self.bridges[name].path`) instead of host-side channels.
+        keys: provisioning also injects a DUKPT initial key (the acquirer simulator's
+        test BDK) into a state directory that holds none, so a fresh emulator takes
+        PIN payments and MACed messages at once; False leaves the terminal without."""
+        self.keys = keys
         self.state_dir = os.path.abspath(state_dir)
         os.makedirs(self.state_dir, exist_ok=True)
         self.hosts = list(hosts)
@@ -275,14 +279,18 @@ class Emulator:
         return os.path.join(BOARDS, self.board, "hardware.json")
 
     def provision(self):
-        """Write the terminal's provision.json: EMULATOR_PARAMS, the simulators' hosts, then `config`."""
+        """Write the terminal's provision.json: EMULATOR_PARAMS, the simulators' hosts, then `config`;
+        and its initial key file when the terminal has no keys yet (`keys`)."""
         with open(self.hardware_path) as f:
             hw = json.load(f)
         params = dict(EMULATOR_PARAMS)
         params["hosts"] = ["%s:%d" % tuple(h) for h in self.hosts]
         params["tech_pin_hash"] = provision.pin_hash(TECH_PIN, salt="emulator")
         params.update(self.config)
-        return provision.write(os.path.join(self.state_dir, provision.FILE), provision.make(hw, **params))
+        path = provision.write(os.path.join(self.state_dir, provision.FILE), provision.make(hw, **params))
+        if self.keys and not keyinject.has_keys(self.state_dir):
+            keyinject.inject(self.state_dir)
+        return path
 
     def env(self):
         env = dict(os.environ)
