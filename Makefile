@@ -35,7 +35,7 @@ all: test
 help:
 	@echo "make emulate    run the terminal in the emulator (interactive)"
 	@echo "make test       install what is needed and run every test"
-	@echo "make bench      recqueue benchmark (C vs fallback vs deque vs RingIO)"
+	@echo "make bench      recqueue benchmark (C vs fallback vs deque vs RingIO), then bench-crypto"
 	@echo "make bench-crypto  DUKPT / PIN block / MAC timings in the MicroPython unix VM"
 	@echo "make mpy        cross-compile the firmware to .mpy (mpy-cross)"
 	@echo "make typecheck  type-check firmware/ against the MicroPython ESP32 stubs (basedpyright)"
@@ -135,6 +135,7 @@ emulate: setup
 
 bench: setup core
 	$(VPY) tools/bench_recqueue.py --core $(CORE)
+	$(VPY) tools/bench_crypto.py --check
 
 bench-crypto: setup
 	$(VPY) tools/bench_crypto.py --check

@@ -275,3 +275,20 @@ def test_key_from_a_bdk_the_acquirer_lacks_is_never_charged(terminal, card_reade
     assert all((e["rc"], e["mac"], e["booked"]) == ("30", "bad", False) for e in acquirer.ledger), acquirer.ledger
     assert any(e["kind"] == "reversal" for e in acquirer.ledger), "the terminal reverses what it cannot trust"
     assert sum(acquirer.holdings().values()) == 0
+
+
+def test_a_rejected_key_file_is_reported_and_erased_and_the_loaded_key_stays(terminal, card_reader, acquirer):
+    before = _status(terminal)["keys"]
+    terminal.stop()
+    rec = keyinject.inject(terminal.state_dir, ikid=bytes.fromhex("12345678B0B1C2D3"))
+    path = os.path.join(terminal.state_dir, keyinject.FILE_NAME)
+    with open(path, "w") as f:
+        f.write('{"ikid": "%s", "ik": "%s", "kcv": "0000000000"}' % (rec["ikid"], rec["ik"]))  # wrong check value
+    terminal.start()
+    assert "# KEYS KEY-02 initial key check value mismatch" in terminal.console.text()
+    assert not os.path.exists(path), "a rejected key file is erased too"
+    assert _status(terminal)["keys"].split(" next=")[0] == before.split(" next=")[0], "the old key stays"
+    assert "KEY-02" in "\n".join(terminal.console.command("faults 5"))
+    _start(terminal, "400")
+    card_reader.swipe("visa")
+    assert "SALE APPROVED" in terminal.console.expect(TXN, HOST_WAIT).group(0).decode()

@@ -105,6 +105,7 @@ asyncio.run(main(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv
 
 @pytest.fixture
 def host():
+    # security=False: the engine here has no keys (the money rules); sealed: unit/test_engine_sealed.py, system/test_pin_system.py
     a = AcquirerSim(name="primary", security=False).start()
     yield a
     a.stop()

@@ -57,6 +57,7 @@ def msg(t, stan, pcode="000000", amount=1500, **extra):
 
 @pytest.fixture
 def sim():
+    # security=False: raw, unsealed clients: the host rules; its HSM: test_acquirer_security.py
     s = AcquirerSim(security=False).start()
     yield s
     s.stop()

@@ -368,6 +368,7 @@ def _history(sim):
 
 def test_reconciler_agrees_with_the_simulator(tmp_path):
     path = str(tmp_path / "acq.jsonl")
+    # security=False: raw, unsealed clients (the reconciler is about money)
     with AcquirerSim(ledger_path=path, security=False) as sim:
         recs = journal(tmp_path, _history(sim))
         held = {k: v for k, v in sim.holdings().items() if v}

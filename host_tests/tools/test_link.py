@@ -131,6 +131,7 @@ def free_port():
 
 @pytest.fixture
 def sim():
+    # security=False: MACs and keys: test_link_mac.py
     s = AcquirerSim(name="primary", security=False).start()
     yield s
     s.stop()

@@ -32,6 +32,7 @@ def certs(tmp_path_factory):
 
 @pytest.fixture
 def tls_sim(certs):
+    # security=False: TLS only; MACs: test_link_mac.py
     s = AcquirerSim(name="tls", tls=certs["server"], security=False).start()
     yield s
     s.stop()

@@ -67,12 +67,17 @@ def ledger_line(e):
     return line
 
 
+# payterm.ui.pinentry.DEBIT_AIDS (firmware; not importable here)
+_DEBIT_AIDS = ("A0000000043060", "A0000000032010", "A0000000032020", "A0000002771010", "A0000003591010")
+
+
 def _asks(card):
     """When the terminal asks this card for its PIN (payterm.ui.pinentry.required)."""
     sc = card.service_code
     if sc[0] not in "26" and sc[2] in "0567":
         return "  (swipe: PIN, service code %s)" % sc
-    if any(aid.startswith("A0000000043060") for aid, _, _ in card.aids):
+    first = sorted(card.aids, key=lambda a: 99 if a[2] is None else a[2])[0][0]
+    if first in _DEBIT_AIDS:  # the application the terminal selects is a debit one
         return "  (debit: PIN when pin_debit is on)"
     return ""
 
@@ -112,6 +117,9 @@ class Session:
         self.emu.start()
         self.say("payterm emulator: state in %s, acquirer on %s:%d" % ((self.emu.state_dir,) + tuple(self.acq.address)))
         self.say("technician console: %s   (payterm diag --port %s)" % (self.emu.console_path, self.emu.console_path))
+        if self.emu.injected:
+            self.notes.append("DUKPT initial key %s (the acquirer simulator's test BDK) injected: PIN payments "
+                              "and MACs work from the first sale" % self.emu.injected)
         for n in self.notes:
             self.say(n)
         self.say("type `help` for commands")

@@ -251,6 +251,7 @@ class Emulator:
         test BDK) into a state directory that holds none, so a fresh emulator takes
         PIN payments and MACed messages at once; False leaves the terminal without."""
         self.keys = keys
+        self.injected = None  # initial key ID of the key the last provisioning injected
         self.state_dir = os.path.abspath(state_dir)
         os.makedirs(self.state_dir, exist_ok=True)
         self.hosts = list(hosts)
@@ -289,7 +290,7 @@ class Emulator:
         params.update(self.config)
         path = provision.write(os.path.join(self.state_dir, provision.FILE), provision.make(hw, **params))
         if self.keys and not keyinject.has_keys(self.state_dir):
-            keyinject.inject(self.state_dir)
+            self.injected = keyinject.inject(self.state_dir)["ikid"]
         return path
 
     def env(self):
