@@ -147,3 +147,16 @@ def test_advice_without_usable_card_data_is_refused(sim, client):
     assert [(e["card"], e["booked"]) for e in sim.ledger] == [("missing", False)] * 3
     assert ledger_line(sim.ledger[0]).endswith(" pin=- mac=ok card=missing")
     assert sim.advices() == []
+
+
+def test_card_field_says_whether_card_data_was_needed(sim, client):
+    visa = TEST_CARDS["visa"]
+    assert client.ask(auth(1, card=visa))["39"] == "00"
+    void = {"t": "0200", "3": "020000", "4": "%012d" % 1500, "11": "000002", "41": "TERM0001", "49": "978",
+            "7": "1201103100", "90": "0200000001" + "1201103000" + "0" * 22}
+    assert client.ask(void)["39"] == "00"
+    rev = {"t": "0400", "3": "000000", "4": "%012d" % 1500, "11": "000002", "41": "TERM0001",
+           "90": "0200000002" + "1201103100" + "0" * 22}
+    assert client.ask(rev)["39"] == "00"
+    assert [(e["kind"], e["card"], e["mac"]) for e in sim.ledger] == [
+        ("auth", "ok", "ok"), ("void", "-", "ok"), ("reversal", "-", "ok")]

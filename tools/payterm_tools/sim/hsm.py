@@ -394,7 +394,7 @@ def inspect(box, body, req, pin_for):
                 r["card"] = "ok" if _pan_of(fields) else "missing"
             except HsmError:
                 r["card"] = "missing"
-    elif mti[:2] == "02":
+    elif mti[:2] == "02" and req.get("3", "")[:2] != "02":  # a sale or refund (a void names its original)
         r["card"] = "ok" if _pan_of(req) else "missing"
     if F_PIN in req:
         pan = _pan_of(fields)
