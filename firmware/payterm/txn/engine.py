@@ -34,6 +34,13 @@ declined and the sale stands. Every flow holds `claim(ref)` on the
 transactions it changes, so a background worker cannot act on them at the
 same time.
 
+Keys (docs/keys.md): every 0200/0220/0400 gets a fresh DUKPT counter (`seal`):
+its KSN in field 53, its MAC added by the link, the host's answer MAC-checked
+(a bad or missing one is an unknown outcome: reversed). A PIN goes only as the
+format 4 block of that counter, and a PIN sale is never approved offline. An
+offline approval stores its card data encrypted under that counter's data key
+(payterm.txn.cardstore) for its advice, erased once the advice is settled.
+
 Numbering: STANs and refs are separate 6-digit sequences saved before use,
 seeded at boot above the newest in the journal and the state (plus a gap
 when the state was lost), skipping any still in the journal after the wrap.
