@@ -20,6 +20,9 @@ Money rules:
   back (`sup.wait_online()`) instead of spending attempts.
 - Each attempt holds `engine.claim(ref)` and re-reads the record first (a
   void may have changed it); journal writes go through `engine.mark`.
+- Every attempt is sealed with a DUKPT counter of its own (engine.seal: field
+  53 and the MAC; a bad host MAC is no answer). An advice carries its sale's
+  encrypted card data (field 62, from engine.cards), erased once a 0230 answered it.
 - The customer comes first: attempts are background requests, which a
   customer request cancels (HST-08). The item stays queued, and since the
   request may have left, the next attempt is flagged as a repeat.
