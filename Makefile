@@ -37,7 +37,7 @@ help:
 	@echo "make emulate    run the terminal in the emulator (interactive)"
 	@echo "make test       install what is needed and run every test"
 	@echo "make reliability  the long reliability and security suite (fuzz, leak scan, ...): one summary block"
-	@echo "make bench      recqueue benchmark (C vs fallback vs deque vs RingIO)"
+	@echo "make bench      recqueue benchmark (C vs fallback vs deque vs RingIO), then bench-crypto"
 	@echo "make bench-crypto  DUKPT / PIN block / MAC timings in the MicroPython unix VM"
 	@echo "make memory     boot heap, heap per transaction, heap over 1000 sales, .mpy per board budget (make bench runs it)"
 	@echo "make mpy        cross-compile the firmware to .mpy (mpy-cross)"
@@ -151,6 +151,7 @@ emulate: setup
 
 bench: setup core memory bench-crypto
 	$(VPY) tools/bench_recqueue.py --core $(CORE)
+	$(VPY) tools/bench_crypto.py --check
 
 # Heap and code size in the emulator (tools/bench_memory.py): about 15 minutes for 1000 sales from
 # .mpy and from source; MEMORY_ARGS="--sales 200 --no-source" for a shorter run.

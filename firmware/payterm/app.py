@@ -13,6 +13,7 @@ import os
 
 from payterm import VERSION, config
 from payterm.card.service import CardService
+from payterm.crypto.dukpt import Dukpt
 from payterm.diag import Diag
 from payterm.diag.console import Console
 from payterm.diag.pin import PinGate
@@ -22,6 +23,7 @@ from payterm.link.backoff import Backoff
 from payterm.link.breaker import Breaker
 from payterm.link.link import Link
 from payterm.link.supervisor import Supervisor
+from payterm.txn.cardstore import CardStore
 from payterm.txn.engine import Engine
 from payterm.txn.worker import Worker
 from payterm.txn.journal import Journal
@@ -57,6 +59,8 @@ class App:
             self.diag.fault("SYS-03", "boot")
         self.journal = Journal(root, self.diag)
         self.state = State(root, diag=self.diag)
+        self.keys = self._keys(root)
+        self.cards_at_rest = CardStore(root, cfg["saf_max_count"], diag=self.diag)
         tls = cfg.get("tls")
         if tls:
             tls = dict(tls)
@@ -71,7 +75,7 @@ class App:
                               probe_wait_ms=cfg["worker_wait_ms"])
         # The cashier closes each transaction's wait record: it also times the card read and the receipt.
         self.engine = Engine(self.sup, self.journal, self.state, None, cfg, self.diag, clock, ticks,
-                             self.panel.status, close_waits=False)
+                             self.panel.status, close_waits=False, keys=self.keys, cards=self.cards_at_rest)
         self.worker = Worker(self.engine, self.sup, ticks, rand=_rand, on_change=self._queue_changed)
         self.cards = CardService(hal.stream("mag"), hal.stream("nfc"), ticks, clock, cfg)
         self.pin = PinGate(root + "/pin.json", cfg["tech_pin_hash"], clock, diag=self.diag)
@@ -80,6 +84,28 @@ class App:
                                queue=self.worker)  # `saf` and `retry <ref>`
         self.cashier = Cashier(self)
         self._started = ticks()
+
+    def _keys(self, root):
+        """The DUKPT key registers (`keys.json`, apart from the numbering state), and the
+        initial key file if one was put on flash (loaded once, then erased: docs/keys.md)."""
+        keys = Dukpt(State(root, "keys", diag=self.diag))
+        self._key_events = []
+        try:
+            ikid = keys.install_file(root + "/ikey.json")
+            if ikid:
+                self._key_events.append("KEYS LOADED ikid=%s" % ikid)
+        except Fault as f:
+            self.diag.fault(f.code, "boot", f.detail)
+            self._key_events.append("KEYS %s %s" % (f.code, f.detail))
+        return keys
+
+    def key_status(self):
+        """What the technician sees of the keys (never key material)."""
+        k = self.keys
+        code = k.problem()
+        if code is None:
+            return "ikid=%s next=%d" % (k.ikid(), k.next_counter())
+        return "%s ikid=%s" % (code, k.ikid() or "-")
 
     # ------------------------------------------------------------ status for technicians
     def _queue_changed(self):
@@ -102,6 +128,7 @@ class App:
             "saf": "pending %d sent %d declined %d failed %d" % (s["pending"], s["sent"], s["declined"], s["failed"]),
             "saf_failed_refs": " ".join(failed) or "-",
             "reversals_pending": len(self.engine.reversals()),
+            "keys": self.key_status(),
             "reset_reason": self.reset_reason,
             "screen": " | ".join(self.panel.rows),
             "mem_free": self.hal.mem_free(),
@@ -164,6 +191,8 @@ class App:
             await asyncio.sleep_ms(1000)
 
     async def run(self):
+        for e in self._key_events:
+            self.event(e)
         n = await self.engine.recover()
         if n:
             self.event("RECOVERED %d in-flight transaction(s): reversal queued" % n)

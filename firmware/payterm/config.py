@@ -51,6 +51,9 @@ DEFAULTS = {
     # cashier
     "card_timeout_ms": 30000,
     "result_ms": 6000,
+    # cardholder PIN (payterm.ui.pinentry)
+    "pin_debit": False,  # ask every debit card (Maestro, Visa Electron, V PAY, ...) for its PIN
+    "pin_timeout_ms": 30000,  # no key for this long on the PIN screen cancels the sale (PIN-03)
     # card readers (payterm.card.service)
     "chip_available": True,  # terminal reads chip/contactless: service code 2xx/6xx must not be swiped
     "fallback_ms": 60000,  # after a failed tap, a swipe of a chip card is accepted this long

@@ -63,6 +63,15 @@ def exists(path):
     return size(path) >= 0
 
 
+def names(path):
+    """Names of the files in directory `path` ([] when it cannot be listed)."""
+    _before("list", path)
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
 def read(path):
     """Whole file as bytes, None when it cannot be read."""
     _before("read", path)

@@ -15,7 +15,7 @@ import time
 import pytest
 
 LEDGER_LINE = re.compile(r"^  (\d{4}) (\d{6}) (auth|refund|void|reversal|advice|echo) (\d+) rc=(\w\w) "
-                         r"(\d{6}\*+\d{4}|)( REPEAT)?$")
+                         r"(\d{6}\*+\d{4}|)( REPEAT)?( arqc=\S+)? pin=(ok|bad|-) mac=(ok|bad|-) card=(ok|missing|-)$")
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +116,9 @@ def test_emulate_ledger_lines_and_the_ledger_survives_a_restart(tmp_path, reques
                            "host decline 999", "console", "ledger"])
     assert "usage: host approve" in out and "usage: console CMD" in out
     lines = _ledger_lines(out)
-    assert lines == ["  0200 000001 auth 1250 rc=00 476173******0010",
-                     "  0200 000002 auth 2000 rc=51 476173******0010"], out
+    assert [l.split(" pin=")[0] for l in lines] == ["  0200 000001 auth 1250 rc=00 476173******0010",
+                                                    "  0200 000002 auth 2000 rc=51 476173******0010"], out
+    assert all(l.endswith(" pin=- mac=ok card=ok") for l in lines), lines
     assert all(LEDGER_LINE.match(l) for l in lines)
     path = state + ".acquirer.jsonl"
     assert os.path.exists(path) and not [f for f in os.listdir(state) if "acquirer" in f], \
@@ -125,9 +126,28 @@ def test_emulate_ledger_lines_and_the_ledger_survives_a_restart(tmp_path, reques
     out = _emulate(state, ["500E", "swipe visa", "E", "ledger"])
     assert "acquirer ledger: %s (2 entries from earlier runs)" % path in out
     lines = _ledger_lines(out)
-    assert len(lines) == 3 and lines[:2] == ["  0200 000001 auth 1250 rc=00 476173******0010",
-                                             "  0200 000002 auth 2000 rc=51 476173******0010"]
+    assert len(lines) == 3 and [l.split(" pin=")[0] for l in lines[:2]] == [
+        "  0200 000001 auth 1250 rc=00 476173******0010", "  0200 000002 auth 2000 rc=51 476173******0010"]
     m = LEDGER_LINE.match(lines[2])
     assert m and (m.group(1), m.group(3), m.group(4), m.group(5)) == ("0200", "auth", "500", "00"), lines
     assert int(m.group(2)) > 2, "the terminal's STANs moved on; the host saw no duplicate"
     assert "4761739001010010" not in open(path).read()
+
+
+def test_emulate_lists_test_pins_and_takes_a_pin_sale_and_a_bad_host_mac(tmp_path, request):
+    if request.config.getoption("--port"):
+        pytest.skip("runs the emulator itself")
+    state = str(tmp_path / "flash")
+    out = _emulate(state, ["cards", "1500E", "swipe visa_pin", "1234E", "E", "host badmac", "1300E",
+                           "swipe visa", "E", "ledger"])
+    cards = out.split("> cards\n", 1)[1]
+    assert re.search(r"visa_pin +476173\*{6}0036  PIN 1234  \(swipe: PIN, service code 120\)", cards), cards
+    assert re.search(r"maestro +679999\*{6}0002  PIN 4321  \(debit: PIN when pin_debit is on\)", cards), cards
+    assert re.search(r"visa +476173\*{6}0010  PIN 1234\n", cards), cards
+    assert "| ENTER PIN" in out and "two_apps" in cards and "two_apps         555555******4444  PIN 4444\n" in cards
+    assert "| MAC CHECK FAILED" in out and "| KEY-07" in out
+    lines = _ledger_lines(out)
+    assert all(LEDGER_LINE.match(l) for l in lines), lines
+    assert lines[0].endswith("rc=00 476173******0036 pin=ok mac=ok card=ok"), lines
+    assert lines[1].split()[:2] == ["0200", lines[1].split()[1]] and lines[1].endswith("pin=- mac=ok card=ok")
+    assert "1234" not in out.split("> 1234E", 1)[1].replace("PIN 1234", ""), "the PIN is never shown"

@@ -12,6 +12,7 @@ import pytest
 from iso8583.specs import default as SPEC
 
 import mpy_runtimes
+from sealclient import SealedClient
 from payterm_tools.sim.acquirer import AcquirerSim
 
 PAN = "5413330089010608"
@@ -56,7 +57,8 @@ def msg(t, stan, pcode="000000", amount=1500, **extra):
 
 @pytest.fixture
 def sim():
-    s = AcquirerSim().start()
+    # security=False: raw, unsealed clients: the host rules; its HSM: test_acquirer_security.py
+    s = AcquirerSim(security=False).start()
     yield s
     s.stop()
 
@@ -166,14 +168,14 @@ def test_cli_serves_and_prints_masked(tmp_path):
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert "listening on 127.0.0.1:%d" % port in p.stdout.readline()
-        c = Client(("127.0.0.1", port))
+        c = SealedClient(("127.0.0.1", port))  # the CLI host checks MACs, as an acquirer does
         assert c.ask(msg("0200", 50))["39"] == "51"
         line = p.stdout.readline()
         c.close()
     finally:
         p.send_signal(signal.SIGINT)
         out = p.communicate(timeout=10)[0]
-    assert "stan=000050" in line and "541333******0608" in line and "rc=51" in line
+    assert "stan=000050" in line and "541333******0608" in line and "rc=51" in line and "mac=ok" in line
     assert PAN not in line + out
     assert "authorized=0" in out
 
@@ -473,7 +475,7 @@ def test_script_rejects_unknown_actions_and_arguments(sim):
 
 def test_ledger_survives_a_restart(tmp_path):
     path = str(tmp_path / "state.acquirer.jsonl")
-    with AcquirerSim(ledger_path=path) as a:
+    with AcquirerSim(ledger_path=path, security=False) as a:
         c = Client(a.address)
         c.ask(fin(140))
         c.ask(fin(141, amount=200))
@@ -482,7 +484,7 @@ def test_ledger_survives_a_restart(tmp_path):
         rrns = [e["rrn"] for e in a.ledger]
     text = open(path).read()
     assert PAN not in text and "541333******0608" in text
-    with AcquirerSim(ledger_path=path) as b:
+    with AcquirerSim(ledger_path=path, security=False) as b:
         assert len(b.ledger) == 3 and held(b, 140) == 1500
         c = Client(b.address)
         assert c.ask(fin(140))["39"] == "94", "a duplicate is still a duplicate"
@@ -492,15 +494,15 @@ def test_ledger_survives_a_restart(tmp_path):
         c.close()
         assert r["37"] not in rrns and int(r["37"]) > max(int(x) for x in rrns)
         assert held(b, 141) == 0 and held(b, 142) == 450 and held(b, 143) == 1500
-    with AcquirerSim(ledger_path=path) as again:
+    with AcquirerSim(ledger_path=path, security=False) as again:
         assert len(again.ledger) == 7 and again.holdings() == b.holdings()
     with open(path, "a") as f:
         f.write('{"kind": "auth", "st')  # a line torn by a crash
-    assert len(AcquirerSim(ledger_path=path).ledger) == 7
+    assert len(AcquirerSim(ledger_path=path, security=False).ledger) == 7
 
 
 def test_two_addresses_of_one_host_share_the_book(sim):
-    second = AcquirerSim(name="secondary", backend=sim).start()
+    second = AcquirerSim(name="secondary", backend=sim, security=False).start()
     try:
         c = Client(sim.address)
         c.ask(fin(150))

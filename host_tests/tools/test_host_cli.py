@@ -70,6 +70,34 @@ def test_provision_writes_a_file_the_firmware_accepts_with_only_the_pin_hash(tmp
     assert ok.returncode == 0 and "valid" in ok.stdout, ok.stderr
 
 
+def test_provision_writes_the_initial_key_file_for_the_emulator_and_on_request(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    r, out = _provision(state, board="EMULATOR", name="provision.json")
+    assert r.returncode == 0, r.stderr
+    ikey = json.loads((state / "ikey.json").read_text())
+    assert ikey["ikid"].startswith("12345678") and ikey["ikid"][8] in "ABCDEF", ikey["ikid"]
+    assert ikey["ikid"] in r.stdout and ikey["kcv"] in r.stdout and ikey["ik"] not in r.stdout, "never the key"
+    assert oct((state / "ikey.json").stat().st_mode & 0o777) == "0o600"
+    from payterm_tools.sim import hsm
+
+    assert hsm.Hsm().provisioning_record(bytes.fromhex(ikey["ikid"])) == ikey, "derived from the test BDK"
+    # a directory that has a key (waiting or loaded) gets no second one: one key per key ID, once
+    r, _ = _provision(state, board="EMULATOR", name="provision.json")
+    assert json.loads((state / "ikey.json").read_text()) == ikey and "ikey.json" not in r.stdout
+    # a real board's key comes from the injection facility: only on request
+    board = tmp_path / "board"
+    board.mkdir()
+    _provision(board)
+    assert not (board / "ikey.json").exists()
+    r, _ = _provision(board, "--ikey", "--ikid", "12345678ABCDEF01")
+    assert r.returncode == 0 and json.loads((board / "ikey.json").read_text())["ikid"] == "12345678ABCDEF01"
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    _provision(fresh, "--no-ikey", board="EMULATOR")
+    assert not (fresh / "ikey.json").exists()
+
+
 def test_provision_refuses_each_bad_field_with_its_code(tmp_path):
     r, out = _provision(tmp_path, "--tid", "T1", "--host", "nohostport", "--set", "floorlimit=1")
     assert r.returncode == 1 and not out.exists()

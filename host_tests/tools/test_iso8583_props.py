@@ -15,7 +15,9 @@ import subprocess
 import iso8583
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
-from iso8583.specs import default as SPEC87
+from iso8583.specs import default as PYISO_DEFAULT
+
+from payterm_tools.sim.acquirer import SPEC as SPEC87  # pyiso8583's default with AES DUKPT's 52/53
 
 import mpy_runtimes
 
@@ -140,13 +142,22 @@ def _fw_spec87_table():
     return ns["FIELDS"]
 
 
-def test_spec87_table_matches_pyiso8583_default():
-    table = _fw_spec87_table()
+def _table_of(spec):
     want = {}
-    for k, f in SPEC87.items():
+    for k, f in spec.items():
         if k.isdigit() and k not in ("1", "65"):
             want[int(k)] = (f["len_type"], f["max_len"], "b" if f["data_enc"] == "b" else "a", "a")
-    assert {n: v[:4] for n, v in table.items()} == want
+    return want
+
+
+def test_spec87_table_matches_the_acquirer_spec():
+    assert {n: v[:4] for n, v in _fw_spec87_table().items()} == _table_of(SPEC87)
+
+
+def test_acquirer_spec_is_pyiso8583_default_but_for_dukpt_fields_52_and_53():
+    ours, base = _table_of(SPEC87), _table_of(PYISO_DEFAULT)
+    assert {n for n in ours if ours[n] != base[n]} == {52, 53}
+    assert ours[52] == (0, 16, "b", "a") and ours[53] == (0, 24, "a", "a")  # docs/keys.md
 
 
 # ---------------------------------------------------------------- strategies

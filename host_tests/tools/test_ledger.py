@@ -436,7 +436,8 @@ def _history(sim):
 
 def test_reconciler_agrees_with_the_simulator(tmp_path):
     path = str(tmp_path / "acq.jsonl")
-    with AcquirerSim(ledger_path=path) as sim:
+    # security=False: raw, unsealed clients (the reconciler is about money)
+    with AcquirerSim(ledger_path=path, security=False) as sim:
         recs = journal(tmp_path, _history(sim))
         held = {k: v for k, v in sim.holdings().items() if v}
         assert held == {(TID, "000001"): 1000, (TID, "000002"): 600, (TID, "000003"): 800, (TID, "000005"): 600,
@@ -446,12 +447,12 @@ def test_reconciler_agrees_with_the_simulator(tmp_path):
                                                "refund_approved": 1, "sale_declined": 1, "sale_reversed": 2,
                                                "void_approved": 1}
         ledger = list(sim.ledger)
-    with AcquirerSim(ledger_path=path) as again:
+    with AcquirerSim(ledger_path=path, security=False) as again:
         assert again.ledger == ledger and again.holdings() == sim.holdings()
 
 
 def test_reconciler_catches_a_reversal_the_host_declined(tmp_path):
-    with AcquirerSim() as sim:
+    with AcquirerSim(security=False) as sim:
         c = Client(sim.address)
         c.ask(_sale("000001", 400))
         sim.script(("decline", "96"), mti="0400")

@@ -131,7 +131,8 @@ def free_port():
 
 @pytest.fixture
 def sim():
-    s = AcquirerSim(name="primary").start()
+    # security=False: MACs and keys: test_link_mac.py
+    s = AcquirerSim(name="primary", security=False).start()
     yield s
     s.stop()
 
@@ -254,7 +255,7 @@ def test_reversal_void_advice_refund_echo_reconcile(tmp_path, sim):
 
 def test_breaker_opens_then_probe_closes_it(tmp_path):
     port = free_port()
-    late_sim = AcquirerSim(port=port, name="late")
+    late_sim = AcquirerSim(port=port, name="late", security=False)
     try:
         ops = [{"fields": sale(70)}, {"fields": sale(71)}, {"fields": sale(72), "sleep": 1200}]
         r = run_ops(tmp_path, [("127.0.0.1", port)], ops, after={1: late_sim.start},

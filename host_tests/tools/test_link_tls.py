@@ -36,7 +36,8 @@ def certs(tmp_path_factory):
 
 @pytest.fixture
 def tls_sim(certs):
-    s = AcquirerSim(name="tls", tls=certs["server"]).start()
+    # security=False: TLS only; MACs: test_link_mac.py
+    s = AcquirerSim(name="tls", tls=certs["server"], security=False).start()
     yield s
     s.stop()
 

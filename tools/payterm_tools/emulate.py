@@ -14,23 +14,25 @@ import time
 
 from payterm_tools.emulator import Emulator
 from payterm_tools.sim.acquirer import AcquirerSim
-from payterm_tools.sim.cardsim import TEST_CARDS, CardReaderSim
+from payterm_tools.sim.cardsim import TEST_CARDS, TEST_PINS, CardReaderSim
 
 HELP = """\
 keys     type keypad keys and press Enter: digits, E (OK), C (cancel), B (back), F (function), * #
          e.g. `1250E` enters EUR 12.50; an empty line sends E
 swipe [CARD] [--no-start|--no-end|--bad-lrc|--garbage|--empty]   swipe a simulated card
 tap [CARD]   hold a contactless card on the reader      remove   take it away
-cards        list simulated cards
+cards        list simulated cards with their test PINs (and which ask for a PIN)
+PIN entry    digits show as *, E accepts (4-12 digits), B backs up, C clears (C on none: cancel)
 host approve | decline RC | timeout      the acquirer's answer to the next request (RC: 2 letters/digits)
 host partial AMOUNT                       approve the next sale for AMOUNT minor units only (rc 10)
 host no39 | drop                          next request: approved but answered without field 39 /
                                           approved, then the connection dropped unanswered
 host reversal RC                          answer the next reversal with RC (e.g. 96: the charge stays)
 host down | up                            acquirer outage (offline approval, store-and-forward) / back
+host badmac | nomac                       next answer with a wrong MAC / without a MAC (the terminal reverses)
 paper ok|out|jam                          printer status
 console CMD  send a technician console command (status, faults, stats, wait, selftest, ...)
-ledger       what the acquirer simulator saw (MTI STAN kind AMOUNT rc=RC PAN [REPEAT])
+ledger       what the acquirer simulator saw (MTI STAN kind AMOUNT rc=RC PAN [REPEAT] pin= mac= card=)
 receipt      last printed receipts
 screen       show the display again                   quit      stop the terminal
 """
@@ -51,7 +53,8 @@ def add_arguments(p):
                         "translated for the 64-bit emulator (payterm_tools.memory)")
 
 
-HOST_USAGE = "usage: host approve | decline RC | partial AMOUNT | no39 | drop | reversal RC | timeout | down | up"
+HOST_USAGE = ("usage: host approve | decline RC | partial AMOUNT | no39 | drop | reversal RC | timeout | down | up"
+              " | badmac | nomac")
 CONSOLE_USAGE = "usage: console CMD   (e.g. console status, console faults 5; console help lists them)"
 
 
@@ -61,9 +64,27 @@ def ledger_path(state_dir):
 
 
 def ledger_line(e):
-    """`MTI STAN kind AMOUNT rc=RC PAN`, then ` REPEAT` for repeats (new fields go at the end)."""
-    return "%s %s %s %s rc=%s %s%s" % (e["mti"], e["stan"], e["kind"], e["amount"], e["rc"], e["pan_masked"],
+    """`MTI STAN kind AMOUNT rc=RC PAN`, then ` REPEAT` for repeats, then the host's security
+    findings (new fields go at the end, in this order: arqc= pin= mac= card=)."""
+    line = "%s %s %s %s rc=%s %s%s" % (e["mti"], e["stan"], e["kind"], e["amount"], e["rc"], e["pan_masked"],
                                        " REPEAT" if e["repeat"] else "")
+    line += " pin=%s mac=%s card=%s" % (e.get("pin", "-"), e.get("mac", "-"), e.get("card", "-"))
+    return line
+
+
+# payterm.ui.pinentry.DEBIT_AIDS (firmware; not importable here)
+_DEBIT_AIDS = ("A0000000043060", "A0000000032010", "A0000000032020", "A0000002771010", "A0000003591010")
+
+
+def _asks(card):
+    """When the terminal asks this card for its PIN (payterm.ui.pinentry.required)."""
+    sc = card.service_code
+    if sc[0] not in "26" and sc[2] in "0567":
+        return "  (swipe: PIN, service code %s)" % sc
+    first = sorted(card.aids, key=lambda a: 99 if a[2] is None else a[2])[0][0]
+    if first in _DEBIT_AIDS:  # the application the terminal selects is a debit one
+        return "  (debit: PIN when pin_debit is on)"
+    return ""
 
 
 def _rc(word):
@@ -108,6 +129,9 @@ class Session:
         self.emu.start()
         self.say("payterm emulator: state in %s, acquirer on %s:%d" % ((self.emu.state_dir,) + tuple(self.acq.address)))
         self.say("technician console: %s   (payterm diag --port %s)" % (self.emu.console_path, self.emu.console_path))
+        if self.emu.injected:
+            self.notes.append("DUKPT initial key %s (the acquirer simulator's test BDK) injected: PIN payments "
+                              "and MACs work from the first sale" % self.emu.injected)
         for n in self.notes:
             self.say(n)
         self.say("type `help` for commands")
@@ -142,7 +166,7 @@ class Session:
             self.say(HELP)
         elif cmd == "cards":
             for name, c in TEST_CARDS.items():
-                self.say("  %-16s %s" % (name, c.masked))
+                self.say("  %-16s %s  PIN %s%s" % (name, c.masked, TEST_PINS.get(name, "-"), _asks(c)))
         elif cmd == "swipe":
             name = next((w for w in rest if not w.startswith("--")), "visa")
             faults = {_SWIPE_FAULTS[w]: True for w in rest if w in _SWIPE_FAULTS}
@@ -195,7 +219,7 @@ class Session:
 
     def _host(self, rest):
         what, args = (rest[0].lower(), rest[1:]) if rest else ("", [])
-        if what in ("approve", "timeout", "no39", "drop", "down", "up") and not args:
+        if what in ("approve", "timeout", "no39", "drop", "down", "up", "badmac", "nomac") and not args:
             if what == "down":
                 if self.acq.running:
                     self.acq.stop()
@@ -204,7 +228,7 @@ class Session:
                     self.acq.start()
             else:
                 self.acq.script({"approve": "approve", "timeout": "no_answer", "no39": "no_rc",
-                                 "drop": "approve_drop"}[what])
+                                 "drop": "approve_drop", "badmac": "bad_mac", "nomac": "no_mac"}[what])
         elif what == "decline" and len(args) == 1 and _rc(args[0]):
             self.acq.script(("decline", args[0].upper()))
         elif what == "reversal" and len(args) == 1 and _rc(args[0]):

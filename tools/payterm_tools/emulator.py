@@ -14,7 +14,7 @@ import threading
 import time
 import tty
 
-from payterm_tools import BOARDS, FIRMWARE, provision
+from payterm_tools import BOARDS, FIRMWARE, keyinject, provision
 from payterm_tools.runtime import micropython_binary
 
 UART_NAMES = ("console", "mag", "nfc", "panel")
@@ -245,7 +245,7 @@ class Emulator:
     """Starts, stops and power-cuts the firmware on the EMULATOR board."""
 
     def __init__(self, state_dir, hosts, board="EMULATOR", config=None, log=None, external=(), mpy=False,
-                 heap=None):
+                 heap=None, keys=True):
         """external: UARTs ("panel", "mag", "nfc") handed to outside programs through
         Bridge ports (`self.bridges[name].path`) instead of host-side channels.
 
@@ -253,7 +253,12 @@ class Emulator:
         host HAL included) into `<state_dir>.mpy/` (beside the flash, like the acquirer's
         ledger), built at the first start; a directory path instead runs that build as it is.
         heap: the VM's GC heap in bytes (`micropython -X heapsize=N`); None is the unix
-        port's default (2 MiB). `heap_bytes(board)` translates a board's budget."""
+        port's default (2 MiB). `heap_bytes(board)` translates a board's budget.
+        keys: provisioning also injects a DUKPT initial key (the acquirer simulator's
+        test BDK) into a state directory that holds none, so a fresh emulator takes
+        PIN payments and MACed messages at once; False leaves the terminal without."""
+        self.keys = keys
+        self.injected = None  # initial key ID of the key the last provisioning injected
         self.state_dir = os.path.abspath(state_dir)
         self.mpy = mpy
         self.heap = heap
@@ -285,14 +290,18 @@ class Emulator:
         return os.path.join(BOARDS, self.board, "hardware.json")
 
     def provision(self):
-        """Write the terminal's provision.json: EMULATOR_PARAMS, the simulators' hosts, then `config`."""
+        """Write the terminal's provision.json: EMULATOR_PARAMS, the simulators' hosts, then `config`;
+        and its initial key file when the terminal has no keys yet (`keys`)."""
         with open(self.hardware_path) as f:
             hw = json.load(f)
         params = dict(EMULATOR_PARAMS)
         params["hosts"] = ["%s:%d" % tuple(h) for h in self.hosts]
         params["tech_pin_hash"] = provision.pin_hash(TECH_PIN, salt="emulator")
         params.update(self.config)
-        return provision.write(os.path.join(self.state_dir, provision.FILE), provision.make(hw, **params))
+        path = provision.write(os.path.join(self.state_dir, provision.FILE), provision.make(hw, **params))
+        if self.keys and not keyinject.has_keys(self.state_dir):
+            self.injected = keyinject.inject(self.state_dir)["ikid"]
+        return path
 
     @property
     def firmware_dir(self):

@@ -8,6 +8,13 @@ state directory. It is checked by the firmware's own validator
 so the host refuses exactly what the terminal would refuse at boot.
 
 Only a salted SHA-256 of the technician PIN is written, never the PIN.
+
+The DUKPT initial key is a separate file, `ikey.json` (docs/keys.md): `--ikey`
+writes it beside the provisioning file, from the acquirer simulator's test BDK
+(or `--bdk`, `--ikid`); for the EMULATOR board it is written by default when
+that directory (a state directory: the emulator's flash) holds no keys yet.
+A real board's key comes from the key injection facility's HSM, not from here:
+the parameters can be rewritten any time, a key only once per key ID.
 """
 import hashlib
 import json
@@ -17,7 +24,7 @@ import string
 import subprocess
 import sys
 
-from payterm_tools import BOARDS, FIRMWARE
+from payterm_tools import BOARDS, FIRMWARE, keyinject
 from payterm_tools.runtime import micropython_binary
 
 FILE = "provision.json"
@@ -113,6 +120,12 @@ def add_arguments(p):
     p.add_argument("--saf-max-total", type=int)
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                    help="any other parameter of payterm.config, value as JSON (e.g. --set read_timeout_ms=20000)")
+    p.add_argument("--ikey", action="store_true", default=None,
+                   help="also write the DUKPT initial key file ikey.json beside --out "
+                        "(default for --board EMULATOR when that directory holds no keys)")
+    p.add_argument("--no-ikey", dest="ikey", action="store_false", help="never write ikey.json")
+    p.add_argument("--bdk", default=None, help="BDK for --ikey, hex (default: the simulator's test BDK)")
+    p.add_argument("--ikid", default=None, help="initial key ID for --ikey, 16 hex digits (default: a new one)")
 
 
 def _say_errors(errors):
@@ -156,4 +169,14 @@ def run(args):
     out = args.out or "provision-%s.json" % p["terminal_id"]
     write(out, p)
     print("wrote %s for %s (TID %s)" % (out, args.board, p["terminal_id"]))
+    d = os.path.dirname(os.path.abspath(out))
+    want = getattr(args, "ikey", None)
+    if want is None:
+        want = args.board == "EMULATOR" and not keyinject.has_keys(d)
+    if want:
+        bdk = keyinject.parse_bdk(args.bdk, "payterm provision") if args.bdk else keyinject.hsm.TEST_BDK
+        rec = keyinject.inject(d, bdk, keyinject.parse_ikid(args.ikid, "payterm provision"))
+        # The key itself is never printed: the ID and check value tell keys apart.
+        print("wrote %s: initial key ID %s, check value %s" % (os.path.join(d, keyinject.FILE_NAME),
+                                                              rec["ikid"], rec["kcv"]))
     return 0

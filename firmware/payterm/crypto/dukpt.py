@@ -280,6 +280,16 @@ class Dukpt:
     def exhausted(self):
         return self._reg is not None and self._tc >= _TC_END
 
+    def problem(self):
+        """The code `begin()` would raise now (KEY-04, KEY-01, KEY-03), or None when keys are ready."""
+        if self._error is not None:
+            return "KEY-04"
+        if self._reg is None:
+            return "KEY-01"
+        if self._tc >= _TC_END:
+            return "KEY-03"
+        return None
+
     # -- key loading
     def install(self, ik, ikid, counter=1):
         """Load an initial key (bytearray, zeroed here) with its 8-byte IKID.

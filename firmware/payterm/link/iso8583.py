@@ -21,6 +21,9 @@ from payterm.link import spec87
 
 # ISO 8583:1987 section 4.2: a bitmap is 64 bits; bit 1 announces the next one.
 _BITMAP_BYTES = const(8)
+# ISO 8583:1987 4.2: the MAC is field 64, or field 128 when a secondary bitmap is present.
+_MAC1 = const(64)
+_MAC2 = const(128)
 # Longest frame the 2-byte length header of the link can carry.
 _MAX_MSG = const(4096)
 _DEFAULT_BUF = const(2048)
@@ -53,12 +56,13 @@ class Codec:
         self._hi = 0  # bytes of the buffer written since the last wipe
 
     # ------------------------------------------------------------ encode
-    def encode(self, msg):
+    def encode(self, msg, mac=None):
         """Message dict -> bytes. Raises ValueError on a malformed dict.
 
         The result is a copy the caller cannot wipe: the link sends `frame()`.
+        mac: see `frame`.
         """
-        return bytes(self._mv[: self._encode(msg, 0)])
+        return bytes(self._mv[: self._encode(msg, 0, mac)])
 
     def wipe(self):
         """Zero the encode buffer (it held the last request, PAN and track data included)."""
@@ -67,13 +71,19 @@ class Codec:
             buf[i] = 0
         self._hi = 0
 
-    def frame(self, msg):
+    def frame(self, msg, mac=None):
         """Message with the link's 2-byte big-endian length header in front.
 
         Returns a memoryview into the shared buffer (no copy on the hot path):
         valid until the next encode/frame call.
+
+        mac: None, or a callable(memoryview) -> 8 bytes (payterm.crypto.msgmac.Seal.mac).
+        The message then carries its MAC as the last field: 64, or 128 when a
+        secondary bitmap is present (ISO 8583:1987 4.2); the MAC is computed over
+        the encoded message with that bit set, from the MTI up to the MAC field
+        (docs/keys.md), and written in place after it.
         """
-        end = self._encode(msg, 2)
+        end = self._encode(msg, 2, mac)
         n = end - 2
         if n > _MAX_MSG:
             raise ValueError("message longer than %d bytes" % _MAX_MSG)
@@ -81,7 +91,7 @@ class Codec:
         self._buf[1] = n & 0xFF
         return self._mv[:end]
 
-    def _encode(self, msg, start):
+    def _encode(self, msg, start, mac=None):
         mti = msg.get("t")
         if not isinstance(mti, str) or len(mti) != 4:
             raise ValueError("MTI must be 4 characters")
@@ -95,8 +105,14 @@ class Codec:
                 raise ValueError("unknown field %r" % (k,))
             if n not in self.fields:
                 raise ValueError("unknown field %r" % (k,))
+            if mac is not None and (n == _MAC1 or n == _MAC2):
+                raise ValueError("field %d is the codec's when it MACs" % n)
             nums.append(n)
         nums.sort()
+        mac_field = 0
+        if mac is not None:
+            mac_field = _MAC2 if nums and nums[-1] > 64 else _MAC1
+            nums.append(mac_field)
         bm = self._bm
         for i in range(2 * _BITMAP_BYTES):
             bm[i] = 0
@@ -118,7 +134,13 @@ class Codec:
         else:
             self._put(bm[:nb])
         for n in nums:
-            self._field(n, msg[_key(n, msg)])
+            if n != mac_field:
+                self._field(n, msg[_key(n, msg)])
+        if mac is not None and mac_field:
+            tag = mac(self._mv[start:self._pos])
+            if len(tag) != self.fields[mac_field][1]:
+                raise ValueError("MAC of %d bytes" % len(tag))
+            self._put(tag)
         return self._pos
 
     def _put(self, b):
@@ -336,6 +358,14 @@ def _key(n, msg):
     return k if k in msg else n
 
 
+def mac_of(msg):
+    """The MAC a decoded message carries as its last field (64, or 128 with a secondary
+    bitmap), or None when it has none where one belongs."""
+    if "1" in msg:
+        return msg.get("128")
+    return msg.get("64")
+
+
 _codec = None
 
 
@@ -347,8 +377,8 @@ def codec():
     return _codec
 
 
-def encode(msg):
-    return codec().encode(msg)
+def encode(msg, mac=None):
+    return codec().encode(msg, mac)
 
 
 def decode(data):

@@ -292,12 +292,19 @@ class Link:
         return await self._readexactly(n, remaining)
 
     # ------------------------------------------------------------ exchange
-    async def exchange(self, fields, read_timeout_ms=None):
-        """Send `fields`, return the decoded matching response."""
-        async with self._lock:
-            return await self._exchange(fields, read_timeout_ms or self.read_timeout_ms)
+    async def exchange(self, fields, read_timeout_ms=None, sec=None):
+        """Send `fields`, return the decoded matching response.
 
-    async def _exchange(self, fields, read_timeout_ms):
+        sec: None, or the request's message keys (payterm.crypto.msgmac.Seal): the
+        request goes out with its MAC as the last field, and the matching answer
+        counts only with a valid host MAC over the bytes received. An answer
+        without one (KEY-08) or with a wrong one (KEY-07) is no answer the terminal
+        may act on: the outcome is unknown (`sent`), and the engine reverses.
+        """
+        async with self._lock:
+            return await self._exchange(fields, read_timeout_ms or self.read_timeout_ms, sec)
+
+    async def _exchange(self, fields, read_timeout_ms, sec=None):
         want_mti = iso8583.response_mti(fields["t"])
         want_stan = fields.get("11")
         want_tid = fields.get("41")
@@ -307,7 +314,7 @@ class Link:
         # Stream.write sends it or copies the rest before returning. The
         # buffer held the PAN/track/ICC data: zeroed as soon as it is sent.
         try:
-            await self._send(self.codec.frame(fields))
+            await self._send(self.codec.frame(fields, None if sec is None else sec.mac))
         finally:
             self.codec.wipe()
         if self.on_sent is not None:
@@ -348,4 +355,18 @@ class Link:
                 self.ignored += 1
                 self._note("ignored_frame")
                 continue
+            if sec is not None:
+                self._check_mac(sec, data, resp)
             return resp
+
+    def _check_mac(self, sec, data, resp):
+        """The host's MAC over the received bytes (the MAC field is the last 8)."""
+        tag = iso8583.mac_of(resp)
+        if tag is None:
+            raise _LinkFault("KEY-08", "answer %s without a MAC" % resp.get("t"), True)
+        try:
+            if bytes(memoryview(data)[len(data) - len(tag):]) != tag:
+                raise Fault("KEY-07", "MAC not the last field", "link")
+            sec.check(memoryview(data)[:len(data) - len(tag)], tag)
+        except Fault as f:
+            raise _LinkFault(f.code, "answer %s: %s" % (resp.get("t"), f.detail), True)

@@ -32,6 +32,15 @@ RC_NO_ORIGINAL = "25"
 NMI_LOGON = "001"
 NMI_ECHO = "301"
 
+# Security fields (docs/keys.md): 52 the format 4 PIN block, 53 the AES DUKPT KSN,
+# 62 the card data of an offline sale, encrypted under its data key (letter hex);
+# the MAC (64, or 128 with a secondary bitmap) is added by the codec.
+F_PIN = "52"
+F_KSN = "53"
+F_CARD_DATA = "62"
+# Requests that carry field 53 and a MAC, and whose answers must carry the host's MAC.
+SEALED = ("0200", "0201", "0220", "0221", "0400", "0401")
+
 # Field 90: original MTI (4) + STAN (6) + transmission date/time (10) + 2 x 11 ids.
 _F90_LEN = const(42)
 
@@ -113,13 +122,19 @@ def reversal(orig, repeat=False):
     return f
 
 
-def advice(orig, auth_code=None, repeat=False):
-    """0220 (0221 repeated): a store-and-forward sale approved offline."""
+def advice(orig, auth_code=None, repeat=False, card_data=None):
+    """0220 (0221 repeated): a store-and-forward sale approved offline.
+
+    card_data: the sale's card data as kept encrypted on the terminal (field 62,
+    docs/keys.md): the host decrypts it; the terminal never holds it in clear again.
+    """
     f = {k: orig[k] for k in _COPIED if k in orig}
     f["t"] = MTI_ADVICE_REPEAT if repeat else MTI_ADVICE
     f["11"] = orig["11"]
     if auth_code:
         f["38"] = auth_code
+    if card_data:
+        f[F_CARD_DATA] = card_data
     return f
 
 

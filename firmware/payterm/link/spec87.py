@@ -1,9 +1,11 @@
 """ISO 8583:1987 field table: pyiso8583's `default` spec written out for the firmware.
 
 The acquirer speaks ASCII MTI and numeric/text fields, a binary (8-byte)
-bitmap and binary PIN/ICC/MAC fields (52, 55, 64, 96, 128), exactly the spec
-the host tools decode with `iso8583.specs.default`; keeping the table in one
-place lets the cross-check test compare the two field by field.
+bitmap and binary PIN/ICC/MAC fields (52, 55, 64, 96, 128), the spec the host
+tools decode with (`payterm_tools.sim.acquirer.SPEC`: `iso8583.specs.default`
+with fields 52 and 53 changed for AES DUKPT, docs/keys.md): 52 carries the
+16-byte format 4 PIN block, 53 the 12-byte KSN as 24 hex characters. Keeping
+the table in one place lets the cross-check test compare the two field by field.
 
 Entry: field -> (len_type, max_len, data_enc, len_enc, description)
   len_type  0 fixed, 2 LLVAR, 3 LLLVAR (number of length digits)
@@ -70,8 +72,8 @@ FIELDS = {
     49: (0, 3, "a", "a", "Currency Code, Transaction"),
     50: (0, 3, "a", "a", "Currency Code, Settlement"),
     51: (0, 3, "a", "a", "Currency Code, Cardholder Billing"),
-    52: (0, 8, "b", "a", "PIN"),
-    53: (0, 16, "a", "a", "Security-Related Control Information"),
+    52: (0, 16, "b", "a", "PIN"),  # docs/keys.md: ISO 9564-1 format 4 PIN block (AES, 16 bytes)
+    53: (0, 24, "a", "a", "Security-Related Control Information"),  # docs/keys.md: AES DUKPT KSN, 24 hex
     54: (3, 240, "a", "a", "Additional Amounts"),
     55: (3, 255, "b", "a", "ICC data"),
     56: (3, 999, "a", "a", "Reserved ISO"),

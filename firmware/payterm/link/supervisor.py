@@ -191,23 +191,24 @@ class Supervisor:
                 await self._sleep_ms(self.breaker.open_ms)
 
     # ------------------------------------------------------------ requests
-    async def request(self, fields, deadline_ms=None, background=False):
+    async def request(self, fields, deadline_ms=None, background=False, sec=None):
         """Send `fields` and return the host's response dict, or raise Fault.
 
         Customer requests (the default) count their budget from this call and
         cancel a background exchange in flight; background requests wait for
-        the customer and are cancelled by one (HST-08).
+        the customer and are cancelled by one (HST-08). sec: the request's
+        message keys, handed to Link.exchange (MAC out, host MAC checked).
         """
         self.requests += 1
         if background:
-            return await self._background(fields, deadline_ms)
+            return await self._background(fields, deadline_ms, sec)
         deadline = time.ticks_add(self._ticks(), self.max_wait_ms if deadline_ms is None else deadline_ms)
         self._fg += 1
         self._no_fg.clear()
         try:
             await self.preempt()
             async with self._fg_lock:
-                return await self._attempts(fields, deadline, self._status)
+                return await self._attempts(fields, deadline, self._status, sec)
         finally:
             self._fg -= 1
             if not self._fg:
@@ -232,7 +233,7 @@ class Supervisor:
             pass
         self._bg = False  # the link is the customer's from here (status shows again)
 
-    async def _background(self, fields, deadline_ms):
+    async def _background(self, fields, deadline_ms, sec=None):
         async with self._bg_lock:
             while self._fg:
                 await self._no_fg.wait()
@@ -240,7 +241,7 @@ class Supervisor:
             self._bg = True
             self._bg_out = False
             self._preempting = False
-            t = asyncio.create_task(self._attempts(fields, deadline, _quiet))
+            t = asyncio.create_task(self._attempts(fields, deadline, _quiet, sec))
             self._bg_task = t
             try:
                 return await t
@@ -256,7 +257,7 @@ class Supervisor:
                 self._bg = False
                 self._preempting = False
 
-    async def _attempts(self, fields, deadline, say):
+    async def _attempts(self, fields, deadline, say, sec=None):
         self.backoff.reset()
         is_probe = fields.get("t") == "0800"
         attempt = 1
@@ -267,7 +268,7 @@ class Supervisor:
             try:
                 if probing and not is_probe:
                     await self._probe(deadline, say)
-                resp = await self._once(fields, deadline, say, attempt)
+                resp = await self._once(fields, deadline, say, attempt, sec)
                 self.breaker.success()
                 return resp
             except Fault as f:
@@ -300,7 +301,7 @@ class Supervisor:
     def _need(self):
         return max(1, min(self.min_read_ms, self.link.read_timeout_ms))
 
-    async def _once(self, fields, deadline, say, attempt):
+    async def _once(self, fields, deadline, say, attempt, sec=None):
         """Connect if needed, then one exchange, only if the answer can still be waited for."""
         need = self._need()
         remaining = time.ticks_diff(deadline, self._ticks())
@@ -315,7 +316,10 @@ class Supervisor:
             raise _never_sent("HST-06", "%d ms left after connecting, %d ms needed" % (remaining, need))
         self._went_out = False
         try:
-            return await self.link.exchange(fields, min(self.link.read_timeout_ms, remaining))
+            timeout = min(self.link.read_timeout_ms, remaining)
+            if sec is None:
+                return await self.link.exchange(fields, timeout)
+            return await self.link.exchange(fields, timeout, sec=sec)
         except asyncio.CancelledError:
             if self._bg:
                 self._bg_out = self._went_out

@@ -30,6 +30,13 @@ void's outcome and its original's mark. Every flow holds `claim(ref)` on the
 transactions it changes, so a background worker cannot act on them at the
 same time.
 
+Keys (docs/keys.md): every 0200/0220/0400 gets a fresh DUKPT counter (`seal`):
+its KSN in field 53, its MAC added by the link, the host's answer MAC-checked
+(a bad or missing one is an unknown outcome: reversed). A PIN goes only as the
+format 4 block of that counter, and a PIN sale is never approved offline. An
+offline approval stores its card data encrypted under that counter's data key
+(payterm.txn.cardstore) for its advice, erased once the advice is settled.
+
 Numbering: STANs and refs are separate 6-digit sequences saved before use,
 seeded at boot above the newest in the journal and the state (plus a gap
 when the state was lost), skipping any still in the journal after the wrap.
@@ -40,6 +47,7 @@ import time
 from payterm import codes
 from payterm.errors import Fault
 from payterm.link import iso8583, messages
+from payterm.txn import cardstore as _cards
 from payterm.txn import currency as _cur
 from payterm.txn import journal as _jr
 from payterm.txn.result import Result
@@ -121,10 +129,19 @@ class _Claim:
 
 class Engine:
     def __init__(self, supervisor, journal, state, saf, cfg, diag, clock, ticks, status, sleep_ms=None,
-                 close_waits=True):
+                 close_waits=True, keys=None, cards=None):
         """close_waits=False: the caller owns the whole customer interaction (card read
-        before, receipt after) and ends the wait record itself with diag.txn_done(ref)."""
+        before, receipt after) and ends the wait record itself with diag.txn_done(ref).
+
+        keys: the terminal's DUKPT keys (payterm.crypto.dukpt.Dukpt): every 0200, 0220
+        and 0400 then carries its KSN (field 53) and a MAC, the host's answers must
+        carry a valid MAC, a PIN goes in field 52, and an offline sale keeps its card
+        data encrypted in `cards` (payterm.txn.cardstore.CardStore) for its advice.
+        Without keys nothing is sealed (tests of the money rules only: the
+        application always passes them)."""
         self.sup = supervisor
+        self.keys = keys
+        self.cards = cards
         self.journal = journal
         self.state = state
         self.cfg = dict(DEFAULTS)
@@ -167,9 +184,44 @@ class Engine:
     def _ticks_diff(self, a, b):
         return time.ticks_diff(a, b)
 
-    async def _send(self, fields, deadline_ms):
+    async def _send(self, fields, deadline_ms, sec=None):
         """One customer exchange: the supervisor puts it before any background work."""
-        return await self.sup.request(fields, deadline_ms)
+        if sec is None:
+            return await self.sup.request(fields, deadline_ms)
+        return await self.sup.request(fields, deadline_ms, sec=sec)
+
+    def seal(self, fields):
+        """(txn, sec) for a request: a fresh DUKPT transaction, its KSN put in field 53,
+        and the message keys the link MACs with; (None, None) without keys.
+        KEY-01/03/04 raise before anything is sent."""
+        if self.keys is None:
+            return None, None
+        txn = self.keys.begin()
+        try:
+            fields[messages.F_KSN] = txn.field53()
+            from payterm.crypto.msgmac import Seal
+
+            return txn, Seal(txn)
+        except BaseException:
+            txn.wipe()
+            raise
+
+    @staticmethod
+    def unseal(txn, sec):
+        if sec is not None:
+            sec.wipe()
+        if txn is not None:
+            txn.wipe()
+
+    def forget_card(self, ref):
+        """Erase the stored card data of offline sale `ref` (its advice is settled or cancelled)."""
+        if self.cards is None:
+            return
+        try:
+            self.cards.erase(ref)
+        except Exception as e:
+            # Left for the boot sweep; the record is ciphertext under a key the terminal lost.
+            self._fail(e.code if isinstance(e, Fault) else "SYS-09", "txn", "erase card data %s: %s" % (ref, e))
 
     def _result(self, t, approved, code=None, offline=False):
         if approved:
@@ -196,8 +248,10 @@ class Engine:
             pass  # reporting a failure must never become one
 
     # ------------------------------------------------------------ customer flows
-    async def sale(self, card, amount, currency=None):
-        return await self._guarded("sale", self._authorize("sale", card, amount, currency))
+    async def sale(self, card, amount, currency=None, pin=None):
+        """pin: the cardholder's PIN as a bytearray of ASCII digits (payterm.ui.pinentry),
+        zeroed here whatever happens; it goes to the host only as a format 4 PIN block."""
+        return await self._guarded("sale", self._authorize("sale", card, amount, currency, pin))
 
     async def refund(self, card, amount, currency=None):
         return await self._guarded("refund", self._authorize("refund", card, amount, currency))
@@ -239,9 +293,10 @@ class Engine:
     def _stans_in_use(self):
         return self.journal.held_stans()
 
-    async def _authorize(self, kind, card, amount, currency):
+    async def _authorize(self, kind, card, amount, currency, pin=None):
         stan = ref = cur = None
         fields = None
+        txn = sec = None
         try:
             try:
                 cur = int(currency or self.cfg["currency"])
@@ -253,9 +308,23 @@ class Engine:
                 fields = build(stan, self.cfg["terminal_id"], amount, f49, card.auth_fields(),
                                self.cfg["merchant_id"], self.clock())
                 fields["22"] = card.entry_mode
-                t = self.journal.create(ref, {
-                    "kind": kind, "st": "pending", "stan": stan, "amt": amount, "cur": cur, "pan": card.masked,
-                    "ts": self.clock(), "req": self._kept(fields)})
+                if pin is not None and self.keys is None:
+                    raise Fault("KEY-01", "a PIN was entered but there is no key to encipher it", "key")
+                txn, sec = self.seal(fields)
+                if pin is not None and txn is not None:
+                    from payterm.crypto import aes, pinblock
+
+                    k = txn.pin_key()
+                    try:
+                        # PIN-01 for a bad length; the digits are zeroed in there either way.
+                        fields[messages.F_PIN] = pinblock.encipher(k, pin, fields["2"])
+                    finally:
+                        aes.wipe(k)
+                rec = {"kind": kind, "st": "pending", "stan": stan, "amt": amount, "cur": cur, "pan": card.masked,
+                       "ts": self.clock(), "req": self._kept(fields)}
+                if pin is not None:
+                    rec["pin"] = 1  # the sale was PIN-verified online (never the PIN itself)
+                t = self.journal.create(ref, rec)
             except Exception as f:
                 # Nothing was sent: a clean decline.
                 code = f.code if isinstance(f, Fault) else "SYS-09"
@@ -264,14 +333,18 @@ class Engine:
                               amount=amount if isinstance(amount, int) else 0, currency=(cur or 0) if ref else 0,
                               masked=card.masked)
             async with self.claim(ref):
-                return await self._exchange(t, fields, offline_ok=(kind == "sale"))
+                return await self._exchange(t, fields, offline_ok=(kind == "sale"), sec=sec, txn=txn)
         finally:
+            if pin is not None:
+                for i in range(len(pin)):
+                    pin[i] = 0
             card.wipe()
+            self.unseal(txn, sec)
             if fields is not None:
-                for k in ("2", "35", "55"):
+                for k in ("2", "35", "55", messages.F_PIN):
                     fields.pop(k, None)
 
-    async def _exchange(self, t, fields, offline_ok):
+    async def _exchange(self, t, fields, offline_ok, sec=None, txn=None):
         """Send one customer request and settle its outcome; never raises.
 
         While it is in `_out` the request may be at the host: if anything escapes
@@ -279,23 +352,23 @@ class Engine:
         """
         ref = t["ref"]
         self._out.add(ref)
-        r = await self._exchange_settle(t, fields, offline_ok)
+        r = await self._exchange_settle(t, fields, offline_ok, sec, txn)
         self._out.discard(ref)
         return r
 
-    async def _exchange_settle(self, t, fields, offline_ok):
+    async def _exchange_settle(self, t, fields, offline_ok, sec=None, txn=None):
         ref = t["ref"]
         self._status("PROCESSING")
         t0 = self.ticks()
         try:
-            resp = await self._send(fields, self.cfg["max_wait_ms"])
+            resp = await self._send(fields, self.cfg["max_wait_ms"], sec)
         except Fault as f:
             self._waited(ref, t0)
             self._fail(f.code, f.stage or "host", "%s %s" % (t.get("kind"), ref))
             if _sent(f):
                 return self._unsure(t, f.code)
             self._out.discard(ref)
-            return self._offline(t, f, offline_ok)
+            return self._offline(t, f, offline_ok, fields, txn)
         except Exception as e:  # a bug past the send: the host may have it, so reverse
             self._fail("SYS-09", "txn", repr(e))
             return self._unsure(t, "SYS-09")
@@ -367,20 +440,35 @@ class Engine:
         self._done(ref)
         return self._result(t, code is None, code)
 
-    def _offline(self, t, f, offline_ok):
-        """The request never left: approve offline (SAF) or decline with the reason. Never raises."""
+    def _offline(self, t, f, offline_ok, fields=None, txn=None):
+        """The request never left: approve offline (SAF) or decline with the reason. Never raises.
+
+        An online PIN cannot be checked offline (PIN-05). With keys, the card data the
+        advice needs is stored encrypted under this transaction's data key first
+        (payterm.txn.cardstore); no offline approval without it.
+        """
         ref = t["ref"]
         code = f.code
-        if offline_ok and self.saf.floor_limit > 0:
+        if offline_ok and t.get("pin"):
+            code = "PIN-05"
+            self._fail(code, "txn", "%s offline: %s" % (ref, f.code))
+        elif offline_ok and self.saf.floor_limit > 0:
+            stored = False
             try:
                 self.saf.check(t["amt"])
-                t = self.journal.update(ref, {"kind": "saf", "st": "pending", "tries": 0,
-                                              "auth": "Y1" + t["stan"][-4:], "code": None})
+                upd = {"kind": "saf", "st": "pending", "tries": 0, "auth": "Y1" + t["stan"][-4:], "code": None}
+                if txn is not None and self.cards is not None and fields is not None:
+                    self.cards.put(ref, _cards.pack(txn, fields))
+                    stored = True
+                    upd["cd"] = 1  # its card data is in the card store (never in the journal)
+                t = self.journal.update(ref, upd)
                 self._done(ref)
                 return self._result(t, True, None, offline=True)
             except Exception as g:
                 code = g.code if isinstance(g, Fault) else "SYS-09"
                 self._fail(code, "txn", ref)
+                if stored:
+                    self.forget_card(ref)
         t = self.mark(ref, {"st": "failed", "code": code}) or t
         self._done(ref)
         return self._result(t, False, code)
@@ -474,6 +562,7 @@ class Engine:
             o = j.get(t.get("orig"))
             if o is not None and (o.get("st") != "reversed" or o.get("voided") != ref):
                 self.mark(o["ref"], {"st": "reversed", "voided": ref})
+                self.forget_card(o["ref"])
         return t
 
     # ------------------------------------------------------------ numbering at boot
@@ -538,7 +627,23 @@ class Engine:
                 self._fail("HST-05", "txn", "in flight at power loss %s" % t["ref"])
                 n += 1
         self._voids.repair()
+        self.sweep_cards()
         return n
+
+    def sweep_cards(self):
+        """Erase stored card data no queued advice needs (a cut left it behind). Never raises."""
+        if self.cards is None:
+            return
+        keep = set()
+        for t in self.journal.records("saf"):
+            if t.get("st") in ("pending", "failed", "voiding"):
+                keep.add(t["ref"])
+        try:
+            n = self.cards.sweep(keep)
+            if n:
+                self._fail("SYS-02", "txn", "%d card data record(s) no advice needs: erased" % n)
+        except Exception as e:
+            self._fail(e.code if isinstance(e, Fault) else "SYS-09", "txn", "card data sweep: %s" % e)
 
     def reversals(self):
         return self.journal.records(st="reversing")

@@ -96,25 +96,42 @@ class Voids:
             o = self.e.journal.update(ref, {"st": "voided", "voided": ref})
         except Exception as x:
             return self._refused(ref, x.code if isinstance(x, Fault) else "SYS-09", "drop: %s" % x)
+        self.e.forget_card(ref)
         r = self.e._result(o, True, None, offline=True)
         r.kind = "void"
         return r
 
     async def _void_online(self, o):
         ref = o["ref"]
+        txn = sec = None
         try:
-            stan, vref = self.e._numbers()
-            fields = messages.void(stan, o["req"], o.get("rrn"), self.e.clock())
-            t = self.e.journal.create(vref, {
-                "kind": "void", "st": "pending", "stan": stan, "amt": o.get("amt", 0), "cur": o.get("cur", 0),
-                "pan": o.get("pan", ""), "orig": ref, "ts": self.e.clock(), "req": self.e._kept(fields)})
-        except Exception as f:
-            return self._refused(ref, f.code if isinstance(f, Fault) else "SYS-09", "void: %s" % f)
-        async with self.e.claim(vref):
-            return await self.e._exchange(t, fields, offline_ok=False)
+            try:
+                stan, vref = self.e._numbers()
+                fields = messages.void(stan, o["req"], o.get("rrn"), self.e.clock())
+                txn, sec = self.e.seal(fields)
+                t = self.e.journal.create(vref, {
+                    "kind": "void", "st": "pending", "stan": stan, "amt": o.get("amt", 0), "cur": o.get("cur", 0),
+                    "pan": o.get("pan", ""), "orig": ref, "ts": self.e.clock(), "req": self.e._kept(fields)})
+            except Exception as f:
+                return self._refused(ref, f.code if isinstance(f, Fault) else "SYS-09", "void: %s" % f)
+            async with self.e.claim(vref):
+                return await self.e._exchange(t, fields, offline_ok=False, sec=sec)
+        finally:
+            self.e.unseal(txn, sec)
 
     async def _void_advice(self, o):
         """Cancel an offline sale the host may hold: a reversal of its advice (0400 naming the 0220)."""
+        fields = {}
+        try:
+            txn, sec = self.e.seal(fields)  # before anything is journaled: KEY-01/03/04 refuse the void
+        except Exception as f:
+            return self._refused(o["ref"], f.code if isinstance(f, Fault) else "SYS-09", "void: %s" % f)
+        try:
+            return await self._void_advice_sealed(o, fields, sec)
+        finally:
+            self.e.unseal(txn, sec)
+
+    async def _void_advice_sealed(self, o, sealed, sec):
         sref = o["ref"]
         v = None
         try:
@@ -133,23 +150,24 @@ class Voids:
                 self.e.mark(v["ref"], {"st": "failed", "code": code})  # nothing was sent
             return self._refused(sref, code, "void: %s" % f)
         fields = messages.reversal(req)
+        fields.update(sealed)  # field 53 of the transaction the MAC keys belong to
         async with self.e.claim(vref):
-            return await self._cancel_advice(v, o, fields)
+            return await self._cancel_advice(v, o, fields, sec)
 
-    async def _cancel_advice(self, v, o, fields):
+    async def _cancel_advice(self, v, o, fields, sec=None):
         vref = v["ref"]
         self.e._out.add(vref)  # as in _exchange: left there if anything escapes
-        r = await self._cancel_settle(v, o, fields)
+        r = await self._cancel_settle(v, o, fields, sec)
         self.e._out.discard(vref)
         return r
 
-    async def _cancel_settle(self, v, o, fields):
+    async def _cancel_settle(self, v, o, fields, sec=None):
         vref = v["ref"]
         sref = o["ref"]
         self.e._status("PROCESSING")
         t0 = self.e.ticks()
         try:
-            resp = await self.e._send(fields, self.e.cfg["max_wait_ms"])
+            resp = await self.e._send(fields, self.e.cfg["max_wait_ms"], sec)
         except Fault as f:
             self.e._waited(vref, t0)
             self.e._fail(f.code, f.stage or "host", "void %s of offline %s" % (vref, sref))
@@ -176,6 +194,7 @@ class Voids:
                 # Either way it is cancelled and never uploaded afterwards.
                 v = self.e.journal.update(vref, {"st": "approved", "rc": rc})
                 self.e.mark(sref, {"st": "reversed", "voided": vref, "rv_rc": rc})
+                self.e.forget_card(sref)
                 self.e._done(vref)
                 return self.e._result(v, True, None)
             # The host refused to cancel: the sale stands, its advice goes on as before.

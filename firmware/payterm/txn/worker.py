@@ -20,6 +20,9 @@ Money rules:
   back (`sup.wait_online()`) instead of spending attempts.
 - Each attempt holds `engine.claim(ref)` and re-reads the record first (a
   void may have changed it); journal writes go through `engine.mark`.
+- Every attempt is sealed with a DUKPT counter of its own (engine.seal: field
+  53 and the MAC; a bad host MAC is no answer). An advice carries its sale's
+  encrypted card data (field 62, from engine.cards), erased once a 0230 answered it.
 - The customer comes first: attempts are background requests, which a
   customer request cancels (HST-08). The item stays queued, and since the
   request may have left, the next attempt is flagged as a repeat.
@@ -201,33 +204,41 @@ class Worker:
                 return None
             n = t.get("rv", 0) + 1
             out = t.get("rv_out", 0)
-            # Write-ahead: counted as possibly delivered before it leaves; taken back if it provably did not.
-            e.mark(ref, {"rv": n, "rv_out": out + 1})
             fields = messages.reversal(t["req"], repeat=out > 0)
+            txn, sec = e.seal(fields)  # every attempt has its own KSN; KEY-0x: tried again later
             try:
-                resp = await self.sup.request(fields, self.wait_ms, background=True)
-            except asyncio.CancelledError:
-                self._again(ref, _REVERSAL, False)
-                raise
-            except Fault as f:
-                sent = _sent(f)
-                if not sent:
-                    e.mark(ref, {"rv_out": out})
-                if f.code != _PREEMPTED:
-                    e.diag.fault(f.code, "retry", "reversal %s try %d" % (ref, n))
-                self._again(ref, _REVERSAL, sent and f.code != _PREEMPTED)
-                return False
-            rc = resp.get("39")
-            if _matches(resp, fields) and rc in _REVERSED_RC:
-                e.mark(ref, {"st": "reversed", "rv_rc": rc})
-                self._settled(ref)
-                return True
-            # Answered, but not an acknowledgement: the host may still hold the charge.
-            e.mark(ref, {"rv_rc": rc})
-            code = "HST-03" if not _matches(resp, fields) else (codes.for_rc(rc) or "HST-03")
-            e.diag.fault(code, "retry", "reversal %s answered %s: repeating" % (ref, rc))
-            self._again(ref, _REVERSAL, True)
+                return await self._reverse_sealed(ref, t, n, out, fields, sec)
+            finally:
+                e.unseal(txn, sec)
+
+    async def _reverse_sealed(self, ref, t, n, out, fields, sec):
+        e = self.engine
+        # Write-ahead: counted as possibly delivered before it leaves; taken back if it provably did not.
+        e.mark(ref, {"rv": n, "rv_out": out + 1})
+        try:
+            resp = await self._request(fields, sec)
+        except asyncio.CancelledError:
+            self._again(ref, _REVERSAL, False)
+            raise
+        except Fault as f:
+            sent = _sent(f)
+            if not sent:
+                e.mark(ref, {"rv_out": out})
+            if f.code != _PREEMPTED:
+                e.diag.fault(f.code, "retry", "reversal %s try %d" % (ref, n))
+            self._again(ref, _REVERSAL, sent and f.code != _PREEMPTED)
             return False
+        rc = resp.get("39")
+        if _matches(resp, fields) and rc in _REVERSED_RC:
+            e.mark(ref, {"st": "reversed", "rv_rc": rc})
+            self._settled(ref)
+            return True
+        # Answered, but not an acknowledgement: the host may still hold the charge.
+        e.mark(ref, {"rv_rc": rc})
+        code = "HST-03" if not _matches(resp, fields) else (codes.for_rc(rc) or "HST-03")
+        e.diag.fault(code, "retry", "reversal %s answered %s: repeating" % (ref, rc))
+        self._again(ref, _REVERSAL, True)
+        return False
 
     async def _advise(self, ref):
         e = self.engine
@@ -238,42 +249,62 @@ class Worker:
                 return None
             tries = t.get("tries", 0)
             out = t.get("out", 0)
-            # Write-ahead: counted as delivered before it leaves; taken back if it provably did not.
-            e.mark(ref, {"tries": tries + 1, "out": out + 1})
-            fields = messages.advice(t["req"], t.get("auth"), repeat=out > 0)
+            card = None
+            if t.get("cd") and e.cards is not None:
+                card = e.cards.get(ref)
+                if card is None:
+                    # Lost or damaged on flash: sent without, the host will refuse it (technician case).
+                    e.diag.fault("KEY-09", "worker", "advice %s without its card data" % ref)
+            fields = messages.advice(t["req"], t.get("auth"), repeat=out > 0, card_data=card)
+            txn, sec = e.seal(fields)  # every attempt has its own KSN; KEY-0x: tried again later
             try:
-                resp = await self.sup.request(fields, self.wait_ms, background=True)
-            except asyncio.CancelledError:
+                return await self._advise_sealed(ref, tries, out, fields, sec)
+            finally:
+                e.unseal(txn, sec)
+
+    async def _advise_sealed(self, ref, tries, out, fields, sec):
+        e = self.engine
+        # Write-ahead: counted as delivered before it leaves; taken back if it provably did not.
+        e.mark(ref, {"tries": tries + 1, "out": out + 1})
+        try:
+            resp = await self._request(fields, sec)
+        except asyncio.CancelledError:
+            self._again(ref, _ADVICE, False)
+            raise
+        except Fault as f:
+            if not _sent(f):
+                e.mark(ref, {"tries": tries, "out": out})
+                if f.code != _PREEMPTED:
+                    e.diag.fault(f.code, "retry", "advice %s not sent" % ref)
                 self._again(ref, _ADVICE, False)
-                raise
-            except Fault as f:
-                if not _sent(f):
-                    e.mark(ref, {"tries": tries, "out": out})
-                    if f.code != _PREEMPTED:
-                        e.diag.fault(f.code, "retry", "advice %s not sent" % ref)
-                    self._again(ref, _ADVICE, False)
-                    return False
-                if f.code == _PREEMPTED:
-                    # It may have left (so the next one is a 0221), but it got no chance to be answered.
-                    e.mark(ref, {"tries": tries})
-                    self._again(ref, _ADVICE, False)
-                    return False
-                return self._unanswered(ref, tries + 1, f.code, "%s" % f.code)
-            rc = resp.get("39")
-            if not _matches(resp, fields) or not _clean_rc(rc):
-                return self._unanswered(ref, tries + 1, "HST-02" if rc is None else "HST-03",
-                                        "answer %s rc %r" % (resp.get("t"), rc))
-            code = codes.for_rc(rc)
-            upd = {"rc": rc, "rrn": resp.get("37")}
-            if code is None:
-                upd["st"] = "sent"
-            else:
-                upd["st"] = "declined"
-                upd["code"] = code
-                e.diag.fault(code, "host", "advice %s" % ref)
-            e.mark(ref, upd)
-            self._settled(ref)
-            return True
+                return False
+            if f.code == _PREEMPTED:
+                # It may have left (so the next one is a 0221), but it got no chance to be answered.
+                e.mark(ref, {"tries": tries})
+                self._again(ref, _ADVICE, False)
+                return False
+            return self._unanswered(ref, tries + 1, f.code, "%s" % f.code)
+        rc = resp.get("39")
+        if not _matches(resp, fields) or not _clean_rc(rc):
+            return self._unanswered(ref, tries + 1, "HST-02" if rc is None else "HST-03",
+                                    "answer %s rc %r" % (resp.get("t"), rc))
+        code = codes.for_rc(rc)
+        upd = {"rc": rc, "rrn": resp.get("37")}
+        if code is None:
+            upd["st"] = "sent"
+        else:
+            upd["st"] = "declined"
+            upd["code"] = code
+            e.diag.fault(code, "host", "advice %s" % ref)
+        e.mark(ref, upd)
+        e.forget_card(ref)  # the host has answered it: the ciphertext goes
+        self._settled(ref)
+        return True
+
+    def _request(self, fields, sec):
+        if sec is None:
+            return self.sup.request(fields, self.wait_ms, background=True)
+        return self.sup.request(fields, self.wait_ms, background=True, sec=sec)
 
     def _unanswered(self, ref, tries, code, why):
         """The advice left but got no clean answer: repeat (0221), or give up after saf_max_tries."""

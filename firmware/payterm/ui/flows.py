@@ -19,6 +19,7 @@ from micropython import const
 from payterm import codes
 from payterm.errors import Fault
 from payterm.printer import receipt
+from payterm.ui import pinentry
 from payterm.txn.currency import alpha, format_amount
 
 _MAX_DIGITS = const(9)
@@ -156,11 +157,14 @@ class Cashier:
         if isinstance(card, str):
             return await self._failed(kind, card, "card")
         waited = time.ticks_diff(app.hal.ticks(), t0)
+        pin = await pinentry.ask(app, kind, card, self._head)  # None: no PIN asked
+        if isinstance(pin, str):
+            return await self._failed(kind, pin, "pin")
         lift = _REMOVE if card.source == "tap" and app.cards.awaiting_removal else ""
         self.panel.show([self._head, "CARD " + card.masked[-8:], "PROCESSING", lift])
         app.event("CARD %s %s" % (card.source, card.masked))
         if kind == "sale":
-            result = await app.engine.sale(card, amount, cur)
+            result = await app.engine.sale(card, amount, cur, pin=pin)
         else:
             result = await app.engine.refund(card, amount, cur)
         if result.ref:

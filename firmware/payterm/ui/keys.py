@@ -17,6 +17,7 @@ KEYS = b"0123456789ECBF*#"
 class KeyQueue:
     def __init__(self, depth=_DEPTH):
         self._q = recqueue.RecordQueue(depth, 1)
+        self._depth = depth
         self._one = bytearray(1)
         self._out = bytearray(1)
 
@@ -35,6 +36,18 @@ class KeyQueue:
 
     def clear(self):
         self._q.clear()
+
+    def wipe(self):
+        """Empty the queue and overwrite every slot of its ring: keys that were PIN digits
+        must not stay in RAM after the PIN block is built (payterm.ui.pinentry)."""
+        q = self._q
+        q.clear()
+        z = self._one
+        z[0] = 0
+        for _ in range(self._depth):
+            q.push(z)
+        q.clear()
+        self._out[0] = 0
 
     def __len__(self):
         return len(self._q)

@@ -73,6 +73,11 @@ class Panel:
         self._keys.clear()
         self._ev.clear()
 
+    def wipe_keys(self):
+        """clear_keys, and overwrite the queue's memory (after PIN entry)."""
+        self._keys.wipe()
+        self._ev.clear()
+
     async def key(self, timeout_ms=None):
         """Next key as a 1-char string, or None after timeout_ms."""
         while not len(self._keys):

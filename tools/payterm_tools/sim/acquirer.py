@@ -38,8 +38,19 @@ import struct
 import threading
 import time
 
+import copy
+
 import iso8583
-from iso8583.specs import default as SPEC
+from iso8583.specs import default as _DEFAULT
+
+from payterm_tools.sim import hsm as _hsm
+
+# The acquirer's field table: pyiso8583's `default` (ISO 8583:1987) with AES DUKPT's
+# fields 52 (the 16-byte format 4 PIN block) and 53 (the KSN as 24 hex characters),
+# as docs/keys.md specifies and firmware/payterm/link/spec87.py has them.
+SPEC = copy.deepcopy(_DEFAULT)
+SPEC["52"]["max_len"] = 16
+SPEC["53"].update({"data_enc": "ascii", "len_type": 0, "max_len": 24})
 
 _HDR = struct.Struct(">H")
 _MAX_FRAME = 4096
@@ -89,7 +100,11 @@ ACTIONS = {
                                 # (the path back died: those never reach the host, nor the ledger)
     "huge_len": "",             # book, answer a length header 0xFFFF and a few bytes; the connection stays open
     "zero_len": "",             # book, answer a length header 0 and nothing else
+    "bad_mac": "",              # book as decided, answer with a wrong MAC (field 64/128)
+    "no_mac": "",               # book as decided, answer without a MAC
 }
+# PIN tries before the issuer blocks the card's PIN (rc 75 from the last wrong try on).
+PIN_TRIES = 3
 
 
 def mask_pan(pan):
@@ -175,6 +190,16 @@ def _kind(mti, pcode):
     return "auth"
 
 
+def _pin_by_service_code(req):
+    """A swiped card whose service code (track 2) asks for a PIN (third digit 0, 5, 6, 7)."""
+    if req.get("22", "")[:2] not in ("90", "80"):
+        return False
+    t2 = req.get("35", "")
+    k = t2.find("=")
+    sc = t2[k + 5:k + 8] if k >= 0 else ""
+    return len(sc) == 3 and sc[2] in "0567"
+
+
 def _orig_stan(req):
     """STAN of the transaction a reversal/void refers to (field 90, else 11)."""
     f90 = req.get("90", "")
@@ -230,6 +255,7 @@ class _Book:
         self.received = {}   # (tid, stan, date) -> _Orig: 0200s received (duplicate detection)
         self.advised = {}    # (tid, stan, date) -> _Orig: advices
         self.rrn = 0
+        self.pin_tries = {}  # pan_masked -> wrong PIN tries in a row (the issuer's PIN try counter)
         if path and os.path.exists(path):
             with open(path) as f:
                 for line in f:
@@ -265,7 +291,7 @@ class _Book:
         return None
 
     # ------------------------------------------------------------ decisions
-    def decide(self, req, action, host, auth_code):
+    def decide(self, req, action, host, auth_code, sec=None):
         """The ledger entry for one request: what the host answers and whether it books it.
 
         Keys: mti, stan, tid, kind (auth refund void reversal advice echo other), amount
@@ -274,7 +300,14 @@ class _Book:
         (approved/declined), booked (this request changed what the host holds),
         repeat (a repeat MTI, or a message the host already had), note (why, for
         non-obvious answers), delivery (script action), rrn, auth_code, date (MMDD),
-        f7, orig_mti/orig_stan/orig_f7 (field 90 of reversals and voids), host, ts.
+        f7, orig_mti/orig_stan/orig_f7 (field 90 of reversals and voids), host, ts,
+        pin / mac / card (the HSM's findings, `hsm.inspect`: ok, bad, missing or -).
+
+        sec: the HSM's inspection of the request (None: a host that checks no MACs).
+        A message whose MAC or key data fails is answered with the HSM's code (63,
+        30) and never booked nor remembered; an advice needs its card data
+        (field 62) to decrypt (else 30, card=missing); a wrong PIN is 55, the
+        PIN_TRIES-th wrong one in a row and every PIN after it 75.
         """
         mti = req["t"]
         kind = _kind(mti, req.get("3", ""))
@@ -294,6 +327,7 @@ class _Book:
             "orig_stan": _orig_stan(req) if kind in ("reversal", "void") else "",
             "orig_f7": f90[10:20] if kind in ("reversal", "void") else "",
             "host": host, "ts": round(time.time(), 3),
+            "pin": sec["pin"] if sec else "-", "mac": sec["mac"] if sec else "-", "card": sec["card"] if sec else "-",
         }
         scripted = action[1] if name == "decline" else None
         rc, booked, note = "00", False, ""
@@ -303,10 +337,16 @@ class _Book:
             rc, note = "12", "unsupported message type"
         elif missing:
             rc, note = "30", "format: " + " ".join(missing)
+        elif sec is not None and sec["error"] is not None:
+            rc, note = sec["error"].rc, "security: %s" % sec["error"]
+        elif kind == "advice" and sec is not None and sec["card"] != "ok":
+            rc, note = "30", "format: no usable card data (field 62)"
         elif kind == "echo":
             rc = scripted or "00"
         elif kind in ("auth", "refund", "void") and not e["repeat"] and (tid, stan, e["date"]) in self.received:
             rc, note = "94", "duplicate transmission"
+        elif self._pin_answer(kind, req, e):
+            rc, note = self._pin_answer(kind, req, e)
         elif scripted is not None:
             rc, note = scripted, "scripted"
         elif kind in ("auth", "refund") and e["repeat"] and (tid, stan, e["date"]) in self.received:
@@ -371,6 +411,19 @@ class _Book:
                 e["auth_code"] = prior["auth_code"] if prior and prior.get("auth_code") else auth_code
         return e
 
+    def _pin_answer(self, kind, req, e):
+        """(rc, note) when the issuer declines for the PIN, else None."""
+        if kind not in ("auth", "refund"):
+            return None
+        n = self.pin_tries.get(e["pan_masked"], 0)
+        if e["pin"] in ("ok", "bad") and n >= PIN_TRIES:
+            return "75", "PIN tries exceeded: the card's PIN is blocked"
+        if e["pin"] == "bad":
+            return ("75" if n + 1 >= PIN_TRIES else "55"), "wrong PIN (try %d of %d)" % (n + 1, PIN_TRIES)
+        if kind == "auth" and e["mac"] != "-" and e["pin"] == "-" and _pin_by_service_code(req):
+            return "55", "the card's service code requires a PIN, none sent"
+        return None
+
     @staticmethod
     def _format_errors(kind, req):
         need = _MANDATORY.get(kind, ())
@@ -396,8 +449,14 @@ class _Book:
         if rrn.isdigit():
             self.rrn = max(self.rrn, int(rrn))
         kind, rc = e["kind"], e.get("rc", "")
-        if rc == "30" or kind in ("echo", "other"):
-            return
+        if e.get("pin") in ("ok", "bad") and rc not in ("30", "94") and e.get("mac") != "bad":
+            pm = e.get("pan_masked", "")
+            if e["pin"] == "bad":
+                self.pin_tries[pm] = self.pin_tries.get(pm, 0) + 1
+            elif self.pin_tries.get(pm, 0) < PIN_TRIES:
+                self.pin_tries[pm] = 0
+        if rc == "30" or kind in ("echo", "other") or e.get("mac") == "bad":
+            return  # not understood, or not authentic: the host keeps no trace of it
         tid, stan, date = e.get("tid", ""), e["stan"], e.get("date", "")
         if kind in ("auth", "refund", "void"):
             key = (tid, stan, date)
@@ -482,7 +541,7 @@ class AcquirerSim:
     """
 
     def __init__(self, host="127.0.0.1", port=0, name="primary", auth_code="A1B2C3", on_request=None, tls=None,
-                 ledger_path=None, backend=None):
+                 ledger_path=None, backend=None, security=True, hsm=None, pins=None):
         self.tls = tls  # (certfile, keyfile) to serve TLS
         self._tls_ctx = None
         self.tls_failures = 0
@@ -498,6 +557,17 @@ class AcquirerSim:
         else:
             self._book = _Book(ledger_path)
         self.ledger_path = self._book.path
+        # The host's HSM (sim/hsm.py: the test BDK by default) checks field 53 and the MAC of
+        # every 0200/0220/0400, the PIN block against the issuer's PIN (`pins`: PAN -> PIN,
+        # the simulated cards' by default) and decrypts an advice's card data; it MACs the
+        # answers. security=False: a host that checks none of it (tests of other layers).
+        self.security = security
+        self.hsm = hsm or _hsm.Hsm()
+        if pins is None:
+            from payterm_tools.sim.cardsim import issuer_pins
+
+            pins = issuer_pins()
+        self.pins = dict(pins)
         self.requests = []  # raw log: {"t", "stan", "action", "pan_masked", "len"} or {"t": None, "error"}
         self._script = []
         self._lock = threading.Lock()
@@ -663,9 +733,19 @@ class AcquirerSim:
         finally:
             c.close()
 
-    def _frame(self, resp):
-        data, _ = iso8583.encode(dict(resp), SPEC)
-        return _HDR.pack(len(data)) + bytes(data)
+    def _frame(self, resp, ksn=None, how=None):
+        """The framed answer; MACed under `ksn` (the request's field 53) unless how="no_mac",
+        with a wrong MAC when how="bad_mac"."""
+        resp = dict(resp)
+        if ksn and how != "no_mac":
+            resp["128" if any(int(k) > 64 for k in resp if k.isdigit()) else "64"] = "00" * 8  # pyiso8583: hex
+        data, _ = iso8583.encode(resp, SPEC)
+        data = bytes(data)
+        if ksn and how != "no_mac":
+            data = _hsm.seal_response(self.hsm, ksn, data)
+            if how == "bad_mac":
+                data = data[:-1] + bytes([data[-1] ^ 0x01])
+        return _HDR.pack(len(data)) + data
 
     def _log(self, req, action, pan_masked, n):
         self.requests.append({"t": req["t"], "stan": req.get("11"), "action": action, "pan_masked": pan_masked,
@@ -688,8 +768,12 @@ class AcquirerSim:
             time.sleep(action[1] / 1000.0)
             action = _norm(action[2]) if len(action) > 2 else ("approve",)
             name = action[0]
+        sec = _hsm.inspect(self.hsm, bytes(body), req, self.pins.get) if self.security else None
+        if sec and sec["card_fields"]:
+            req = dict(req, **sec["card_fields"])  # an advice's card data, decrypted by the HSM
+        ksn = sec["ksn"] if sec else None
         with self._book.lock:
-            entry = self._book.decide(req, action, self.name, self.auth_code)
+            entry = self._book.decide(req, action, self.name, self.auth_code, sec)
             self._book.commit(entry)
         self._log(req, name, entry["pan_masked"], len(body))
         if self.on_request:
@@ -697,11 +781,11 @@ class AcquirerSim:
         resp = self._response(req, entry)
         if name == "no_rc":
             del resp["39"]
-        if name in ("approve", "decline", "partial", "no_rc"):
-            c.send(self._frame(resp))
+        if name in ("approve", "decline", "partial", "no_rc", "bad_mac", "no_mac"):
+            c.send(self._frame(resp, ksn, name))
         elif name == "approve_close":
             # One-shot connections: answer, then hang up before the next request.
-            c.send(self._frame(resp))
+            c.send(self._frame(resp, ksn, name))
             time.sleep(0.05)
             c.close()
         elif name == "no_answer":
@@ -719,11 +803,11 @@ class AcquirerSim:
             cut = bytes(data[: max(len(data) * 2 // 3, 5)])
             c.send(_HDR.pack(len(cut)) + cut)
         elif name == "duplicate":
-            frame = self._frame(resp)
+            frame = self._frame(resp, ksn, name)
             c.send(frame)
             c.send(frame)
         elif name == "late":
-            t = threading.Timer(action[1] / 1000.0, c.send, args=(self._frame(resp),))
+            t = threading.Timer(action[1] / 1000.0, c.send, args=(self._frame(resp, ksn, name),))
             t.daemon = True
             self._timers.append(t)
             t.start()
@@ -735,11 +819,11 @@ class AcquirerSim:
                 wrong["t"] = _wrong_mti(resp["t"])
             else:
                 wrong["41"] = "TERM9999" if req.get("41") != "TERM9999" else "TERM9998"
-            c.send(self._frame(wrong))
+            c.send(self._frame(wrong, ksn))
             if len(action) < 2 or action[1]:
-                c.send(self._frame(resp))
+                c.send(self._frame(resp, ksn, name))
         elif name == "huge_len":
-            c.send(_HDR.pack(0xFFFF) + self._frame(resp)[2:22])
+            c.send(_HDR.pack(0xFFFF) + self._frame(resp, ksn, name)[2:22])
         elif name == "zero_len":
             c.send(_HDR.pack(0))
         else:
@@ -776,9 +860,10 @@ def add_arguments(p):
 
 
 def _print_entry(e):
-    print("%s %s stan=%s kind=%s amount=%d %s pan=%s rc=%s rrn=%s%s" % (
+    print("%s %s stan=%s kind=%s amount=%d %s pan=%s rc=%s rrn=%s%s pin=%s mac=%s card=%s" % (
         time.strftime("%H:%M:%S"), e["mti"], e["stan"], e["kind"], e["amount"], e["currency"],
-        e["pan_masked"] or "-", e["rc"], e["rrn"] or "-", " repeat" if e["repeat"] else ""), flush=True)
+        e["pan_masked"] or "-", e["rc"], e["rrn"] or "-", " repeat" if e["repeat"] else "",
+        e.get("pin", "-"), e.get("mac", "-"), e.get("card", "-")), flush=True)
 
 
 class _Forever(AcquirerSim):

@@ -238,7 +238,29 @@ TEST_CARDS = {
     "two_apps": EmvCard("5555555555554444", "3012", "TWOAPPS/TEST", "201",
                         aids=[("A0000000043060", "MAESTRO", 2), ("A0000000041010", "MASTERCARD", 1)],
                         uid=b"\x04\xcc\x81\x11"),
+    # Cards that ask for the cardholder's online PIN: service code third digit 0 (PIN
+    # required) and 6 (PIN where a PIN pad is present); a debit application (Maestro) that
+    # asks when the terminal's `pin_debit` switch is on.
+    "visa_pin": EmvCard("4761739001010036", "3012", "VISAPIN/TEST CARD", "120",
+                        aids=[("A0000000031010", "VISA CREDIT", 1)], uid=b"\x04\xdd\x91\x12"),
+    "mastercard_pin": EmvCard("5413330089010624", "3012", "MCPIN/TEST CARD", "106",
+                              aids=[("A0000000041010", "MASTERCARD", 1)], uid=b"\x04\xee\xa1\x13"),
+    "maestro": EmvCard("6799990010000002", "3012", "MAESTRO/TEST CARD", "201",
+                       aids=[("A0000000043060", "MAESTRO", 1)], uid=b"\x04\xff\xb1\x14"),
 }
+
+# The issuer's PIN of every simulated card (the acquirer simulator checks PIN blocks
+# against these; `cards` in the emulator lists them). Test values only.
+TEST_PINS = {
+    "visa": "1234", "mastercard": "5678", "amex": "2468", "expired": "1111", "bad_luhn": "1111",
+    "chip_swipe": "4111", "unsupported_aid": "9999", "two_apps": "4444",
+    "visa_pin": "1234", "mastercard_pin": "2580", "maestro": "4321",
+}
+
+
+def issuer_pins():
+    """{PAN: PIN} of the simulated cards, as an issuer holds them."""
+    return {TEST_CARDS[n].pan: p for n, p in TEST_PINS.items() if n in TEST_CARDS}
 
 
 def get_card(card):

@@ -269,6 +269,154 @@ class Hsm:
         return enc.update(buf) + enc.finalize()
 
 
+# ---------------------------------------------------------------- the host's view of a message
+# Requests that must carry field 53 and a MAC (payterm.link.messages.SEALED), and the field
+# holding an offline sale's encrypted card data (docs/keys.md).
+SEALED = ("0200", "0201", "0220", "0221", "0400", "0401")
+F_PIN, F_KSN, F_CARD_DATA = "52", "53", "62"
+CARD_FIELDS = {2: "2", 14: "14", 35: "35", 55: "55"}
+
+
+def letter_hex(text):
+    """bytes from the terminal's letter hex (nibbles as a..p, payterm.crypto.lhex); KEY-06 if not."""
+    if not isinstance(text, str) or len(text) % 2 or any(not "a" <= c <= "p" for c in text):
+        raise HsmError("KEY-06", "card data not letter hex")
+    return bytes((ord(text[i]) - 97) << 4 | (ord(text[i + 1]) - 97) for i in range(0, len(text), 2))
+
+
+def to_letter_hex(data):
+    return "".join(chr(97 + (b >> 4)) + chr(97 + (b & 15)) for b in data)
+
+
+def parse_card_data(plain):
+    """{field: value} of a decrypted card-data record: number (1), length (2, big endian), bytes.
+    2/14/35 come back as ASCII text, 55 as upper-case hex, as pyiso8583 decodes the fields
+    of a message (payterm.txn.cardstore)."""
+    out, p = {}, 0
+    while p < len(plain):
+        if p + 3 > len(plain):
+            raise HsmError("KEY-06", "card data truncated")
+        tag, n = plain[p], int.from_bytes(plain[p + 1:p + 3], "big")
+        v = plain[p + 3:p + 3 + n]
+        if len(v) != n or tag not in CARD_FIELDS:
+            raise HsmError("KEY-06", "card data record malformed")
+        name = CARD_FIELDS[tag]
+        if name == "55":
+            out[name] = bytes(v).hex().upper()
+        else:
+            try:
+                out[name] = v.decode("ascii")
+            except UnicodeDecodeError:
+                raise HsmError("KEY-06", "card data field %s not text" % name)
+        p += 3 + n
+    return out
+
+
+def _bin(v):
+    """A binary field as pyiso8583 gives it (upper-case hex text) or as bytes -> bytes."""
+    if v is None or isinstance(v, (bytes, bytearray)):
+        return v
+    try:
+        return bytes.fromhex(v)
+    except ValueError:
+        raise HsmError("KEY-05", "binary field not hex")
+
+
+def mac_tag(req):
+    """The MAC (bytes) a decoded message carries as its last field: 128 with a secondary bitmap, else 64."""
+    return _bin(req.get("128") if "1" in req else req.get("64"))
+
+
+def _pan_of(fields):
+    pan = fields.get("2", "")
+    if not pan and fields.get("35"):
+        pan = fields["35"].lstrip(";").replace("D", "=").split("=")[0]
+    return pan if pan.isdigit() else ""
+
+
+class Inspection(dict):
+    """What the HSM found in one request: "mac", "pin", "card" (ok | bad | missing | -),
+    "ksn" (field 53 when the host can derive its keys: the answer is MACed under it),
+    "error" (the first HsmError: the host answers error.rc and books nothing),
+    "card_fields" (an advice's decrypted card data: 2, 14, 35, 55)."""
+
+
+def inspect(box, body, req, pin_for):
+    """The HSM's checks of request `req` (decoded from `body`, the bytes as received).
+
+    pin_for(pan) -> the card's PIN (the issuer's record) or None. The PIN the block
+    carries is compared inside and never returned, logged or kept.
+    """
+    mti = req.get("t", "")
+    r = Inspection(mac="-", pin="-", card="-", ksn=None, error=None, card_fields={})
+    try:
+        tag = mac_tag(req)
+    except HsmError as e:
+        tag, r["error"] = b"", e
+    f53 = req.get(F_KSN)
+    if f53 is not None:
+        try:
+            parse_ksn(f53)
+            box.working_key(f53, MAC_GENERATION)  # unknown BDK ID: KEY-05 here
+            r["ksn"] = f53
+        except HsmError as e:
+            r["error"] = e
+    if mti in SEALED or tag is not None:
+        if r["error"] is not None or not tag and tag is not None:
+            r["error"] = r["error"] or HsmError("KEY-05", "empty MAC field")
+            r["mac"] = "bad"
+        elif f53 is None:
+            r["mac"], r["error"] = "bad", HsmError("KEY-05", "no field 53 (KSN) on a MACed message")
+        elif tag is None:
+            r["mac"], r["error"] = "bad", HsmError("KEY-07", "no MAC (field 64/128)")
+        else:
+            try:
+                if bytes(body[len(body) - len(tag):]) != bytes(tag):
+                    raise HsmError("KEY-07", "MAC is not the last field")
+                box.verify_mac(f53, bytes(body[:len(body) - len(tag)]), tag)
+                r["mac"] = "ok"
+            except HsmError as e:
+                r["mac"], r["error"] = "bad", e
+    if r["error"] is not None:
+        return r  # nothing in an unauthenticated message is looked at further
+    fields = req
+    if mti[:3] == "022":
+        blob = req.get(F_CARD_DATA)
+        r["card"] = "missing"
+        if blob:
+            try:
+                raw = letter_hex(blob)
+                if len(raw) <= KSN_LEN:
+                    raise HsmError("KEY-06", "card data record too short")
+                plain = box.decrypt_data(raw[:KSN_LEN].hex().upper(), raw[KSN_LEN:])
+                r["card_fields"] = parse_card_data(plain)
+                fields = r["card_fields"]
+                r["card"] = "ok" if _pan_of(fields) else "missing"
+            except HsmError:
+                r["card"] = "missing"
+    elif mti[:2] == "02" and req.get("3", "")[:2] != "02":  # a sale or refund (a void names its original)
+        r["card"] = "ok" if _pan_of(req) else "missing"
+    if F_PIN in req:
+        pan = _pan_of(fields)
+        try:
+            if f53 is None:
+                raise HsmError("KEY-05", "PIN block without field 53")
+            want = pin_for(pan) if pan else None
+            got = box.decrypt_pin(f53, _bin(req[F_PIN]), pan or "0")
+            r["pin"] = "ok" if want is not None and got == want else "bad"
+            got = want = None
+        except HsmError as e:
+            r["pin"], r["error"] = "bad", e
+    return r
+
+
+def seal_response(box, ksn, data, mac_len=MAC_LEN):
+    """Encoded response `data` whose last mac_len bytes are the MAC field: those bytes
+    replaced by the CMAC under the MAC-verification key of `ksn` (the host's MAC)."""
+    body = bytes(data[:len(data) - mac_len])
+    return body + box.response_mac(ksn, body, mac_len)
+
+
 def write_provisioning_file(path, record):
     """Write the initial key file atomically (owner-only permissions)."""
     tmp = path + ".tmp"
