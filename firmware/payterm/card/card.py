@@ -126,6 +126,11 @@ class Card:
         self._track2 = _owned(track2)
         self._icc = _owned(icc)
         self.wiped = False
+        # Set by the contactless kernel (payterm.card.emv); a swipe keeps these.
+        self.kernel = ""  # "qvsdc" | "mchip"
+        self.cvm = "none"  # cardholder verification: "none" | "signature" | "online_pin" | "cdcvm"
+        self.deferral = None  # None: may be approved offline; else the code declining that (CRD-20)
+        self.floor_limit = None  # the AID's floor limit (None: the terminal's)
 
     def auth_fields(self):
         """ISO 8583 fields for the authorization request (the PAN's one exit).
