@@ -30,7 +30,7 @@ host reversal RC                          answer the next reversal with RC (e.g.
 host down | up                            acquirer outage (offline approval, store-and-forward) / back
 paper ok|out|jam                          printer status
 console CMD  send a technician console command (status, faults, stats, wait, selftest, ...)
-ledger       what the acquirer simulator saw (MTI STAN kind AMOUNT rc=RC PAN [REPEAT])
+ledger       what the acquirer simulator saw (MTI STAN kind AMOUNT rc=RC PAN [REPEAT] arqc=ok|bad|-)
 receipt      last printed receipts
 screen       show the display again                   quit      stop the terminal
 """
@@ -56,9 +56,10 @@ def ledger_path(state_dir):
 
 
 def ledger_line(e):
-    """`MTI STAN kind AMOUNT rc=RC PAN`, then ` REPEAT` for repeats (new fields go at the end)."""
-    return "%s %s %s %s rc=%s %s%s" % (e["mti"], e["stan"], e["kind"], e["amount"], e["rc"], e["pan_masked"],
-                                       " REPEAT" if e["repeat"] else "")
+    """`MTI STAN kind AMOUNT rc=RC PAN`, then ` REPEAT` for repeats, then ` arqc=ok|bad|-` (what the
+    issuer found of the cryptogram; new fields go at the end)."""
+    return "%s %s %s %s rc=%s %s%s arqc=%s" % (e["mti"], e["stan"], e["kind"], e["amount"], e["rc"], e["pan_masked"],
+                                               " REPEAT" if e["repeat"] else "", e.get("arqc", "-"))
 
 
 def _rc(word):

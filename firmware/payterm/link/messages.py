@@ -114,13 +114,37 @@ def reversal(orig, repeat=False):
 
 
 def advice(orig, auth_code=None, repeat=False):
-    """0220 (0221 repeated): a store-and-forward sale approved offline."""
+    """0220 (0221 repeated): a store-and-forward sale approved offline.
+
+    A tap approved offline (deferred authorization) carries its ARQC: the
+    field 55 kept with the journal's request as `icc` (see icc_text).
+    """
     f = {k: orig[k] for k in _COPIED if k in orig}
     f["t"] = MTI_ADVICE_REPEAT if repeat else MTI_ADVICE
     f["11"] = orig["11"]
     if auth_code:
         f["38"] = auth_code
+    if orig.get("icc"):
+        f["55"] = icc_bytes(orig["icc"])
     return f
+
+
+# ---- field 55 kept for the advice of an offline tap (EMV deferred authorization).
+# It holds no PAN or track data (payterm.card.emv builds it without 5A/57), but its
+# amounts are digit runs: the journal refuses 12+ digit runs, so the text breaks the
+# hex into groups of 8 digits.
+_ICC_GROUP = const(8)
+
+
+def icc_text(icc):
+    """Field 55 as hex in groups of 8 separated by '-' (journal-safe text)."""
+    h = bytes(icc).hex()
+    return "-".join(h[i:i + _ICC_GROUP] for i in range(0, len(h), _ICC_GROUP))
+
+
+def icc_bytes(text):
+    """The field 55 bytes of an icc_text."""
+    return bytes.fromhex(text.replace("-", ""))
 
 
 def network(stan, tid=None, nmi=NMI_ECHO, epoch=None):

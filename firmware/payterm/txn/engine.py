@@ -154,6 +154,9 @@ class Engine:
         self._claims = {}
         self._unsaved = {}  # ref -> keys whose journal write failed (kept in RAM, written by the next mark)
         self._out = set()  # refs of customer requests that may be at the host right now
+        # EMV deferred authorization: ref -> (code declining it or None, the AID's floor limit, field 55)
+        # of the customer request in flight, for _offline (payterm.card.emv sets them on the Card).
+        self._emv = {}
         self._seed()
 
     # ------------------------------------------------------------ helpers
@@ -260,9 +263,14 @@ class Engine:
                 return Result(False, code, stan=stan, ref=ref, text=self._text(code), kind=kind,
                               amount=amount if isinstance(amount, int) else 0, currency=cur if ref else 0,
                               masked=card.masked)
+            self._emv[ref] = (getattr(card, "deferral", None), getattr(card, "floor_limit", None), fields.get("55"))
             async with self.claim(ref):
-                return await self._exchange(t, fields, offline_ok=(kind == "sale"))
+                r = await self._exchange(t, fields, offline_ok=(kind == "sale"))
+            r.cvm = getattr(card, "cvm", "none")  # the receipt asks for a signature when the kernel said so
+            return r
         finally:
+            if ref is not None:
+                self._emv.pop(ref, None)
             card.wipe()
             if fields is not None:
                 for k in ("2", "35", "55"):
@@ -370,9 +378,10 @@ class Engine:
         code = f.code
         if offline_ok and self.saf.floor_limit > 0:
             try:
+                upd = self._deferred(t)
                 self.saf.check(t["amt"])
-                t = self.journal.update(ref, {"kind": "saf", "st": "pending", "tries": 0,
-                                              "auth": "Y1" + t["stan"][-4:], "code": None})
+                upd.update({"kind": "saf", "st": "pending", "tries": 0, "auth": "Y1" + t["stan"][-4:], "code": None})
+                t = self.journal.update(ref, upd)
                 self._done(ref)
                 return self._result(t, True, None, offline=True)
             except Exception as g:
@@ -381,6 +390,21 @@ class Engine:
         t = self.mark(ref, {"st": "failed", "code": code}) or t
         self._done(ref)
         return self._result(t, False, code)
+
+    def _deferred(self, t):
+        """EMV: whether this tap may be approved offline; the journal fields that keep its ARQC.
+
+        The card decides (a cryptogram type or AID that forbids deferred authorization: its
+        code), then the AID's floor limit; the advice then carries the tap's field 55.
+        """
+        deny, floor, icc = self._emv.get(t["ref"]) or (None, None, None)
+        if deny:
+            raise Fault(deny, "card forbids deferred authorization", "txn")
+        if floor is not None and t["amt"] > floor:
+            raise Fault("SYS-08", "offline and %d above the AID floor limit %d" % (t["amt"], floor), "txn")
+        if not icc:
+            return {}
+        return {"req": dict(t["req"], icc=messages.icc_text(icc))}
 
     async def void(self, ref):
         return await self._guarded("void", self._void(ref))

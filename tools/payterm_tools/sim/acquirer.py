@@ -28,6 +28,11 @@ what it approved, and reversals 0400/0401 and voids (0200, processing code
 Each test scripts how the next requests are answered (`script()`, actions in
 ACTIONS) and reads back the ledger (one entry per request, see `_Book.decide`)
 and `holdings()`: what the host holds per original, in minor units.
+The issuer role (issuer.py) checks the cryptogram in field 55 of every
+sale, refund and advice: `arqc` in the ledger entry is "ok", "bad" (a bad,
+missing or tampered ARQC: declined 82 when the host would have booked it)
+or "-" (no chip data: a swipe); answers to a verified ARQC carry the ARPC in
+field 55 (tag 91).
 Full PANs never leave this module: the ledger, its file and the log hold
 masked PANs only.
 """
@@ -40,6 +45,8 @@ import time
 
 import iso8583
 from iso8583.specs import default as SPEC
+
+from payterm_tools.sim.issuer import Issuer
 
 _HDR = struct.Struct(">H")
 _MAX_FRAME = 4096
@@ -230,6 +237,7 @@ class _Book:
         self.received = {}   # (tid, stan, date) -> _Orig: 0200s received (duplicate detection)
         self.advised = {}    # (tid, stan, date) -> _Orig: advices
         self.rrn = 0
+        self.issuer = Issuer()  # the cryptogram check (arqc=ok|bad|-) of sales, refunds and advices
         if path and os.path.exists(path):
             with open(path) as f:
                 for line in f:
@@ -356,6 +364,10 @@ class _Book:
                 note = "advice already booked"
             else:
                 booked = True
+        # The issuer: a chip request whose cryptogram does not verify is declined (82), not booked.
+        e["arqc"], why = self.issuer.verify(req, _pan_of(req)) if kind in ("auth", "refund", "advice") else ("-", "")
+        if e["arqc"] == "bad" and booked:
+            rc, booked, note = "82", False, "issuer: " + why
         e["rc"], e["booked"], e["note"] = rc, booked, note
         e["outcome"] = "approved" if rc in APPROVED else "declined"
         if kind != "echo":
@@ -761,6 +773,8 @@ class AcquirerSim:
             if entry["rc"] == "10":
                 resp["4"] = "%012d" % entry["amount"]
         resp["39"] = entry["rc"]
+        if entry.get("arqc") == "ok" and entry["kind"] in ("auth", "refund"):
+            resp["55"] = self._book.issuer.field55(req, _pan_of(req), entry["rc"])
         return resp
 
 
