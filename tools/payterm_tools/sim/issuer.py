@@ -16,7 +16,8 @@ A cryptogram is "ok" when field 55 has every data object the cryptogram
 covers, the amount (9F02) and currency (5F2A) in it are fields 4 and 49 of
 the request, the type (9F27) is an ARQC and the ARQC recomputes from the
 test issuer master keys below. A chip entry (field 22 05x/07x) without
-field 55 is "bad" too. Anything else (a swipe) is "-". The answer to an
+field 55 is "bad" too. Anything else (a swipe; an advice without the card
+number, whose key cannot be derived) is "-". The answer to an
 approved or declined request whose ARQC was ok carries field 55 with tag 91:
 ARPC (method 1) followed by the 2-byte ARPC response code (the rc in ASCII).
 
@@ -90,6 +91,7 @@ class Issuer:
 
     def __init__(self):
         self.checked = {"ok": 0, "bad": 0, "-": 0}
+        self.last = None  # {tag hex: bytes} of the last field 55 checked (tests look at it)
 
     def verify(self, req, pan):
         """("ok" | "bad" | "-", why) for one request (decoded ISO 8583 fields, PAN in clear)."""
@@ -107,6 +109,7 @@ class Issuer:
             tags = _tlv.decode(icc, flatten=True)
         except Exception as e:  # pyemv raises its own DecodeError
             return "bad", "field 55 does not decode: %s" % e
+        self.last = tags
         missing = [t for t in NEEDED if t not in tags]
         if missing:
             return "bad", "field 55 without " + " ".join(missing)
@@ -117,7 +120,9 @@ class Issuer:
         if tags["9F27"][:1] and tags["9F27"][0] & CID_TYPE != CID_ARQC:
             return "bad", "9F27 %s is not an ARQC" % tags["9F27"].hex()
         if not pan:
-            return "bad", "no PAN to derive the card key"
+            # An advice without the card number (the terminal keeps no clear PAN for store and
+            # forward): its data is consistent, but the ARQC cannot be recomputed without the card key.
+            return "-", "no card number: ARQC not recomputed"
         try:
             want = icc_cryptogram(_aid(tags), pan, _psn(tags), tags["9F10"], tags)
         except ValueError as e:
