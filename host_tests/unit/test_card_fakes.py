@@ -119,7 +119,7 @@ class FakeCard:
         r1 = tlv(0x70, tlv(0x57, self.t2()) + tlv(0x5F20, self.name.encode()))
         body = tlv(0x5A, bytes.fromhex(pan)) + tlv(0x5F24, bytes.fromhex(self.exp + "31")) + tlv(0x5F34, b"\x01")
         if self.kernel == "mchip":
-            body += tlv(0x8C, self.CDOL1)
+            body += tlv(0x8C, self.CDOL1)  # "mchip-magstripe" / "mchip-nocdol": a card without one
         r2 = tlv(0x70, body + self.extra)
         return {(1, 1): r1, (2, 1): r2}
 
@@ -157,7 +157,7 @@ class FakeCard:
             afl = b"\x08\x01\x01\x00\x10\x01\x01\x00"
             body = tlv(0x82, self.aip) + tlv(0x94, afl)
             if self.kernel == "qvsdc":
-                body += self._crypto(self.IAD_VISA)
+                body += self._crypto(self.IAD_VISA)  # Book C-3: the ARQC comes with GPO
                 if self.ctq is not None:
                     body += tlv(0x9F6C, self.ctq)
             return tlv(0x77, body) + b"\x90\x00"
