@@ -27,7 +27,7 @@ IDF_PATH    ?=
 
 PYTEST_ARGS ?=
 
-.PHONY: all setup sysdeps mpy-src core core-asan core-romtext test unit system typecheck emulate bench bench-crypto \
+.PHONY: all setup sysdeps mpy-src core core-asan core-romtext test unit system typecheck emulate bench bench-crypto bench-emv \
         mpy deploy firmware natmod natmod-check riscv-check codes clean distclean help
 
 all: test
@@ -37,6 +37,7 @@ help:
 	@echo "make test       install what is needed and run every test"
 	@echo "make bench      recqueue benchmark (C vs fallback vs deque vs RingIO)"
 	@echo "make bench-crypto  DUKPT / PIN block / MAC timings in the MicroPython unix VM"
+	@echo "make bench-emv  contactless read time per simulated card: detection to REMOVE CARD, wire vs firmware"
 	@echo "make mpy        cross-compile the firmware to .mpy (mpy-cross)"
 	@echo "make typecheck  type-check firmware/ against the MicroPython ESP32 stubs (basedpyright)"
 	@echo "make provision  how to write a terminal's provisioning file (payterm provision --help)"
@@ -138,6 +139,10 @@ bench: setup core
 
 bench-crypto: setup
 	$(VPY) tools/bench_crypto.py --check
+
+# Card detection -> REMOVE CARD for each simulated card on the emulator, PN532 UART paced at 115200 baud.
+bench-emv: setup
+	$(VPY) tools/bench_emv.py --check
 
 codes: setup
 	$(VBIN)/payterm codes --markdown docs/failure-codes.md

@@ -299,7 +299,7 @@ async def _read(xchg, amount, currency, cfg, now_epoch, un, got, bufs):
             break
         if sw != _SW_NOT_FOUND and sw != _SW_BLOCKED:
             raise Fault("CRD-13", "SELECT AID status %04x" % sw, _STAGE)
-    if fci is None or entry is None:
+    if fci is None or entry is None or aid is None:
         raise Fault("CRD-09", "no selectable application", _STAGE)
     label = _text(fci.get(T_LABEL, b"")) or label
     kernel = entry["kernel"]

@@ -378,9 +378,11 @@ class Engine:
         code = f.code
         if offline_ok and self.saf.floor_limit > 0:
             try:
-                upd = self._deferred(t)
+                keep = self._deferred(t)
                 self.saf.check(t["amt"])
-                upd.update({"kind": "saf", "st": "pending", "tries": 0, "auth": "Y1" + t["stan"][-4:], "code": None})
+                upd = {"kind": "saf", "st": "pending", "tries": 0, "auth": "Y1" + t["stan"][-4:], "code": None}
+                if keep is not None:
+                    upd["req"] = keep
                 t = self.journal.update(ref, upd)
                 self._done(ref)
                 return self._result(t, True, None, offline=True)
@@ -392,7 +394,8 @@ class Engine:
         return self._result(t, False, code)
 
     def _deferred(self, t):
-        """EMV: whether this tap may be approved offline; the journal fields that keep its ARQC.
+        """EMV: whether this tap may be approved offline (raises if not); the request to journal
+        with its ARQC (None: nothing to add).
 
         The card decides (a cryptogram type or AID that forbids deferred authorization: its
         code), then the AID's floor limit; the advice then carries the tap's field 55.
@@ -403,8 +406,10 @@ class Engine:
         if floor is not None and t["amt"] > floor:
             raise Fault("SYS-08", "offline and %d above the AID floor limit %d" % (t["amt"], floor), "txn")
         if not icc:
-            return {}
-        return {"req": dict(t["req"], icc=messages.icc_text(icc))}
+            return None
+        req = dict(t["req"])
+        req["icc"] = messages.icc_text(icc)
+        return req
 
     async def void(self, ref):
         return await self._guarded("void", self._void(ref))
