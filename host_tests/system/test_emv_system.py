@@ -180,7 +180,7 @@ def test_beep_then_remove_card_and_no_second_read(terminal, card_reader, acquire
     start_sale(terminal, "1000")
     n = len(terminal.panel.beeps)
     card_reader.tap("visa")
-    terminal.panel.wait_screen(r"PROCESSING \| REMOVE CARD", CARD_WAIT)
+    terminal.panel.wait_screen(r"CARD \*+\d{4} \| [^|]* \| REMOVE CARD", CARD_WAIT)
     assert len(terminal.panel.beeps) > n, "a beep when the read is done"
     res, line = outcome(terminal)
     assert res == "APPROVED", line
