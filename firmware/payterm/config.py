@@ -84,6 +84,7 @@ DEFAULTS = {
     "cl_tx_limit": 100000,  # contactless transaction limit: above it INSERT OR SWIPE CARD (CRD-14)
     "cl_cvm_limit": 5000,  # CVM required limit: above it signature / online PIN unless the device verified
     "online_pin": False,  # online PIN as CVM (set once PIN entry is available)
+    "cl_magstripe": False,  # Mastercard mag-stripe mode taps (CVC3, entry mode 91); off: declined CRD-19
     "country": "0840",  # 9F1A terminal country code (ISO 3166 numeric)
     "ttq": "22004000",  # 9F66 TTQ base: qVSDC, signature, CDCVM supported (the kernel adds online/CVM bits)
     "terminal_type": "22",  # 9F35 attended, online with offline capability

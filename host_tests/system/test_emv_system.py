@@ -232,3 +232,25 @@ def test_offline_tap_of_a_card_that_forbids_deferred_authorization_is_declined(t
     acquirer.start()
     time.sleep(0.5)
     assert [e for e in acquirer.ledger if e["kind"] in ("auth", "advice")] == []
+
+
+# ---------------------------------------------------------------- mag-stripe mode, when the terminal takes it
+
+
+@pytest.mark.parametrize("terminal_config", [{"cl_magstripe": True}])
+def test_magstripe_mode_tap_goes_online_with_its_cvc3(terminal, card_reader, acquirer):
+    res, line = tap_sale(terminal, card_reader, "mastercard_magstripe", "1500")
+    assert res == "APPROVED", line
+    a = auths(acquirer)
+    assert len(a) == 1 and (a[0]["arqc"], a[0]["rc"]) == ("ok", "00"), a
+    assert "802a8e80" in card_reader.apdus(), "COMPUTE CRYPTOGRAPHIC CHECKSUM"
+    tampered = EmvCard("5413330089010491", aids=[("A0000000041010", "MASTERCARD", 1)], magstripe=True,
+                       tamper=True)
+    terminal.panel.press("E")
+    res, line = tap_sale(terminal, card_reader, tampered, "1500")
+    assert res == "DECLINED" and "code=ISS-82" in line, line
+    assert auths(acquirer)[-1]["arqc"] == "bad"
+    terminal.panel.press("E")
+    acquirer.stop()
+    res, line = tap_sale(terminal, card_reader, "mastercard_magstripe", "1000")
+    assert res == "DECLINED" and "code=CRD-20" in line, "a CVC3 is never authorized later: " + line

@@ -107,3 +107,23 @@ def test_acquirer_declines_a_bad_arqc_82_and_answers_a_good_one_with_an_arpc():
         assert sim.holdings() == {("TERM0001", "000001"): 2000, ("TERM0001", "000002"): 0}
     finally:
         sim.stop()
+
+
+def test_magstripe_mode_cvc3_verifies_from_field_35():
+    from payterm_tools.sim.issuer import MS_DD, icc_cvc3
+
+    pan, exp, sc = "5413330089010467", "3012", "201"
+    atc, un = 1234, "559"
+    cvc3 = icc_cvc3(pan, exp, sc, atc.to_bytes(2, "big"), bytes.fromhex("00000559"))
+    dd = list(MS_DD)
+    put = lambda digits, bits: [dd.__setitem__(len(dd) - 1 - b, d) for b, d in zip(bits, reversed(digits))]  # noqa
+    put(("%05d" % cvc3)[-3:], [1, 2, 3])
+    put(un, [4, 5, 6])
+    put(("%05d" % atc)[-3:], [9, 10, 11])
+    dd[-1] = "3"
+    t2 = "%s=%s%s%s" % (pan, exp, sc, "".join(dd))
+    iss = Issuer()
+    assert iss.verify({"t": "0200", "35": t2, "22": "911", "4": "000000001500", "49": "978"}, pan) == ("ok", "")
+    wrong = t2[:-2] + ("0" if t2[-2] != "0" else "1") + t2[-1]  # a CVC3 digit
+    assert iss.verify({"t": "0200", "35": wrong, "22": "911"}, pan)[0] == "bad"
+    assert iss.verify({"t": "0200", "35": pan + "=3012201", "22": "911"}, pan)[0] == "bad"

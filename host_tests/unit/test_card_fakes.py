@@ -131,7 +131,7 @@ class FakeCard:
 
     def respond(self, apdu):
         ins = apdu[1]
-        step = {0xA4: "select", 0xA8: "gpo", 0xB2: "read", 0xAE: "genac"}.get(ins, "?")
+        step = {0xA4: "select", 0xA8: "gpo", 0xB2: "read", 0xAE: "genac", 0x2A: "ccc"}.get(ins, "?")
         if ins == 0xA4 and apdu[5:5 + apdu[4]] == b"2PAY.SYS.DDF01":
             step = "ppse"
         self.seen.append(step)
@@ -171,6 +171,9 @@ class FakeCard:
                     return tlv(0x80, bytes((self.cid,))) + b"\x90\x00"
                 return tlv(0x80, bytes((self.cid,)) + b"\x00\x07" + self.AC + self.IAD_MC) + b"\x90\x00"
             return tlv(0x77, self._crypto(self.IAD_MC)) + b"\x90\x00"
+        if step == "ccc":  # mag-stripe mode: CVC3(Track2) 0x1234, ATC 7
+            self.udol_data = bytes(apdu[5:5 + apdu[4]])
+            return tlv(0x77, tlv(0x9F61, b"\x12\x34") + tlv(0x9F36, b"\x00\x07")) + b"\x90\x00"
         return b"\x6d\x00"
 
 

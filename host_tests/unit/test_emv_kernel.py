@@ -257,3 +257,24 @@ async def test_deferral_follows_the_aid_parameter():
     eq(c.deferral, None)
     c = await read(FakeCard(), cfg={"aids": [{"aid": "A0000000031010", "deferred": False, "floor_limit": 300}]})
     eq((c.deferral, c.floor_limit), ("CRD-20", 300))
+
+
+async def test_magstripe_mode_when_the_terminal_takes_it():
+    static = bytes.fromhex("5413330089010434D3012201" + "0" * 13 + "F")
+    recs = T(0x9F6B, static) + T(0x9F65, b"\x00\x0e") + T(0x9F66, b"\x0e\x70") + T(0x9F67, b"\x03")
+    card = FakeCard(aids=MC, pan=MC_PAN, kernel="qvsdc", aip=b"\x00\x00", extra=recs)
+    card.kernel = "mchip-magstripe"
+    eq(await code(card), "CRD-19", "off by default")
+    c = await read(card, cfg={"country": "0276", "cl_magstripe": True})
+    eq(card.seen[-1], "ccc")
+    eq(card.udol_data, b"\x00\x00\x05\x59", "9F6A: nUN = 6 - 3 digits of the RNG's UN (DEADBEEF: ...559)")
+    f = c.auth_fields()
+    # DD, bit 0 rightmost: nUN 3 | CVC3 4660 -> 660 at bits 1-3 | UN 559 at bits 4-6 | ATC 007 at bits 9-11
+    eq(bytes(f["35"]), b"5413330089010434=3012201" + b"0007005596603")
+    eq("55" in f, False, "no field 55 in mag-stripe mode")
+    eq((c.entry_mode, c.deferral, c.kernel), ("911", "CRD-20", "mchip"))
+    eq(await code(FakeCard(aids=MC, pan=MC_PAN, kernel="qvsdc", aip=b"\x00\x00", extra=T(0x9F6B, static))),
+       "CRD-19")
+    bad = FakeCard(aids=MC, pan=MC_PAN, kernel="qvsdc", aip=b"\x00\x00", extra=T(0x9F6B, static))
+    bad.kernel = "mchip-magstripe"
+    eq(await code(bad, cfg={"cl_magstripe": True}), "CRD-16", "no bitmaps")

@@ -14,6 +14,7 @@ from payterm.mask import luhn_ok, mask_pan
 ENTRY_SWIPE = "901"  # full magnetic stripe read
 ENTRY_FALLBACK = "801"  # magstripe after a failed chip/contactless read
 ENTRY_TAP = "071"  # contactless EMV
+ENTRY_TAP_MAGSTRIPE = "911"  # contactless magnetic stripe (Book C-2 mag-stripe mode)
 
 
 def check_pan(pan, stage="card"):

@@ -14,7 +14,9 @@ for the amount. Then the kernel of that AID:
   filled by the same function as the PDOL; the answer (format 1 or 2) gives
   9F27, 9F36, 9F26, 9F10. An AAC is declined at once (CRD-18). A card in
   mag-stripe mode (no EMV mode in the AIP, or 9F6B/56 data without a CDOL1)
-  is declined with CRD-19: this terminal does not do mag-stripe mode.
+  is declined with CRD-19 unless the `cl_magstripe` parameter is on; then
+  payterm.card.emvms runs COMPUTE CRYPTOGRAPHIC CHECKSUM and the card goes
+  online with its dynamic track 2 (CVC3), entry mode 91.
 
 Field 55 carries terminal data from the terminal (payterm.card.emvterm) and
 card data from the card, never the other way round, and the cryptogram only
@@ -23,7 +25,7 @@ from the command that produced it (GPO or GENERATE AC), never from a record.
 Failures each have their own code: no common AID CRD-09, amount above the
 contactless limit CRD-14 (INSERT OR SWIPE CARD), GPO refused (6985) CRD-15,
 record or mandatory data missing CRD-16, no usable cryptogram CRD-17, AAC
-CRD-18, mag-stripe mode CRD-19; the card leaving the field is CRD-11 and two
+CRD-18, mag-stripe mode (when off) CRD-19; the card leaving the field is CRD-11 and two
 cards CRD-12 (payterm.card.pn532); malformed data CRD-13.
 
 `xchg(apdu) -> response` is the only I/O, so tests drive it with a card
@@ -37,8 +39,8 @@ fresh bytearrays for the PAN, track 2 and field 55, which its `wipe()` zeroes.
 from micropython import const
 
 from payterm.errors import Fault
-from payterm.card import tlv, emvterm, emvrisk
-from payterm.card.card import Card, check_pan, check_expiry, same_bytes, zero, ENTRY_TAP
+from payterm.card import tlv, emvterm, emvrisk, emvms
+from payterm.card.card import Card, check_pan, check_expiry, same_bytes, zero, ENTRY_TAP, ENTRY_TAP_MAGSTRIPE
 from payterm.card.emvterm import bcd, currency_code, dol_data, terminal_data, TERMINAL_TAGS  # noqa: F401
 from payterm.config import DEFAULTS
 
@@ -326,12 +328,17 @@ async def _read(xchg, amount, currency, cfg, now_epoch, un, got, bufs):
         cvm = emvrisk.cvm(kernel, entry, amount, cfg, ctq=_card(T_CTQ, gpo, recs))
         emvterm.set_cvm(tdata, cvm)
     else:
+        why = None
         if T_CDOL1 not in recs:
-            if T_MS_TRACK2 in recs or T_MS_TRACK1 in recs:
-                raise Fault("CRD-19", "card in mag-stripe mode (9F6B/56, no CDOL1)", _STAGE)
-            raise Fault("CRD-16", "no CDOL1 (8C) in the records", _STAGE)
-        if aid_hex.startswith(_RID_MASTERCARD) and not aip[1] & _AIP2_EMV_MODE:
-            raise Fault("CRD-19", "AIP %s: EMV mode not supported (mag-stripe mode)" % bytes(aip).hex(), _STAGE)
+            if T_MS_TRACK2 not in recs and T_MS_TRACK1 not in recs:
+                raise Fault("CRD-16", "no CDOL1 (8C) in the records", _STAGE)
+            why = "9F6B/56 and no CDOL1"
+        elif aid_hex.startswith(_RID_MASTERCARD) and not aip[1] & _AIP2_EMV_MODE:
+            why = "AIP %s: no EMV mode" % bytes(aip).hex()
+        if why is not None:
+            if not cfg.get("cl_magstripe"):
+                raise Fault("CRD-19", "card in mag-stripe mode (%s), cl_magstripe is off" % why, _STAGE)
+            return await _magstripe(xchg, recs, aid, label, entry, amount, tdata, cfg, now_epoch, bufs, got)
         # Book C-2: CVM selection comes before GENERATE AC (9F34 may be in CDOL1).
         cvm = emvrisk.cvm(kernel, entry, amount, cfg, aip=aip)
         emvterm.set_cvm(tdata, cvm)
@@ -352,6 +359,32 @@ async def _read(xchg, amount, currency, cfg, now_epoch, un, got, bufs):
     card.kernel = kernel
     card.cvm = cvm
     card.deferral = emvrisk.deferral(entry, cid)
+    card.floor_limit = entry["floor_limit"]
+    return card
+
+
+async def _magstripe(xchg, recs, aid, label, entry, amount, tdata, cfg, now_epoch, bufs, got):
+    """Book C-2 mag-stripe mode (payterm.card.emvms): a Card with the dynamic track 2, entry mode 91."""
+    cvm = emvrisk.cvm(emvrisk.KERNEL_MCHIP, entry, amount, cfg)
+    t2, atc = await emvms.compute(xchg, recs, tdata, track2_from_57, bufs, got)
+    pan = None
+    try:
+        zero(atc)
+        k = _sep(t2)
+        pan = bytearray(memoryview(t2)[:k])
+        exp = str(bytes(memoryview(t2)[k + 1:k + 5]), "ascii")
+        sc = str(bytes(memoryview(t2)[k + 5:k + 8]), "ascii")
+        check_pan(pan, _STAGE)
+        check_expiry(exp, now_epoch, _STAGE, bad="CRD-13")
+        card = Card("tap", pan, exp, service_code=sc, name=_name(recs.get(T_NAME) or b""),
+                    aid=bytes(aid).hex().upper(), label=label, entry_mode=ENTRY_TAP_MAGSTRIPE, track2=t2)
+    except BaseException:
+        zero(pan)
+        zero(t2)
+        raise
+    card.kernel = emvrisk.KERNEL_MCHIP
+    card.cvm = cvm
+    card.deferral = "CRD-20"  # a CVC3 is checked online at once: no deferred authorization
     card.floor_limit = entry["floor_limit"]
     return card
 

@@ -32,12 +32,13 @@ T_ADD_CAPS = const(0x9F40)  # b5 Additional Terminal Capabilities
 T_TTQ = const(0x9F66)  # b4 Terminal Transaction Qualifiers (Book C-3 A.2)
 T_CVM_RESULTS = const(0x9F34)  # b3 CVM Results (Book 4 A4)
 T_ARC = const(0x8A)  # an2 Authorisation Response Code (CDOL2; zeros in CDOL1)
+T_UN_NUM = const(0x9F6A)  # n8 Unpredictable Number (Numeric), Book C-2 mag-stripe mode (UDOL)
 
 TERMINAL_TAGS = (T_AMOUNT, T_AMOUNT_OTHER, T_COUNTRY, T_CURRENCY, T_DATE, T_TIME, T_TXN_TYPE, T_UN, T_TVR,
-                 T_TERM_CAPS, T_TERM_TYPE, T_ADD_CAPS, T_TTQ, T_CVM_RESULTS, T_ARC)
+                 T_TERM_CAPS, T_TERM_TYPE, T_ADD_CAPS, T_TTQ, T_CVM_RESULTS, T_ARC, T_UN_NUM)
 # Book 3 5.4: numeric (n) data is right-aligned (leading zeros / leftmost digits cut),
 # compressed numeric (cn) padded with trailing F, anything else left-aligned.
-_NUMERIC = (T_AMOUNT, T_AMOUNT_OTHER, T_COUNTRY, T_CURRENCY, T_DATE, T_TIME, T_TXN_TYPE, T_TERM_TYPE)
+_NUMERIC = (T_AMOUNT, T_AMOUNT_OTHER, T_COUNTRY, T_CURRENCY, T_DATE, T_TIME, T_TXN_TYPE, T_TERM_TYPE, T_UN_NUM)
 _CN = (0x5A,)
 
 # TTQ (Book C-3 Table 5-4 / A.2)

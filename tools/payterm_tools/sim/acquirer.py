@@ -773,7 +773,7 @@ class AcquirerSim:
             if entry["rc"] == "10":
                 resp["4"] = "%012d" % entry["amount"]
         resp["39"] = entry["rc"]
-        if entry.get("arqc") == "ok" and entry["kind"] in ("auth", "refund"):
+        if entry.get("arqc") == "ok" and entry["kind"] in ("auth", "refund") and req.get("55"):
             resp["55"] = self._book.issuer.field55(req, _pan_of(req), entry["rc"])
         return resp
 

@@ -20,7 +20,7 @@ import select
 import threading
 import time
 
-from payterm_tools.sim.issuer import RID_VISA, icc_cryptogram
+from payterm_tools.sim.issuer import MS_DD, MS_NATC, MS_PCVC3, MS_PUNATC, RID_VISA, icc_cryptogram, icc_cvc3
 
 # ---------------------------------------------------------------- helpers
 
@@ -142,7 +142,7 @@ class EmvCard(MagCard):
     The ARQC is real: pyemv over the terminal data the card received (PDOL or
     CDOL1), its AIP and ATC, with the card's ICC master key (issuer.icc_cryptogram).
     aids: [(aid_hex, label, priority)] listed in the PPSE directory.
-    remove_at: "ppse" | "select" | "gpo" | "read" | "genac": the card leaves the field
+    remove_at: "ppse" | "select" | "gpo" | "read" | "genac" | "ccc": the card leaves the field
       when that command arrives (the PN532 reports a timeout, status 01).
     sw: {"ppse"|"select"|"gpo"|"read"|"genac": int} status words to answer instead.
     gpo_format: 1 (tag 80: no cryptogram) or 2 (tag 77); genac_format likewise.
@@ -151,7 +151,8 @@ class EmvCard(MagCard):
     crypto=False: the answer carries no cryptogram (9F26/9F27/9F10/9F36).
     ctq: Card Transaction Qualifiers (9F6C, qVSDC), e.g. "0080" a phone that verified its holder.
     aip: Application Interchange Profile (82), e.g. "1A80" on-device CVM (M/Chip phone).
-    magstripe: M/Chip card in mag-stripe mode only (AIP 0000, 9F6B/56 records, no CDOL1).
+    magstripe: M/Chip card in mag-stripe mode only (AIP 0000, 9F6B/56 records, no CDOL1): answers
+      COMPUTE CRYPTOGRAPHIC CHECKSUM with a real CVC3 (issuer.icc_cvc3).
     extra_record: TLV bytes added to the second record (e.g. terminal tags a card should not send).
     random_uid: a fresh random UID (08 xx xx xx, ISO/IEC 14443-3) on every tap,
       as most payment cards do; "activation": a fresh one on every activation
@@ -193,6 +194,7 @@ class EmvCard(MagCard):
         self.last_pdol_data = None
         self.last_cdol_data = None
         self.last_arqc = None
+        self.last_udol_data = None
         self.atc = 0
 
     # -- data
@@ -217,12 +219,13 @@ class EmvCard(MagCard):
         if self.records is not None:
             return self.records
         if self.magstripe:
-            t2 = "%sD%s%s%s" % (self.pan, self.expiry, self.service_code, "0000000000000")
+            t2 = "%sD%s%s%s" % (self.pan, self.expiry, self.service_code, MS_DD)
             t2 += "F" if len(t2) % 2 else ""
             r1 = tlv(0x70, tlv(0x9F6C, b"\x00\x01") + tlv(0x9F62, bytes(6)) + tlv(0x9F63, bytes(6))
                      + tlv(0x56, ("B%s^%s^%s%s" % (self.pan, self.name, self.expiry, self.service_code)).encode())
-                     + tlv(0x9F64, b"\x03") + tlv(0x9F65, b"\x00\x0e") + tlv(0x9F66, b"\x0e\x70")
-                     + tlv(0x9F6B, bytes.fromhex(t2)) + tlv(0x9F67, b"\x03"))
+                     + tlv(0x9F64, b"\x03") + tlv(0x9F65, MS_PCVC3.to_bytes(2, "big"))
+                     + tlv(0x9F66, MS_PUNATC.to_bytes(2, "big"))  # PUNATC(Track2): not a TTQ here
+                     + tlv(0x9F6B, bytes.fromhex(t2)) + tlv(0x9F67, bytes([MS_NATC])))
             return [(1, 1, r1)]
         r1 = tlv(0x70, tlv(0x57, self.track2_eq()) + tlv(0x5F20, self.name.encode()))
         body = (tlv(0x5A, self.pan_bcd()) + tlv(0x5F24, bytes.fromhex(self.expiry + "31"))
@@ -253,6 +256,8 @@ class EmvCard(MagCard):
             return self._answer("gpo", lambda: self._gpo(apdu))
         if cla == 0x80 and ins == 0xAE:
             return self._answer("genac", lambda: self._genac(apdu))
+        if cla == 0x80 and ins == 0x2A and p1 == 0x8E and p2 == 0x80:
+            return self._answer("ccc", lambda: self._ccc(apdu))
         if ins == 0xB2:
             return self._answer("read", lambda: self._read(p1, p2 >> 3))
         return b"\x6d\x00"
@@ -333,6 +338,22 @@ class EmvCard(MagCard):
                 return tlv(0x80, bytes([self.cid])) + b"\x90\x00"
             return tlv(0x80, bytes([self.cid]) + self.atc.to_bytes(2, "big") + ac + self.iad()) + b"\x90\x00"
         return tlv(0x77, self._crypto_tlv(ac)) + b"\x90\x00"
+
+    def _ccc(self, apdu):
+        """COMPUTE CRYPTOGRAPHIC CHECKSUM (Book C-2 mag-stripe mode): CVC3 over the static track,
+        the UN (numeric, default UDOL 9F6A04) and the ATC."""
+        if self.selected is None or not self.magstripe:
+            return b"\x69\x85"
+        un = apdu[5:5 + apdu[4]]
+        if len(un) != 4:
+            return b"\x67\x00"
+        self.last_udol_data = un
+        atc = self.atc.to_bytes(2, "big")
+        cvc3 = icc_cvc3(self.pan, self.expiry, self.service_code, atc, un)
+        if self.tamper:
+            cvc3 ^= 1
+        body = tlv(0x9F61, cvc3.to_bytes(2, "big")) + tlv(0x9F60, cvc3.to_bytes(2, "big")) + tlv(0x9F36, atc)
+        return tlv(0x77, body) + b"\x90\x00"
 
     def _read(self, rec, sfi):
         for s, r, data in self.record_list():

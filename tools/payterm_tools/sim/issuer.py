@@ -20,17 +20,31 @@ field 55 is "bad" too. Anything else (a swipe; an advice without the card
 number, whose key cannot be derived) is "-". The answer to an
 approved or declined request whose ARQC was ok carries field 55 with tag 91:
 ARPC (method 1) followed by the 2-byte ARPC response code (the rc in ASCII).
+A Mastercard mag-stripe mode tap (field 22 91x) has no field 55: its CVC3
+(pyemv's generate_cvc3) is checked from the digits the terminal wrote into
+field 35, at the positions the cards are personalised with (MS_*).
 
 The simulated cards (cardsim.EmvCard) are personalised from the same test
 keys, as a card bureau would: `icc_cryptogram` is what the card computes.
 Nothing here is a secret: these are test keys for simulators only.
 """
 from pyemv import cvn as _cvn
+from pyemv import cvv as _cvv
+from pyemv import kd as _kd
 from pyemv import tlv as _tlv
 
 TEST_IMK_AC = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 TEST_IMK_SMI = bytes.fromhex("89ABCDEF0123456776543210FEDCBA98")
 TEST_IMK_SMC = bytes.fromhex("FEDCBA98765432100123456789ABCDEF")
+TEST_IMK_CVC3 = bytes.fromhex("01234567899876543210012345678998")
+
+# Mag-stripe mode personalisation of the simulated cards (Book C-2): where the CVC3, UN and ATC
+# digits go in the track 2 discretionary data (bit 0 = its last digit), and its static value.
+MS_PCVC3 = 0x000E  # PCVC3(Track2): 3 CVC3 digits
+MS_PUNATC = 0x0E70  # PUNATC(Track2): 6 positions ...
+MS_NATC = 3  # ... NATC(Track2) 3 for the ATC, so nUN = 3 UN digits
+MS_DD = "0" * 13  # static discretionary data of Track 2 Data (9F6B)
+MAGSTRIPE_ENTRY = "91"  # field 22: contactless magnetic stripe
 
 RID_VISA = "A000000003"
 # The data objects an ARQC covers (EMV Book 2 8.1.1 recommended minimum set).
@@ -68,6 +82,52 @@ def icc_cryptogram(aid, pan, psn, iad, data):
     return scheme.generate_ac(*args, last)
 
 
+def _bits(n):
+    out, i = [], 0
+    while n:
+        if n & 1:
+            out.append(i)
+        n >>= 1
+        i += 1
+    return out
+
+
+def ms_track_template(pan, expiry, service_code):
+    """The card's static Track 2 Data (9F6B) as the CVC3 covers it (PAN D YYMM SC DD, F padded)."""
+    t = "%sD%s%s%s" % (pan, expiry, service_code, MS_DD)
+    return bytes.fromhex(t + ("F" if len(t) % 2 else ""))
+
+
+def icc_cvc3(pan, expiry, service_code, atc, un):
+    """CVC3(Track2) a card personalised from the test keys computes (int, 2 bytes on the card)."""
+    key = _kd.derive_icc_mk_a(TEST_IMK_CVC3, pan, "00")
+    return int(_cvv.generate_cvc3(key, ms_track_template(pan, expiry, service_code), atc, un))
+
+
+def _ms_verify(req):
+    """CVC3 check of a mag-stripe mode tap: field 35 with CVC3, UN and ATC digits in its discretionary data."""
+    t2 = req.get("35", "").lstrip(";").rstrip("?")
+    pan, sep, rest = t2.partition("=")
+    if not sep or len(rest) < 7 + 12:
+        return "bad", "field 35 is not a mag-stripe mode track 2"
+    exp, sc, dd = rest[:4], rest[4:7], rest[7:]
+    if not dd.isdigit():
+        return "bad", "discretionary data not numeric"
+    at = lambda positions: "".join(dd[len(dd) - 1 - p] for p in reversed(positions))  # noqa: E731
+    pc, pu = _bits(MS_PCVC3), _bits(MS_PUNATC)
+    nun = len(pu) - MS_NATC
+    if dd[-1] != str(nun):
+        return "bad", "nUN digit %s" % dd[-1]
+    cvc3 = at(pc)
+    un = bytes.fromhex(at(pu[:nun]).rjust(8, "0"))
+    atc_low = int(at(pu[nun:]))
+    step = 10 ** MS_NATC
+    for atc in range(atc_low, 0x10000, step):
+        if str(icc_cvc3(pan, exp, sc, atc.to_bytes(2, "big"), un)).zfill(5)[-len(pc):] == cvc3:
+            return "ok", ""
+    return "bad", "CVC3 does not verify"
+
+
 def _psn(tags):
     v = tags.get("5F34")
     return v.hex()[-2:] if v else "00"
@@ -101,6 +161,8 @@ class Issuer:
 
     def _verify(self, req, pan):
         icc = _icc(req)
+        if req.get("22", "")[:2] == MAGSTRIPE_ENTRY:
+            return _ms_verify(req)
         if not icc:
             if req.get("22", "")[:2] in CHIP_ENTRY:
                 return "bad", "chip entry without field 55"
