@@ -130,8 +130,10 @@ class Card:
         # Set by the contactless kernel (payterm.card.emv); a swipe keeps these.
         self.kernel = ""  # "qvsdc" | "mchip"
         self.cvm = "none"  # cardholder verification: "none" | "signature" | "online_pin" | "cdcvm"
-        self.deferral = None  # None: may be approved offline; else the code declining that (CRD-20)
-        self.floor_limit = None  # the AID's floor limit (None: the terminal's)
+        # None: may be approved offline; else the code declining that (CRD-20)
+        self.deferral = None  # type: str | None
+        # the AID's floor limit (None: the terminal's)
+        self.floor_limit = None  # type: int | None
 
     def auth_fields(self):
         """ISO 8583 fields for the authorization request (the PAN's one exit).
