@@ -28,7 +28,7 @@ IDF_PATH    ?=
 
 PYTEST_ARGS ?=
 
-.PHONY: all setup sysdeps mpy-src core core-asan core-romtext core-m32 test unit system typecheck reliability emulate bench bench-crypto memory \
+.PHONY: all setup sysdeps mpy-src core core-asan core-romtext core-m32 test unit system typecheck reliability emulate bench bench-crypto bench-emv memory \
         mpy deploy firmware natmod natmod-check riscv-check codes clean distclean help
 
 all: test
@@ -40,6 +40,7 @@ help:
 	@echo "make bench      recqueue benchmark (C vs fallback vs deque vs RingIO), then bench-crypto"
 	@echo "make bench-crypto  DUKPT / PIN block / MAC timings in the MicroPython unix VM"
 	@echo "make memory     boot heap, heap per transaction, heap over 1000 sales, .mpy per board budget (make bench runs it)"
+	@echo "make bench-emv  contactless read time per simulated card: detection to REMOVE CARD, wire vs firmware"
 	@echo "make mpy        cross-compile the firmware to .mpy (mpy-cross)"
 	@echo "make typecheck  type-check firmware/ against the MicroPython ESP32 stubs (basedpyright)"
 	@echo "make provision  how to write a terminal's provisioning file (payterm provision --help)"
@@ -149,7 +150,7 @@ reliability: setup
 emulate: setup
 	$(VBIN)/payterm emulate --board $(or $(BOARD),EMULATOR) --state $(STATE)
 
-bench: setup core memory bench-crypto
+bench: setup core memory bench-crypto bench-emv
 	$(VPY) tools/bench_recqueue.py --core $(CORE)
 	$(VPY) tools/bench_crypto.py --check
 
@@ -162,6 +163,10 @@ memory: setup core
 
 bench-crypto: setup
 	$(VPY) tools/bench_crypto.py --check
+
+# Card detection -> REMOVE CARD for each simulated card on the emulator, PN532 UART paced at 115200 baud.
+bench-emv: setup
+	$(VPY) tools/bench_emv.py --check
 
 codes: setup
 	$(VBIN)/payterm codes --markdown docs/failure-codes.md

@@ -69,13 +69,30 @@ DEFAULTS = {
     "nfc_fresh_ms": 1000,  # a look at the field older than this says nothing when a sale starts
     "nfc_retry_ms": 2000,  # re-initialise a reader that stopped answering
     "nfc_check_ms": 500,  # longest wait for the first look at the field before the prompt shows
-    # the same list as payterm.card.emv.DEFAULT_AIDS (a unit test keeps them equal)
-    "aids": ("A0000000031010", "A0000000032010", "A0000000041010", "A0000000043060",
-             "A000000025", "A0000001523010", "A0000000651010"),
+    # Contactless AIDs (payterm.card.emvrisk): an AID string, or an object with its own
+    # "kernel" (qvsdc | mchip; default by RID), "priority" (1-15, breaks ties of the card's
+    # priorities), "tx_limit", "cvm_limit", "floor_limit" (minor units; default the terminal-wide
+    # values below), "deferred" (an ARQC may be authorized later, offline; default: qvsdc) and "label".
+    "aids": (
+        {"aid": "A0000000031010", "label": "VISA"},  # Visa credit/debit
+        {"aid": "A0000000032010", "label": "VISA ELECTRON"},
+        {"aid": "A0000000032020", "label": "V PAY"},  # debit
+        {"aid": "A0000000041010", "label": "MASTERCARD"},
+        {"aid": "A0000000043060", "label": "MAESTRO"},  # debit
+        {"aid": "A0000003591010028001", "label": "GIROCARD"},  # German debit (C-2 based kernel)
+        {"aid": "A000000025", "label": "AMERICAN EXPRESS"},
+        {"aid": "A0000001523010", "label": "DISCOVER"},
+        {"aid": "A0000000651010", "label": "JCB"},
+    ),
+    "cl_tx_limit": 100000,  # contactless transaction limit: above it INSERT OR SWIPE CARD (CRD-14)
+    "cl_cvm_limit": 5000,  # CVM required limit: above it signature / online PIN unless the device verified
+    "online_pin": False,  # online PIN as CVM (set once PIN entry is available)
+    "cl_magstripe": False,  # Mastercard mag-stripe mode taps (CVC3, entry mode 91); off: declined CRD-19
     "country": "0840",  # 9F1A terminal country code (ISO 3166 numeric)
-    "ttq": "36000000",  # 9F66 terminal transaction qualifiers
+    "ttq": "22004000",  # 9F66 TTQ base: qVSDC, signature, CDCVM supported (the kernel adds online/CVM bits)
     "terminal_type": "22",  # 9F35 attended, online with offline capability
-    "capabilities": "E0F0C8",  # 9F33
+    "capabilities": "402800",  # 9F33 magnetic stripe; signature, no CVM; no offline data authentication
+    "additional_capabilities": "6000F0A001",  # 9F40 goods and services; keys, display, printer; code table 1
 }
 
 # What a terminal cannot take a payment without: no default stands in for these.
@@ -92,7 +109,7 @@ _C_LIMITS = "SYS-26"
 _C_PIN = "SYS-27"
 _C_WLAN = "SYS-28"
 _C_OTHER = "SYS-29"
-_LIMITS = ("floor_limit", "saf_max_count", "saf_max_total", "saf_max_tries")
+_LIMITS = ("floor_limit", "saf_max_count", "saf_max_total", "saf_max_tries", "cl_tx_limit", "cl_cvm_limit")
 _HOST_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-"
 _HEX = "0123456789abcdef"
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -178,6 +195,19 @@ def _type_error(k, v):
     return None
 
 
+def _aids_error(v):
+    """The contactless AID list: 1-32 AID strings or objects (payterm.card.emvrisk.entry_error)."""
+    from payterm.card.emvrisk import entry_error
+
+    if not isinstance(v, (list, tuple)) or not 0 < len(v) <= 32:
+        return "must be a list of 1-32 AIDs"
+    for e in v:
+        why = entry_error(e)
+        if why:
+            return why
+    return None
+
+
 def validate(params, board=None):
     """[(code, field, detail), ...] for a provisioning dict; [] when it is usable.
 
@@ -241,6 +271,11 @@ def validate(params, board=None):
             continue
         if k not in DEFAULTS:
             bad(_C_OTHER, k, "unknown parameter")
+            continue
+        if k == "aids":
+            e = _aids_error(v)
+            if e:
+                bad(_C_OTHER, k, e)
             continue
         e = _type_error(k, v)
         if e:

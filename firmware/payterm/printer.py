@@ -21,6 +21,13 @@ def receipt(result, cfg, when):
             lines.append("AUTH %s" % result.auth_code)
         if result.rrn:
             lines.append("RRN %s" % result.rrn)
+        cvm = getattr(result, "cvm", "none")
+        if cvm == "signature":
+            lines += ["CARDHOLDER SIGNATURE", "", "X______________________"]
+        elif cvm == "cdcvm":
+            lines.append("VERIFIED ON DEVICE")
+        elif cvm == "online_pin":
+            lines.append("PIN VERIFIED")
     else:
         lines.append("DECLINED %s" % (result.code or ""))
         lines.append(result.text or "")

@@ -15,7 +15,7 @@ import time
 import pytest
 
 LEDGER_LINE = re.compile(r"^  (\d{4}) (\d{6}) (auth|refund|void|reversal|advice|echo) (\d+) rc=(\w\w) "
-                         r"(\d{6}\*+\d{4}|)( REPEAT)?( arqc=\S+)? pin=(ok|bad|-) mac=(ok|bad|-) card=(ok|missing|-)$")
+                         r"(\d{6}\*+\d{4}|)( REPEAT)? arqc=(ok|bad|-) pin=(ok|bad|-) mac=(ok|bad|-) card=(ok|missing|-)$")
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +116,8 @@ def test_emulate_ledger_lines_and_the_ledger_survives_a_restart(tmp_path, reques
                            "host decline 999", "console", "ledger"])
     assert "usage: host approve" in out and "usage: console CMD" in out
     lines = _ledger_lines(out)
-    assert [l.split(" pin=")[0] for l in lines] == ["  0200 000001 auth 1250 rc=00 476173******0010",
-                                                    "  0200 000002 auth 2000 rc=51 476173******0010"], out
+    assert [l.split(" pin=")[0] for l in lines] == ["  0200 000001 auth 1250 rc=00 476173******0010 arqc=-",
+                                                    "  0200 000002 auth 2000 rc=51 476173******0010 arqc=-"], out
     assert all(l.endswith(" pin=- mac=ok card=ok") for l in lines), lines
     assert all(LEDGER_LINE.match(l) for l in lines)
     path = state + ".acquirer.jsonl"
@@ -127,7 +127,7 @@ def test_emulate_ledger_lines_and_the_ledger_survives_a_restart(tmp_path, reques
     assert "acquirer ledger: %s (2 entries from earlier runs)" % path in out
     lines = _ledger_lines(out)
     assert len(lines) == 3 and [l.split(" pin=")[0] for l in lines[:2]] == [
-        "  0200 000001 auth 1250 rc=00 476173******0010", "  0200 000002 auth 2000 rc=51 476173******0010"]
+        "  0200 000001 auth 1250 rc=00 476173******0010 arqc=-", "  0200 000002 auth 2000 rc=51 476173******0010 arqc=-"]
     m = LEDGER_LINE.match(lines[2])
     assert m and (m.group(1), m.group(3), m.group(4), m.group(5)) == ("0200", "auth", "500", "00"), lines
     assert int(m.group(2)) > 2, "the terminal's STANs moved on; the host saw no duplicate"

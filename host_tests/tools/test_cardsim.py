@@ -395,3 +395,37 @@ def test_e2e_card_left_on_reader_is_read_once(e2e):
     sim.tap(card)
     assert m.line().startswith("CARD tap"), "taken away and tapped again"
     assert sim.commands().count(0x40) == 2 * 5
+
+
+@pytest.mark.parametrize("baud", [9600, 115200])
+def test_pn532_bytes_take_their_time_on_the_line(baud):
+    """The simulator paces both directions at the baud rate (8N1: 10 bits a byte)."""
+    nfc_m, nfc_s = os.openpty()
+    tty.setraw(nfc_s)
+    sim = CardReaderSim(None, nfc_m, baud=baud).start()
+    try:
+        cmd = host_frame(0x02)  # GetFirmwareVersion: 9 bytes in; ACK (6) + 13-byte answer out
+        want = 28 * 10.0 / baud
+        for _ in range(3):
+            t0 = time.monotonic()
+            os.write(nfc_s, cmd)
+            got = read_until(nfc_s, lambda b: len(b) >= 19)
+            took = time.monotonic() - t0
+            assert got[:6] == ACK and got[6:][:7] == bytes.fromhex("0000ff06fad503"), got.hex()
+            assert took >= want * 0.95, "%.2f ms for %d bytes at %d baud" % (took * 1000, 28, baud)
+            assert took < want + 0.1
+        wire = sum(e[2] for e in sim.trace if e[0] == "wire")
+        assert abs(wire - 3 * want) < want * 0.2, (wire, want)
+    finally:
+        sim.stop()
+        os.close(nfc_m)
+        os.close(nfc_s)
+
+
+def test_simulated_cards_keep_their_names_and_tap_through_their_kernel():
+    for name in ("visa", "mastercard", "amex", "expired", "bad_luhn", "chip_swipe", "unsupported_aid", "two_apps"):
+        assert name in TEST_CARDS
+    assert TEST_CARDS["visa"].kernel == "qvsdc" and TEST_CARDS["mastercard"].kernel == "mchip"
+    assert TEST_CARDS["girocard"].aids[0][0] == "A0000003591010028001"
+    for c in TEST_CARDS.values():
+        assert luhn_ok(c.pan) == (c is not TEST_CARDS["bad_luhn"]), c

@@ -71,11 +71,25 @@ ERR = b"\x00\x00\xff\x01\xff\x7f\x81\x00"
 
 
 class FakeCard:
-    """EMV contactless card model answering SELECT / GPO / READ RECORD."""
+    """EMV contactless card model answering SELECT / GPO / READ RECORD / GENERATE AC.
+
+    kernel: "qvsdc" (Book C-3: cryptogram in the GPO answer) or "mchip" (Book C-2:
+    GENERATE AC with CDOL1 after the records); by default from the AID (Visa: qvsdc).
+    The cryptogram is a fixed value: the issuer's check of real ones is a system test.
+    cid: cryptogram information data the card answers with; ctq: 9F6C in the GPO answer;
+    aip: 82; extra: TLVs added to record 2 (a card putting terminal tags in a record);
+    crypto=False: no cryptogram in the answer; genac_format: 1 (tag 80) or 2 (tag 77).
+    """
+
+    CDOL1 = b"\x9f\x02\x06\x9f\x03\x06\x9f\x1a\x02\x95\x05\x5f\x2a\x02\x9a\x03\x9c\x01\x9f\x37\x04\x9f\x35\x01\x9f\x34\x03"
+    AC = b"\x11" * 8
+    IAD_VISA = b"\x06\x01\x0a\x03\xa0\x00\x00"
+    IAD_MC = b"\x01\x10\xa0\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\xff"
 
     def __init__(self, pan="4761739001010010", exp="3012", sc="201", name="DOE/JANE",
                  aids=(("A0000000031010", "VISA", 1),), uid=b"\x04\x01\x02\x03",
-                 pdol=b"\x9f\x02\x06\x5f\x2a\x02\x9f\x37\x04\x9f\x66\x04\x9a\x03", sw=None, remove_at=None, raw=None):
+                 pdol=b"\x9f\x02\x06\x5f\x2a\x02\x9f\x37\x04\x9f\x66\x04\x9a\x03", sw=None, remove_at=None, raw=None,
+                 kernel=None, cid=0x80, ctq=None, aip=None, extra=b"", crypto=True, genac_format=2):
         self.pan, self.exp, self.sc, self.name = pan, exp, sc, name
         self.aids = aids
         self.uid = uid
@@ -84,7 +98,15 @@ class FakeCard:
         self.remove_at = remove_at
         self.raw = raw or {}
         self.pdol_data = None
+        self.cdol_data = None
         self.seen = []
+        self.kernel = kernel or ("qvsdc" if aids[0][0].startswith("A000000003") else "mchip")
+        self.cid = cid
+        self.ctq = ctq
+        self.aip = aip if aip is not None else (b"\x20\x00" if self.kernel == "qvsdc" else b"\x18\x80")
+        self.extra = extra
+        self.crypto = crypto
+        self.genac_format = genac_format
 
     def t2(self):
         s = self.pan + "D" + self.exp + self.sc + "00000"
@@ -95,12 +117,21 @@ class FakeCard:
     def records(self):
         pan = self.pan + ("F" if len(self.pan) % 2 else "")
         r1 = tlv(0x70, tlv(0x57, self.t2()) + tlv(0x5F20, self.name.encode()))
-        r2 = tlv(0x70, tlv(0x5A, bytes.fromhex(pan)) + tlv(0x5F24, bytes.fromhex(self.exp + "31")))
+        body = tlv(0x5A, bytes.fromhex(pan)) + tlv(0x5F24, bytes.fromhex(self.exp + "31")) + tlv(0x5F34, b"\x01")
+        if self.kernel == "mchip":
+            body += tlv(0x8C, self.CDOL1)  # "mchip-magstripe" / "mchip-nocdol": a card without one
+        r2 = tlv(0x70, body + self.extra)
         return {(1, 1): r1, (2, 1): r2}
+
+    def _crypto(self, iad):
+        if not self.crypto:
+            return b""
+        return (tlv(0x9F27, bytes((self.cid,))) + tlv(0x9F36, b"\x00\x07") + tlv(0x9F26, self.AC)
+                + tlv(0x9F10, iad))
 
     def respond(self, apdu):
         ins = apdu[1]
-        step = {0xA4: "select", 0xA8: "gpo", 0xB2: "read"}.get(ins, "?")
+        step = {0xA4: "select", 0xA8: "gpo", 0xB2: "read", 0xAE: "genac", 0x2A: "ccc"}.get(ins, "?")
         if ins == 0xA4 and apdu[5:5 + apdu[4]] == b"2PAY.SYS.DDF01":
             step = "ppse"
         self.seen.append(step)
@@ -124,10 +155,25 @@ class FakeCard:
         if step == "gpo":
             self.pdol_data = bytes(apdu[7:7 + apdu[6]])
             afl = b"\x08\x01\x01\x00\x10\x01\x01\x00"
-            return tlv(0x77, tlv(0x82, b"\x20\x00") + tlv(0x94, afl) + tlv(0x9F26, b"\x11" * 8) + tlv(0x9F36, b"\x00\x07")) + b"\x90\x00"
+            body = tlv(0x82, self.aip) + tlv(0x94, afl)
+            if self.kernel == "qvsdc":
+                body += self._crypto(self.IAD_VISA)  # Book C-3: the ARQC comes with GPO
+                if self.ctq is not None:
+                    body += tlv(0x9F6C, self.ctq)
+            return tlv(0x77, body) + b"\x90\x00"
         if step == "read":
             r = self.records().get((apdu[3] >> 3, apdu[2]))
             return (r + b"\x90\x00") if r else b"\x6a\x83"
+        if step == "genac":
+            self.cdol_data = bytes(apdu[5:5 + apdu[4]])
+            if self.genac_format == 1:
+                if not self.crypto:
+                    return tlv(0x80, bytes((self.cid,))) + b"\x90\x00"
+                return tlv(0x80, bytes((self.cid,)) + b"\x00\x07" + self.AC + self.IAD_MC) + b"\x90\x00"
+            return tlv(0x77, self._crypto(self.IAD_MC)) + b"\x90\x00"
+        if step == "ccc":  # mag-stripe mode: CVC3(Track2) 0x1234, ATC 7
+            self.udol_data = bytes(apdu[5:5 + apdu[4]])
+            return tlv(0x77, tlv(0x9F61, b"\x12\x34") + tlv(0x9F36, b"\x00\x07")) + b"\x90\x00"
         return b"\x6d\x00"
 
 

@@ -17,7 +17,7 @@ from test_card_fakes import FakeCard, FakePN532, frame
 NOW = 1795435200  # 2026-11-23 12:00 UTC
 SWIPE = b"%B4761739001010010^DOE/JOHN^3012101000000?;4761739001010010=30121010000000?\r\n"
 MAG_CODES = ("CRD-02", "CRD-03", "CRD-04", "CRD-05", "CRD-06", "CRD-07", "CRD-08", "CRD-09", "CRD-10")
-EMV_CODES = ("CRD-07", "CRD-08", "CRD-09", "CRD-11", "CRD-13")
+EMV_CODES = ("CRD-07", "CRD-08", "CRD-09", "CRD-11", "CRD-13", "CRD-14", "CRD-15", "CRD-16", "CRD-17", "CRD-18", "CRD-19")
 
 
 def mutate(data, rnd):

@@ -219,14 +219,14 @@ async def test_tap_errors_wait_for_removal_then_retry():
     fake.cards = [FakeCard(remove_at="gpo")]  # pulled away mid-read: field empty at once
     await s.until("error CRD-11")
     await settle(60)
-    fake.cards = [FakeCard(sw={"read": 0x6A83})]  # stays there after the error
-    await s.until("error CRD-13")
+    fake.cards = [FakeCard(sw={"read": 0x6A83})]  # record missing; stays there after the error
+    await s.until("error CRD-16")
     await s.until("remove")
     fake.cards = []
     await s.until("present")
     fake.cards = [FakeCard()]
     c = await s.result()
-    eq(s.events, ["present", "error CRD-11", "error CRD-13", "remove", "present"])
+    eq(s.events, ["present", "error CRD-11", "error CRD-16", "remove", "present"])
     eq(c.source, "tap")
 
 

@@ -161,6 +161,36 @@ async def test_emv_read_zeroes_its_records_on_failure_too():
     _check_walked(log)
 
 
+async def test_mchip_read_zeroes_records_cryptogram_and_command_buffers():
+    """GENERATE AC path: the answer, the CDOL1 data and the command buffers are zeroed too."""
+    log = []
+    real_walk, spy = _spy_walk(log)
+    card = FakeCard(aids=(("A0000000041010", "MASTERCARD", 1),), pan="5413330089010434")
+    cmds = []
+
+    async def xchg(apdu):
+        cmds.append(apdu)
+        return card.respond(bytes(apdu))
+
+    tlv.walk = spy
+    try:
+        c = await emv.read_card(xchg, 100, "978", {}, NOW, b"\x00\x00\x00\x01")
+    finally:
+        tlv.walk = real_walk
+    eq(card.seen[-1], "genac")
+    _check_walked(log)
+    gen = [d for d, keys, _ in log if 0x9F26 in keys]
+    assert gen, "the GENERATE AC answer was walked"
+    for a in cmds:
+        if isinstance(a, bytearray):  # GPO and GENERATE AC: terminal and card data in the command
+            zeroed(a, "command APDU %r" % bytes(a[:2]))
+    assert sum(1 for a in cmds if isinstance(a, bytearray)) == 2, "GPO and GENERATE AC buffers are wipeable"
+    handed = list(c.auth_fields().values())
+    c.wipe()
+    for v in handed:
+        zeroed(v, "auth_fields value")
+
+
 class _Conn:
     """One TCP connection to a host that approves: request bytes in, a matching 0210 out."""
 

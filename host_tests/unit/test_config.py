@@ -130,3 +130,15 @@ def test_provisioned_pin_hash_replaces_the_stored_pin():
     assert g.check("9876")
     with open(d + "/pin.json") as f:
         assert "9876" not in f.read()
+
+
+def test_contactless_aid_list_and_limits_are_provisioning_parameters():
+    aids = ["A0000000031010", {"aid": "A0000003591010028001", "kernel": "mchip", "priority": 1, "tx_limit": 25000,
+                               "cvm_limit": 2500, "floor_limit": 0, "deferred": False, "label": "GIROCARD"}]
+    eq(config.validate(_good(aids=aids, cl_tx_limit=50000, cl_cvm_limit=5000, online_pin=True), WLAN_BOARD), [])
+    eq(config.validate(_good(aids=list(config.DEFAULTS["aids"])), WLAN_BOARD), [], "the defaults validate")
+    for bad in ([], "A0000000031010", [{"aid": "A0000000031010", "kernel": "emv"}],
+                [{"aid": "A0000000031010", "cvm_limit": -1}], [{"aid": "XYZ"}], [{"aid": "A0000000031010", "x": 1}]):
+        eq(_codes(_good(aids=bad)), [("SYS-29", "aids")], repr(bad))
+    eq(_codes(_good(cl_tx_limit=-5)), [("SYS-26", "cl_tx_limit")])
+    eq(_codes(_good(online_pin="yes")), [("SYS-29", "online_pin")])

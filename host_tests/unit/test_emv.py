@@ -57,11 +57,12 @@ async def test_pdol_data_follows_the_cards_order_and_lengths():
     # amount(6) currency(2) UN(4) TTQ(4) date(3) as the card's PDOL asks
     card = FakeCard()
     await read(card)
-    eq(card.pdol_data, b"\x00\x00\x00\x00\x12\x34" + b"\x09\x78" + UN + b"\x36\x00\x40\x00" + b"\x26\x11\x23")
+    # TTQ: the configured base with byte 2 b8 (online cryptogram required) added by the kernel
+    eq(card.pdol_data, b"\x00\x00\x00\x00\x12\x34" + b"\x09\x78" + UN + b"\x36\x80\x40\x00" + b"\x26\x11\x23")
     # lengths differ from the standard: numeric right-aligned, binary left-aligned
     card = FakeCard(pdol=b"\x9f\x02\x04\x9f\x66\x02\x9f\x1a\x03\xdf\x01\x02")
     await read(card, amount=99)
-    eq(card.pdol_data, b"\x00\x00\x00\x99" + b"\x36\x00" + b"\x00\x02\x50" + b"\x00\x00")
+    eq(card.pdol_data, b"\x00\x00\x00\x99" + b"\x36\x80" + b"\x00\x02\x50" + b"\x00\x00")
 
 
 async def test_aid_priority_and_support():
@@ -78,9 +79,10 @@ async def test_aid_priority_and_support():
 async def test_status_words():
     eq(await code(FakeCard(sw={"ppse": 0x6A82})), "CRD-09", "no PPSE")
     eq(await code(FakeCard(sw={"select": 0x6A82})), "CRD-09", "AID not selectable")
-    eq(await code(FakeCard(sw={"gpo": 0x6985})), "CRD-09", "use another interface")
+    eq(await code(FakeCard(sw={"gpo": 0x6985})), "CRD-15", "GPO refused: use another interface")
     eq(await code(FakeCard(sw={"gpo": 0x6700})), "CRD-13")
-    eq(await code(FakeCard(sw={"read": 0x6A83})), "CRD-13")
+    eq(await code(FakeCard(sw={"read": 0x6A83})), "CRD-16", "record missing")
+    eq(await code(FakeCard(sw={"read": 0x6A88})), "CRD-13")
     eq(await code(FakeCard(sw={"ppse": 0x6F00})), "CRD-13")
 
 
@@ -98,7 +100,7 @@ async def test_missing_and_inconsistent_data():
     c = await read(card)
     eq(c.auth_fields()["2"], "4761739001010010", "5A alone is enough")
     card.records = lambda: {(1, 1): tlv.encode(0x70, tlv.encode(0x5F20, b"X")), (2, 1): tlv.encode(0x70, b"\x9f\x07\x01\x00")}
-    eq(await code(card), "CRD-13", "no PAN")
+    eq(await code(card), "CRD-16", "no PAN")
     other = FakeCard(pan="4111111111111111")
     card.records = lambda: {(1, 1): other.records()[(1, 1)], (2, 1): recs[(2, 1)]}
     eq(await code(card), "CRD-13", "5A and 57 disagree")
@@ -107,9 +109,13 @@ async def test_missing_and_inconsistent_data():
 
 
 async def test_gpo_format_1_and_bad_afl():
-    card = FakeCard(raw={"gpo": b"\x80\x0a\x20\x00\x08\x01\x01\x00\x10\x01\x01\x00"})
+    mc = (("A0000000041010", "MASTERCARD", 1),)
+    card = FakeCard(aids=mc, pan="5413330089010434", raw={"gpo": b"\x80\x0a\x18\x80\x08\x01\x01\x00\x10\x01\x01\x00"})
     c = await read(card)
     eq(c.expiry, "3012")
+    eq(card.seen[-1], "genac", "M/Chip: GENERATE AC after the records")
+    eq(await code(FakeCard(raw={"gpo": b"\x80\x0a\x20\x00\x08\x01\x01\x00\x10\x01\x01\x00"})), "CRD-17",
+       "qVSDC: a format 1 GPO answer has no cryptogram")
     eq(await code(FakeCard(raw={"gpo": b"\x80\x05\x20\x00\x08\x01\x01"})), "CRD-13", "AFL not 4n")
     eq(await code(FakeCard(raw={"gpo": b"\x80\x06\x20\x00\x08\x02\x01\x00"})), "CRD-13", "last < first")
     eq(await code(FakeCard(raw={"gpo": b"\x80\x06\x20\x00\x00\x01\x01\x00"})), "CRD-13", "SFI 0")

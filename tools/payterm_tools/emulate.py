@@ -32,7 +32,7 @@ host down | up                            acquirer outage (offline approval, sto
 host badmac | nomac                       next answer with a wrong MAC / without a MAC (the terminal reverses)
 paper ok|out|jam                          printer status
 console CMD  send a technician console command (status, faults, stats, wait, selftest, ...)
-ledger       what the acquirer simulator saw (MTI STAN kind AMOUNT rc=RC PAN [REPEAT] pin= mac= card=)
+ledger       what the acquirer simulator saw (MTI STAN kind AMOUNT rc=RC PAN [REPEAT] arqc= pin= mac= card=)
 receipt      last printed receipts
 screen       show the display again                   quit      stop the terminal
 """
@@ -68,7 +68,8 @@ def ledger_line(e):
     findings (new fields go at the end, in this order: arqc= pin= mac= card=)."""
     line = "%s %s %s %s rc=%s %s%s" % (e["mti"], e["stan"], e["kind"], e["amount"], e["rc"], e["pan_masked"],
                                        " REPEAT" if e["repeat"] else "")
-    line += " pin=%s mac=%s card=%s" % (e.get("pin", "-"), e.get("mac", "-"), e.get("card", "-"))
+    line += " arqc=%s pin=%s mac=%s card=%s" % (e.get("arqc", "-"), e.get("pin", "-"), e.get("mac", "-"),
+                                                e.get("card", "-"))
     return line
 
 

@@ -207,16 +207,25 @@ class PanelChannel(Channel):
     def __init__(self, fd, name, log=None):
         self.rows = ["", "", "", ""]
         self._partial = b""
+        self.beeps = []  # time.monotonic() of each BEEP the firmware sent
+        self.on_row = None  # callable(row, text, monotonic time) for each row drawn (timing tools)
         super().__init__(fd, name, log)
 
     def _on_data(self, data):
         # Keep the screen as the display would: each complete `D<row> text` line replaces its row.
         lines = (self._partial + data).split(b"\n")
         self._partial = lines.pop()
+        now = time.monotonic()
         for line in lines:
-            m = re.match(rb"^D([0-3]) ?(.*)$", line.rstrip(b"\r"))
+            line = line.rstrip(b"\r")
+            if line == b"BEEP":
+                self.beeps.append(now)
+                continue
+            m = re.match(rb"^D([0-3]) ?(.*)$", line)
             if m:
                 self.rows[int(m.group(1))] = m.group(2).decode("utf-8", "replace")
+                if self.on_row is not None:
+                    self.on_row(int(m.group(1)), self.rows[int(m.group(1))], now)
 
     def display(self):
         with self.cond:

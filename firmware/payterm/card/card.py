@@ -14,6 +14,7 @@ from payterm.mask import luhn_ok, mask_pan
 ENTRY_SWIPE = "901"  # full magnetic stripe read
 ENTRY_FALLBACK = "801"  # magstripe after a failed chip/contactless read
 ENTRY_TAP = "071"  # contactless EMV
+ENTRY_TAP_MAGSTRIPE = "911"  # contactless magnetic stripe (Book C-2 mag-stripe mode)
 
 
 def check_pan(pan, stage="card"):
@@ -126,6 +127,13 @@ class Card:
         self._track2 = _owned(track2)
         self._icc = _owned(icc)
         self.wiped = False
+        # Set by the contactless kernel (payterm.card.emv); a swipe keeps these.
+        self.kernel = ""  # "qvsdc" | "mchip"
+        self.cvm = "none"  # cardholder verification: "none" | "signature" | "online_pin" | "cdcvm"
+        # None: may be approved offline; else the code declining that (CRD-20)
+        self.deferral = None  # type: str | None
+        # the AID's floor limit (None: the terminal's)
+        self.floor_limit = None  # type: int | None
 
     def auth_fields(self):
         """ISO 8583 fields for the authorization request (the PAN's one exit).

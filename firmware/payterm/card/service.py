@@ -53,7 +53,9 @@ from payterm.card.pn532 import PN532
 
 from payterm.config import DEFAULTS  # the one table of terminal parameters
 
-_CHIP_FAILURES = ("CRD-11", "CRD-13", "HW-02")
+# Failed taps after which a chip card may be swiped (EMV fallback): a read that broke off, and a
+# tap the card or the limits send to another interface (CRD-14 above the contactless limit, CRD-15 6985).
+_CHIP_FAILURES = ("CRD-11", "CRD-13", "CRD-14", "CRD-15", "CRD-16", "HW-02")
 _MAG_MAX = const(512)
 _CHUNK = const(64)
 _STAGE = "card"

@@ -127,6 +127,9 @@ def advice(orig, auth_code=None, repeat=False, card_data=None):
 
     card_data: the sale's card data as kept encrypted on the terminal (field 62,
     docs/keys.md): the host decrypts it; the terminal never holds it in clear again.
+    A tap approved offline (deferred authorization) carries its ARQC inside it; a
+    terminal without keys keeps the tap's field 55 with the journal's request as
+    `icc` (see icc_text) instead.
     """
     f = {k: orig[k] for k in _COPIED if k in orig}
     f["t"] = MTI_ADVICE_REPEAT if repeat else MTI_ADVICE
@@ -135,7 +138,27 @@ def advice(orig, auth_code=None, repeat=False, card_data=None):
         f["38"] = auth_code
     if card_data:
         f[F_CARD_DATA] = card_data
+    elif orig.get("icc"):
+        f["55"] = icc_bytes(orig["icc"])
     return f
+
+
+# ---- field 55 kept for the advice of an offline tap (EMV deferred authorization).
+# It holds no PAN or track data (payterm.card.emv builds it without 5A/57), but its
+# amounts are digit runs: the journal refuses 12+ digit runs, so the text breaks the
+# hex into groups of 8 digits.
+_ICC_GROUP = const(8)
+
+
+def icc_text(icc):
+    """Field 55 as hex in groups of 8 separated by '-' (journal-safe text)."""
+    h = bytes(icc).hex()
+    return "-".join(h[i:i + _ICC_GROUP] for i in range(0, len(h), _ICC_GROUP))
+
+
+def icc_bytes(text):
+    """The field 55 bytes of an icc_text."""
+    return bytes.fromhex(text.replace("-", ""))
 
 
 def network(stan, tid=None, nmi=NMI_ECHO, epoch=None):

@@ -170,6 +170,9 @@ class Engine:
         self._unsaved = {}  # ref -> keys whose journal write failed (kept in RAM, written by the next mark)
         self._out = set()  # refs of customer requests that may be at the host right now
         self._voids = Voids(self)
+        # EMV deferred authorization: ref -> (code declining it or None, the AID's floor limit, field 55)
+        # of the customer request in flight, for _offline (payterm.card.emv sets them on the Card).
+        self._emv = {}
         self._seed()
 
     # ------------------------------------------------------------ helpers
@@ -332,9 +335,14 @@ class Engine:
                 return Result(False, code, stan=stan, ref=ref, text=self._text(code), kind=kind,
                               amount=amount if isinstance(amount, int) else 0, currency=(cur or 0) if ref else 0,
                               masked=card.masked)
+            self._emv[ref] = (getattr(card, "deferral", None), getattr(card, "floor_limit", None), fields.get("55"))
             async with self.claim(ref):
-                return await self._exchange(t, fields, offline_ok=(kind == "sale"), sec=sec, txn=txn)
+                r = await self._exchange(t, fields, offline_ok=(kind == "sale"), sec=sec, txn=txn)
+            r.cvm = getattr(card, "cvm", "none")  # the receipt asks for a signature when the kernel said so
+            return r
         finally:
+            if ref is not None:
+                self._emv.pop(ref, None)
             if pin is not None:
                 for i in range(len(pin)):
                     pin[i] = 0
@@ -455,12 +463,17 @@ class Engine:
         elif offline_ok and self.saf.floor_limit > 0:
             stored = False
             try:
+                keep = self._deferred(t)
                 self.saf.check(t["amt"])
                 upd = {"kind": "saf", "st": "pending", "tries": 0, "auth": "Y1" + t["stan"][-4:], "code": None}
                 if txn is not None and self.cards is not None and fields is not None:
+                    # The card data the advice needs (field 55 with its ARQC included) is kept
+                    # encrypted in the card store, never in the journal.
                     self.cards.put(ref, _cards.pack(txn, fields))
                     stored = True
-                    upd["cd"] = 1  # its card data is in the card store (never in the journal)
+                    upd["cd"] = 1
+                elif keep is not None:
+                    upd["req"] = keep  # no keys (money-rule tests only): the ARQC travels in the journal's req
                 t = self.journal.update(ref, upd)
                 self._done(ref)
                 return self._result(t, True, None, offline=True)
@@ -472,6 +485,24 @@ class Engine:
         t = self.mark(ref, {"st": "failed", "code": code}) or t
         self._done(ref)
         return self._result(t, False, code)
+
+    def _deferred(self, t):
+        """EMV: whether this tap may be approved offline (raises if not); the request to journal
+        with its ARQC (None: nothing to add).
+
+        The card decides (a cryptogram type or AID that forbids deferred authorization: its
+        code), then the AID's floor limit; the advice then carries the tap's field 55.
+        """
+        deny, floor, icc = self._emv.get(t["ref"]) or (None, None, None)
+        if deny:
+            raise Fault(deny, "card forbids deferred authorization", "txn")
+        if floor is not None and t["amt"] > floor:
+            raise Fault("SYS-08", "offline and %d above the AID floor limit %d" % (t["amt"], floor), "txn")
+        if not icc:
+            return None
+        req = dict(t["req"])
+        req["icc"] = messages.icc_text(icc)
+        return req
 
     async def void(self, ref):
         """Void `ref` (payterm.txn.void: online, dropped from the queue, or its advice reversed)."""

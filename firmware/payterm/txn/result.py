@@ -3,7 +3,7 @@
 
 class Result:
     __slots__ = ("approved", "code", "rc", "auth_code", "rrn", "stan", "ref", "offline", "text",
-                 "amount", "currency", "kind", "masked")
+                 "amount", "currency", "kind", "masked", "cvm")
 
     def __init__(self, approved, code=None, rc=None, auth_code=None, rrn=None, stan=None, ref=None,
                  offline=False, text="", amount=0, currency=0, kind="sale", masked=""):
@@ -20,6 +20,7 @@ class Result:
         self.currency = currency
         self.kind = kind
         self.masked = masked
+        self.cvm = "none"  # cardholder verification the card's kernel chose (payterm.card.emvrisk)
 
     def amount_text(self):
         """'EUR 12.34' for the display and receipt."""

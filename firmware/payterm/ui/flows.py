@@ -26,6 +26,7 @@ _MAX_DIGITS = const(9)
 _REF_DIGITS = const(6)
 _NOTICE_MS = const(2000)  # how long NO SALE IN PROGRESS stays before the idle screen returns
 _REMOVE = "REMOVE CARD"
+_SWIPE_ONLY = ("CRD-14", "CRD-15")  # INSERT OR SWIPE CARD / CARD REFUSED TAP
 
 
 def wrap(text, width=20, rows=2):
@@ -44,6 +45,12 @@ def wrap(text, width=20, rows=2):
     while len(out) < rows:
         out.append("")
     return out
+
+
+def _cvm_note(r):
+    """` cvm=signature` on the console TXN line when the receipt needs more than the card."""
+    cvm = getattr(r, "cvm", "none")
+    return "" if cvm == "none" else " cvm=" + cvm
 
 
 def _cust(code):
@@ -161,6 +168,8 @@ class Cashier:
         if isinstance(pin, str):
             return await self._failed(kind, pin, "pin")
         lift = _REMOVE if card.source == "tap" and app.cards.awaiting_removal else ""
+        if card.source == "tap":
+            self.panel.beep()  # the read is done: the card may leave the field (EMV Book A 8.2)
         self.panel.show([self._head, "CARD " + card.masked[-8:], "PROCESSING", lift])
         app.event("CARD %s %s" % (card.source, card.masked))
         if kind == "sale":
@@ -202,7 +211,10 @@ class Cashier:
         elif event == "present":
             self._remove = False
         head, err = self._head, self._err
-        if self._remove:
+        if err in _SWIPE_ONLY:
+            # Above the contactless limit / card refused the tap: only a swipe can pay now.
+            rows = [head, codes.lookup(err)[codes.DISPLAY], _REMOVE if self._remove else "", "C:CANCEL"]
+        elif self._remove:
             if err:
                 rows = [head, codes.lookup(err)[codes.DISPLAY], _REMOVE, "THEN TRY AGAIN"]
             else:
@@ -255,8 +267,9 @@ class Cashier:
             head = "APPROVED" + (" OFFLINE" if r.offline else "")
             self.panel.show([head, r.amount_text() if r.currency else "", "AUTH %s" % (r.auth_code or "-"),
                              "REF %s" % (r.ref or "-")])
-            app.event("TXN %s %s %s stan=%s auth=%s%s" % (r.ref, kind, head.replace(" ", "_"), r.stan, r.auth_code,
-                                                          " offline" if r.offline else ""))
+            app.event("TXN %s %s %s stan=%s auth=%s%s%s" % (r.ref, kind, head.replace(" ", "_"), r.stan, r.auth_code,
+                                                            " offline" if r.offline else "",
+                                                            _cvm_note(r)))
         else:
             code = r.code or "SYS-09"
             e = codes.lookup(code)

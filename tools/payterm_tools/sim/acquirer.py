@@ -28,6 +28,11 @@ what it approved, and reversals 0400/0401 and voids (0200, processing code
 Each test scripts how the next requests are answered (`script()`, actions in
 ACTIONS) and reads back the ledger (one entry per request, see `_Book.decide`)
 and `holdings()`: what the host holds per original, in minor units.
+The issuer role (issuer.py) checks the cryptogram in field 55 of every
+sale, refund and advice: `arqc` in the ledger entry is "ok", "bad" (a bad,
+missing or tampered ARQC: declined 82 when the host would have booked it)
+or "-" (no chip data: a swipe); answers to a verified ARQC carry the ARPC in
+field 55 (tag 91).
 Full PANs never leave this module: the ledger, its file and the log hold
 masked PANs only.
 """
@@ -51,6 +56,8 @@ from payterm_tools.sim import hsm as _hsm
 SPEC = copy.deepcopy(_DEFAULT)
 SPEC["52"]["max_len"] = 16
 SPEC["53"].update({"data_enc": "ascii", "len_type": 0, "max_len": 24})
+
+from payterm_tools.sim.issuer import Issuer
 
 _HDR = struct.Struct(">H")
 _MAX_FRAME = 4096
@@ -256,6 +263,7 @@ class _Book:
         self.advised = {}    # (tid, stan, date) -> _Orig: advices
         self.rrn = 0
         self.pin_tries = {}  # pan_masked -> wrong PIN tries in a row (the issuer's PIN try counter)
+        self.issuer = Issuer()  # the cryptogram check (arqc=ok|bad|-) of sales, refunds and advices
         if path and os.path.exists(path):
             with open(path) as f:
                 for line in f:
@@ -396,6 +404,10 @@ class _Book:
                 note = "advice already booked"
             else:
                 booked = True
+        # The issuer: a chip request whose cryptogram does not verify is declined (82), not booked.
+        e["arqc"], why = self.issuer.verify(req, _pan_of(req)) if kind in ("auth", "refund", "advice") else ("-", "")
+        if e["arqc"] == "bad" and booked:
+            rc, booked, note = "82", False, "issuer: " + why
         e["rc"], e["booked"], e["note"] = rc, booked, note
         e["outcome"] = "approved" if rc in APPROVED else "declined"
         if kind != "echo":
@@ -845,6 +857,8 @@ class AcquirerSim:
             if entry["rc"] == "10":
                 resp["4"] = "%012d" % entry["amount"]
         resp["39"] = entry["rc"]
+        if entry.get("arqc") == "ok" and entry["kind"] in ("auth", "refund") and req.get("55"):
+            resp["55"] = self._book.issuer.field55(req, _pan_of(req), entry["rc"])
         return resp
 
 
