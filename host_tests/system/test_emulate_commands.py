@@ -148,6 +148,6 @@ def test_emulate_lists_test_pins_and_takes_a_pin_sale_and_a_bad_host_mac(tmp_pat
     assert "| MAC CHECK FAILED" in out and "| KEY-07" in out
     lines = _ledger_lines(out)
     assert all(LEDGER_LINE.match(l) for l in lines), lines
-    assert lines[0].endswith("rc=00 476173******0036 pin=ok mac=ok card=ok"), lines
+    assert lines[0].endswith("rc=00 476173******0036 arqc=- pin=ok mac=ok card=ok"), lines
     assert lines[1].split()[:2] == ["0200", lines[1].split()[1]] and lines[1].endswith("pin=- mac=ok card=ok")
     assert "1234" not in out.split("> 1234E", 1)[1].replace("PIN 1234", ""), "the PIN is never shown"

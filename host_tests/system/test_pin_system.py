@@ -104,7 +104,7 @@ def test_fresh_emulator_has_a_key_and_takes_a_pin_payment(terminal, card_reader,
     line = _pin_sale(terminal, card_reader, "mastercard_pin", pin)
     assert "SALE APPROVED" in line, line
     (e,) = acquirer.ledger
-    assert ledger_line(e).endswith("rc=00 541333******0624 pin=ok mac=ok card=ok"), ledger_line(e)
+    assert ledger_line(e).endswith("rc=00 541333******0624 arqc=- pin=ok mac=ok card=ok"), ledger_line(e)
     assert _settle(terminal, acquirer) == {"sale_approved": 1}
     (t,) = _journal(terminal)
     assert t.get("pin") == 1
@@ -208,7 +208,7 @@ def test_offline_sale_advice_carries_its_card_data_which_is_erased_after_the_023
     acquirer.start()
     assert _settle(terminal, acquirer) == {"saf_sent": 1}
     (adv,) = [e for e in acquirer.ledger if e["kind"] == "advice"]
-    assert ledger_line(adv).endswith("rc=00 %s pin=- mac=ok card=ok" % visa.masked), ledger_line(adv)
+    assert ledger_line(adv).endswith("rc=00 %s arqc=ok pin=- mac=ok card=ok" % visa.masked), ledger_line(adv)
     deadline = time.time() + 5
     while os.path.exists(path) and time.time() < deadline:
         time.sleep(0.1)

@@ -69,7 +69,7 @@ def ca_certs(tmp_path_factory):
 
 @pytest.mark.parametrize("server", ["server", "other_server"], ids=["signed-by-our-ca", "signed-by-another-ca"])
 def test_tls_local_ca(tmp_path, ca_certs, server):
-    sim = AcquirerSim(name="tls-ca", tls=ca_certs[server]).start()
+    sim = AcquirerSim(name="tls-ca", tls=ca_certs[server], security=False).start()
     try:
         (r,) = run_ops(tmp_path, [sim.address], [{"fields": sale(4)}], tls={"ca": ca_certs["ca"][0],
                        "server_hostname": HOSTNAME}, attempts=1, read_ms=3000)

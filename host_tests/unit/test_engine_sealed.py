@@ -61,6 +61,9 @@ class Sup:
         self.secs = []
         self.online = True
 
+    async def preempt(self):
+        pass  # a customer void first cuts short background work: none runs here
+
     def set_echo_fields(self, fn):
         pass
 
