@@ -28,7 +28,8 @@ host no39 | drop                          next request: approved but answered wi
                                           approved, then the connection dropped unanswered
 host reversal RC                          answer the next reversal with RC (e.g. 96: the charge stays)
 host down | up                            acquirer outage (offline approval, store-and-forward) / back
-paper ok|out|jam                          printer status
+paper ok|out|jam|cover|cutter             printer: fixed / out of paper / paper jam / cover open /
+                                          the next cut jams
 console CMD  send a technician console command (status, faults, stats, wait, selftest, ...)
 ledger       what the acquirer simulator saw (MTI STAN kind AMOUNT rc=RC PAN [REPEAT])
 receipt      last printed receipts
@@ -44,6 +45,11 @@ def add_arguments(p):
     p.add_argument("--state", default="state", help="state directory standing for flash (kept across runs)")
     p.add_argument("--acquirer-port", type=int, default=0, help="acquirer simulator port on 127.0.0.1 (0: any)")
     p.add_argument("--script", default=None, help="read commands from this file instead of stdin")
+    p.add_argument("--panel", choices=("uart", "local"), default="uart",
+                   help="uart: the panel protocol on a pty; local: the terminal's own display and keypad drivers "
+                        "on I2C and GPIO ptys")
+    p.add_argument("--display", choices=("hd44780", "ssd1306"), default="hd44780",
+                   help="with --panel local: 20x4 LCD (HD44780 on a PCF8574) or 128x64 OLED (SSD1306)")
 
 
 HOST_USAGE = "usage: host approve | decline RC | partial AMOUNT | no39 | drop | reversal RC | timeout | down | up"
@@ -82,7 +88,8 @@ class Session:
         if self.acq.ledger:
             self.notes.append("acquirer ledger: %s (%d entries from earlier runs)" % (path, len(self.acq.ledger)))
         self.acq.start()
-        self.emu = Emulator(args.state, [self.acq.address], board=args.board)
+        self.emu = Emulator(args.state, [self.acq.address], board=args.board, panel=getattr(args, "panel", "uart"),
+                            display=getattr(args, "display", "hd44780"))
         self.reader = CardReaderSim(self.emu.ptys["mag"].fd, self.emu.ptys["nfc"].fd)
         self.reader.start()
         self._last = None
@@ -143,7 +150,8 @@ class Session:
         elif cmd == "host":
             self._host(rest)
         elif cmd == "paper":
-            self.emu.set_printer({"out": "paper_out", "jam": "jam"}.get(rest[0] if rest else "ok", "ok"))
+            self.emu.set_printer({"out": "paper_out", "jam": "jam", "cover": "cover_open",
+                                  "cutter": "cutter_jam"}.get(rest[0] if rest else "ok", "ok"))
         elif cmd == "console":
             self._console(rest)
         elif cmd == "ledger":
