@@ -204,6 +204,9 @@ class App:
             asyncio.create_task(self._guard("diag", self.diag.autosave)),
             asyncio.create_task(self._watchdog()),
         ]
+        # Let every task take its first step (the keypad's first scan: a key closed then counts as held
+        # since power-on, not as a press) before telling the world the terminal takes input.
+        await asyncio.sleep_ms(0)
         self.event("READY payterm %s board=%s reset=%s" % (VERSION, self.board.get("name", "?"), self.reset_reason))
         await self._guard("cashier", self.cashier.run)
         for t in tasks:

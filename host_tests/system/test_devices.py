@@ -127,3 +127,14 @@ def test_display_unplugged_is_hw06_and_redrawn_when_back(terminal, terminal_pane
     panel.press("C")
     panel.wait_screen("READY", 10)
     assert any("HW-06" in l for l in _faults(terminal, 3))
+
+
+@pytest.mark.parametrize("terminal_panel", LOCAL[:1], ids=LOCAL_IDS[:1])
+def test_keys_pressed_as_soon_as_ready_is_announced_count(terminal, terminal_panel):
+    # READY comes after the keypad's first scan: a key pressed then is a press, not one held since power-on
+    for _ in range(2):
+        terminal.restart()
+        terminal.panel.press("7")
+        terminal.panel.wait_screen(r"^SALE \| EUR 0\.07", 5)
+        terminal.panel.press("C")
+        terminal.panel.wait_screen("READY", 10)
