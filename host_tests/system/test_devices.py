@@ -8,6 +8,7 @@ and pressing the keys. Each fault the peers can show ends as its failure code
 on the screen, on the console and in the fault log.
 """
 import re
+import time
 
 import pytest
 from conftest import sale
@@ -138,3 +139,35 @@ def test_keys_pressed_as_soon_as_ready_is_announced_count(terminal, terminal_pan
         terminal.panel.wait_screen(r"^SALE \| EUR 0\.07", 5)
         terminal.panel.press("C")
         terminal.panel.wait_screen("READY", 10)
+
+
+def test_payterm_emulate_takes_panel_local_and_the_printer_commands(tmp_path):
+    import argparse
+    import io
+
+    from payterm_tools import emulate
+
+    p = argparse.ArgumentParser()
+    emulate.add_arguments(p)
+    args = p.parse_args(["--state", str(tmp_path / "state"), "--panel", "local", "--display", "ssd1306"])
+    s = emulate.Session(args, out=io.StringIO())
+    s.start()
+    try:
+        assert (s.emu.panel_kind, s.emu.display_kind) == ("local", "ssd1306")
+        s.emu.panel.wait_screen("READY", 10)
+        end = time.monotonic() + 5
+        while "| READY" not in s.out.getvalue() and time.monotonic() < end:
+            time.sleep(0.05)  # the session redraws the display on its own thread
+        assert "| READY" in s.out.getvalue(), "the OLED's glass, read back, is what the session shows"
+        s.command("12E")
+        s.emu.panel.wait_screen(r"^SALE EUR 0\.12 \| PRESENT CARD", 10)
+        s.command("C")
+        s.emu.panel.wait_screen("READY", 10)
+        for word, attr in (("cover", "cover_open"), ("out", "paper_out"), ("jam", "mech_error"),
+                           ("cutter", "jam_at_cut")):
+            s.command("paper " + word)
+            assert getattr(s.emu.printer, attr), word
+            s.command("paper ok")
+            assert not getattr(s.emu.printer, attr), "paper ok clears %s" % word
+    finally:
+        s.close()

@@ -317,7 +317,12 @@ async def test_esp32_and_c3_panels_share_the_i2c_bus_between_lcd_and_key_expande
             eq(await _key(p), key, "%s: key %s through the expander" % (name, key))
             ex.release(key)
             await asyncio.sleep_ms(60)
-        eq(machine.pwms[0].pin, b["devices"]["buzzer"]["pin"])
+        [pwm] = machine.pwms
+        eq((pwm.pin, pwm.d), (b["devices"]["buzzer"]["pin"], 0))
+        p.beep()
+        eq(pwm.d, 32768, "%s: the buzzer sounds" % name)
+        led = b["devices"]["led"]["pin"]
+        eq((machine.pin_modes[led][0], p.led.name), (machine.Pin.OUT, "ready"), "%s: status LED" % name)
         task.cancel()
 
 
