@@ -241,7 +241,7 @@ class Console:
         self.pin = pin_store
         self._clock = clock
         self._info = info or (lambda: {})
-        self.queue = None  # the SAF/reversal worker for `saf` and `retry` (the app sets it)
+        self.queue = None  # type: object  # the SAF/reversal worker for `saf` and `retry` (the app sets it)
         self._auth_until = 0
 
     def _status(self):
