@@ -22,13 +22,16 @@ async def _not_provisioned(h, errors):
     from payterm.errors import Fault
 
     con = h.stream("console")
-    try:
-        panel = h.stream("panel")
-    except Fault:
-        panel = None  # no display either: the console says it all
     code, field, _ = errors[0]
+    rows = ("CONFIG ERROR", codes.lookup(code)[codes.DISPLAY], field[:20], "CALL SUPPORT")
+    try:
+        local = h.panel()  # the board's own display, or None where the panel is a UART
+        panel = None if local is not None else h.stream("panel")
+    except Fault:
+        local = panel = None  # no display either: the console says it all
+    if local is not None:
+        local.show(rows)
     if panel is not None:
-        rows = ("CONFIG ERROR", codes.lookup(code)[codes.DISPLAY], field[:20], "CALL SUPPORT")
         for i, text in enumerate(rows):
             panel.write(b"D%d %s\n" % (i, text.encode()))
         await panel.drain()

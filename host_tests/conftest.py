@@ -31,6 +31,9 @@ def pytest_addoption(parser):
     g.addoption("--reader-port", default=None, help="magstripe reader UART of a real terminal (simulated reader wired to it)")
     g.addoption("--nfc-port", default=None, help="PN532 reader UART of a real terminal (simulated PN532 wired to it)")
     g.addoption("--panel-port", default=None, help="panel UART of a real terminal")
+    g.addoption("--emu-panel", default="uart", choices=("uart", "hd44780", "ssd1306"),
+                help="the emulator's panel in system tests: the panel UART, or the terminal's own display "
+                     "(HD44780 LCD or SSD1306 OLED) and key matrix through the drivers")
     g.addoption("--acquirer-host", default="127.0.0.1", help="address the acquirer simulator listens on")
     g.addoption("--acquirer-port", type=int, default=0,
                 help="port of the acquirer simulator (a real terminal is configured with it; 0: any free port)")

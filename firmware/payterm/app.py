@@ -49,10 +49,10 @@ class App:
         cfg = config.load(board, root, hal.config_overrides())
         self.cfg = cfg
         self.console_s = hal.stream("console")
-        self.panel = Panel(hal.stream("panel"))
         self.diag = Diag(root, clock, ticks)
         self.reset_reason = hal.reset_cause()
         self.diag.boot(self.reset_reason)
+        self.panel = self._panel(hal)
         if "_config_error" in cfg:
             self.diag.fault("SYS-07", "boot", cfg["_config_error"])
         if not hal.clock_set():
@@ -107,6 +107,24 @@ class App:
             return "ikid=%s next=%d" % (k.ikid(), k.next_counter())
         return "%s ikid=%s" % (code, k.ikid() or "-")
 
+    def _panel(self, hal):
+        """The board's own display and keypad (LocalPanel) where it has them, else the panel UART.
+
+        A display that cannot be built leaves a panel that only keeps `rows`: the
+        console still serves the technician, and the fault log says why.
+        """
+        try:
+            p = hal.panel(on_fault=self._device_fault)
+        except Fault as f:
+            self._device_fault(f)
+            return Panel(None)
+        return p if p is not None else Panel(hal.stream("panel"))
+
+    def _device_fault(self, f):
+        """A device fault outside any transaction (display, keypad): fault log and console."""
+        self.diag.fault(f.code, f.stage, f.detail)
+        self.event("FAULT %s %s: %s" % (f.code, f.stage, f.detail))
+
     # ------------------------------------------------------------ status for technicians
     def _queue_changed(self):
         """The idle screen shows the offline queue count: redraw it when the worker changes the queue."""
@@ -150,12 +168,20 @@ class App:
 
     async def _printer_test(self):
         p = self.hal.printer
-        code = p.status() if p is not None else "HW-04"
+        if p is None:
+            code = "HW-04"
+        elif hasattr(p, "poll"):
+            code = await p.poll()  # ask the printer now (ESC/POS: DLE EOT)
+        else:
+            code = p.status()
         if code:
             raise Fault(code, "printer status", "selftest")
         return "ready"
 
     async def _keypad_test(self):
+        # A local panel whose keypad could not be built has none (its fault is logged already).
+        if getattr(self.panel, "keypad", 0) is None:
+            raise Fault("HW-05", "no keypad driver", "selftest")
         # The keypad controller drops invalid bytes; a full queue means keys are stuck.
         if self.panel.dropped:
             raise Fault("HW-05", "%d keys dropped" % self.panel.dropped, "selftest")
@@ -207,6 +233,9 @@ class App:
             asyncio.create_task(self._guard("diag", self.diag.autosave)),
             asyncio.create_task(self._watchdog()),
         ]
+        # Let every task take its first step (the keypad's first scan: a key closed then counts as held
+        # since power-on, not as a press) before telling the world the terminal takes input.
+        await asyncio.sleep_ms(0)
         self.event("READY payterm %s board=%s reset=%s" % (VERSION, self.board.get("name", "?"), self.reset_reason))
         await self._guard("cashier", self.cashier.run)
         for t in tasks:

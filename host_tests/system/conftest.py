@@ -59,6 +59,15 @@ def terminal_config():
     return {}
 
 
+@pytest.fixture
+def terminal_panel(request):
+    """The emulator's panel: {} is the panel UART; {"panel": "local", "display": "hd44780"|"ssd1306"}
+    the terminal's own display and key matrix through the drivers. Parametrize to pick one;
+    `--emu-panel hd44780|ssd1306` runs every other test on the local panel."""
+    kind = request.config.getoption("--emu-panel")
+    return {} if kind == "uart" else {"panel": "local", "display": kind}
+
+
 class RealTerminal:
     """A real terminal over serial: the same channels, no power-cut or fault injection."""
 
@@ -98,7 +107,7 @@ class RealTerminal:
 
 
 @pytest.fixture
-def terminal(request, tmp_path, acquirer, terminal_config):
+def terminal(request, tmp_path, acquirer, terminal_config, terminal_panel):
     if request.config.getoption("--port"):
         if request.node.get_closest_marker("emulator_only"):
             pytest.skip("needs the emulator's fault injection")
@@ -114,7 +123,7 @@ def terminal(request, tmp_path, acquirer, terminal_config):
         hosts.append(request.getfixturevalue("acquirer2").address)
     cfg = dict(FAST)
     cfg.update(terminal_config)
-    emu = Emulator(str(tmp_path / "flash"), hosts, config=cfg)
+    emu = Emulator(str(tmp_path / "flash"), hosts, config=cfg, **terminal_panel)
     reader = CardReaderSim(emu.ptys["mag"].fd, emu.ptys["nfc"].fd)
     reader.start()
     emu.card_reader = reader

@@ -133,6 +133,7 @@ def test_printer_paper_out(terminal, card_reader, acquirer):
     _sale(terminal)
     card_reader.tap("visa")
     _wait_txn(terminal, card_reader)
+    terminal.console.expect(r"# PRINTER HW-03", 10)  # the printer answers over its UART after the result
     assert any("HW-03" in l and display("HW-03") in l for l in _faults(terminal, 5))
     out = _answer(terminal.console.command("selftest"))
     assert any(l.startswith("FAIL ") and "HW-03" in l for l in out), out

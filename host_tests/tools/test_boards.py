@@ -83,7 +83,7 @@ def _uses(hw):
         if d.get("bus") == "matrix":
             out += [(name + ".row", p, "out") for p in d["rows"]]
             out += [(name + ".col", p, "in_pullup") for p in d["cols"]]
-        if d.get("bus") == "gpio":
+        if d.get("bus") in ("gpio", "pwm"):
             out.append((name, d["pin"], "out"))
     for kind, buses in (hw.get("buses") or {}).items():
         for bname, b in buses.items():
@@ -144,14 +144,18 @@ def test_every_device_the_firmware_needs_is_mapped_to_a_real_bus(board):
         assert name in devs, "%s not mapped" % name
     assert "panel" in devs or ("display" in devs and "keypad" in devs), "no display and keypad"
     for name, d in devs.items():
-        assert d.get("bus") in ("stdio", "uart", "rmt", "i2c", "spi", "matrix", "gpio"), (name, d.get("bus"))
+        assert d.get("bus") in ("stdio", "uart", "rmt", "i2c", "spi", "matrix", "gpio", "pwm"), (name, d.get("bus"))
         assert not d.get("soft"), "%s: a soft UART the HAL cannot open" % name
-    for name in ("printer", "display", "keypad"):
+    for name in ("printer", "display", "keypad", "buzzer", "led"):
         if name in devs:
             assert devs[name].get("driver"), "%s names no driver" % name
-    # the drivers that ship with the HAL register under the names the maps use
-    with open(os.path.join(FIRMWARE, "payterm", "hal", "esp32.py")) as f:
-        assert 'drivers.register("%s"' % devs["printer"]["driver"] in f.read()
+    # every driver a map names is a module of the firmware with the factory the HAL calls
+    for name, d in devs.items():
+        if d.get("driver"):
+            path = os.path.join(FIRMWARE, "payterm", "drivers", d["driver"] + ".py")
+            assert os.path.isfile(path), "%s: no driver module payterm/drivers/%s.py" % (name, d["driver"])
+            with open(path) as f:
+                assert re.search(r"^def make\(bus, spec, pins, hal\):", f.read(), re.M), "%s: no make()" % path
 
 
 @pytest.mark.parametrize("board", _device_boards())

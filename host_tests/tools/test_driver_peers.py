@@ -135,6 +135,10 @@ def test_printer_answers_dle_eot_per_the_reference(printer):
     os.write(s, b"\x10\x04\x01\x10\x04\x02\x10\x04\x04")
     assert read_for(s, 3) == bytes([0x1A, 0x32, 0x72]), "offline; paper-end stop (bit 5); sensor bits 5,6"
     sim.clear()
+    sim.set_mech_error()
+    os.write(s, b"\x10\x04\x01\x10\x04\x02\x10\x04\x03")
+    assert read_for(s, 3) == bytes([0x1A, 0x52, 0x16]), "offline; error occurred (bit 6); mechanical error (bit 2)"
+    sim.clear()
     sim.set_near_end()
     os.write(s, b"\x10\x04\x01\x10\x04\x04")
     assert read_for(s, 2) == bytes([0x12, 0x1E]), "near end is no reason to go offline"
@@ -353,12 +357,13 @@ def test_receipt_prints_and_the_printer_text_matches(printer_vm):
     ("paper_out", "HW-03"),
     ("cover_open", "HW-07"),
     ("fatal", "HW-04"),
+    ("mech", "HW-04"),
     ("silent", "HW-09"),
 ])
 def test_printer_faults_before_printing(printer_vm, fault, code):
     sim, vm = printer_vm
     {"paper_out": sim.set_paper_out, "cover_open": sim.set_cover_open, "fatal": sim.set_fatal,
-     "silent": lambda: sim.set_responding(False)}[fault]()
+     "mech": sim.set_mech_error, "silent": lambda: sim.set_responding(False)}[fault]()
     assert vm.cmd("poll", "POLL").startswith("POLL %s" % code)
     vm.cmd("print", "LINES")
     assert vm.expect("FAULT").startswith("FAULT %s" % code)

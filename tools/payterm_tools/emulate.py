@@ -30,7 +30,8 @@ host no39 | drop                          next request: approved but answered wi
 host reversal RC                          answer the next reversal with RC (e.g. 96: the charge stays)
 host down | up                            acquirer outage (offline approval, store-and-forward) / back
 host badmac | nomac                       next answer with a wrong MAC / without a MAC (the terminal reverses)
-paper ok|out|jam                          printer status
+paper ok|out|jam|cover|cutter             printer: fixed / out of paper / paper jam / cover open /
+                                          the next cut jams
 console CMD  send a technician console command (status, faults, stats, wait, selftest, ...)
 ledger       what the acquirer simulator saw (MTI STAN kind AMOUNT rc=RC PAN [REPEAT] arqc= pin= mac= card=)
 receipt      last printed receipts
@@ -51,6 +52,11 @@ def add_arguments(p):
     p.add_argument("--heap", default=None, metavar="SIZE",
                    help="GC heap of the VM: bytes (393216, 384K) or a board name, whose heap budget is "
                         "translated for the 64-bit emulator (payterm_tools.memory)")
+    p.add_argument("--panel", choices=("uart", "local"), default="uart",
+                   help="uart: the panel protocol on a pty; local: the terminal's own display and keypad drivers "
+                        "on I2C and GPIO ptys")
+    p.add_argument("--display", choices=("hd44780", "ssd1306"), default="hd44780",
+                   help="with --panel local: 20x4 LCD (HD44780 on a PCF8574) or 128x64 OLED (SSD1306)")
 
 
 HOST_USAGE = ("usage: host approve | decline RC | partial AMOUNT | no39 | drop | reversal RC | timeout | down | up"
@@ -116,7 +122,7 @@ class Session:
             heap = parse_size(args.heap)
             self.notes.append("heap: %d bytes (-X heapsize)" % heap)
         self.emu = Emulator(args.state, [self.acq.address], board=args.board, mpy=getattr(args, "mpy", False),
-                            heap=heap)
+                            heap=heap, panel=getattr(args, "panel", "uart"), display=getattr(args, "display", "hd44780"))
         self.reader = CardReaderSim(self.emu.ptys["mag"].fd, self.emu.ptys["nfc"].fd)
         self.reader.start()
         self._last = None
@@ -180,7 +186,8 @@ class Session:
         elif cmd == "host":
             self._host(rest)
         elif cmd == "paper":
-            self.emu.set_printer({"out": "paper_out", "jam": "jam"}.get(rest[0] if rest else "ok", "ok"))
+            self.emu.set_printer({"out": "paper_out", "jam": "jam", "cover": "cover_open",
+                                  "cutter": "cutter_jam"}.get(rest[0] if rest else "ok", "ok"))
         elif cmd == "console":
             self._console(rest)
         elif cmd == "ledger":

@@ -3,6 +3,13 @@
 Used by `payterm emulate` (a person at the keyboard) and by the system-test
 fixtures (pytest drives the same UARTs). The state directory stands for flash
 and survives restarts; `kill()` is a power cut (SIGKILL, nothing flushed).
+
+The receipt printer is the ESC/POS printer simulator on the `printer` pty
+(the firmware's ESC/POS driver talks to it). The panel is the panel UART
+protocol (`panel="uart"`, the default) or, with `panel="local"`, the
+terminal's own display (`display="hd44780"` LCD or `"ssd1306"` OLED) and key
+matrix through the firmware's drivers, on an I2C and a GPIO pty, with
+sim.localpanel.LocalPanelSim as `emu.panel` (the same calls as PanelChannel).
 """
 import json
 import os
@@ -10,14 +17,20 @@ import pty
 import re
 import signal
 import subprocess
+import termios
 import threading
 import time
 import tty
 
 from payterm_tools import BOARDS, FIRMWARE, keyinject, provision
 from payterm_tools.runtime import micropython_binary
+from payterm_tools.sim.printer import EscPosPrinterSim
 
-UART_NAMES = ("console", "mag", "nfc", "panel")
+UART_NAMES = ("console", "mag", "nfc", "panel", "printer")
+PANELS = ("uart", "local")
+DISPLAYS = ("hd44780", "ssd1306")
+# set_printer(): the printer's state -> the failure code the terminal shows
+PRINTER_STATES = {"ok": None, "paper_out": "HW-03", "jam": "HW-04", "cover_open": "HW-07", "cutter_jam": "HW-08"}
 
 # The emulated terminal's parameters, written with `payterm provision`'s code into the
 # state directory as provision.json (the same file and the same checks as on a device).
@@ -254,7 +267,7 @@ class Emulator:
     """Starts, stops and power-cuts the firmware on the EMULATOR board."""
 
     def __init__(self, state_dir, hosts, board="EMULATOR", config=None, log=None, external=(), mpy=False,
-                 heap=None, keys=True):
+                 heap=None, keys=True, panel="uart", display="hd44780"):
         """external: UARTs ("panel", "mag", "nfc") handed to outside programs through
         Bridge ports (`self.bridges[name].path`) instead of host-side channels.
 
@@ -265,7 +278,12 @@ class Emulator:
         port's default (2 MiB). `heap_bytes(board)` translates a board's budget.
         keys: provisioning also injects a DUKPT initial key (the acquirer simulator's
         test BDK) into a state directory that holds none, so a fresh emulator takes
-        PIN payments and MACed messages at once; False leaves the terminal without."""
+        PIN payments and MACed messages at once; False leaves the terminal without.
+        panel: "uart" (panel protocol on the panel pty) or "local" (display + keypad drivers
+        on I2C and GPIO ptys, `display` "hd44780" or "ssd1306")."""
+        if panel not in PANELS or display not in DISPLAYS:
+            raise ValueError("panel %r / display %r: panel is one of %s, display one of %s"
+                             % (panel, display, PANELS, DISPLAYS))
         self.keys = keys
         self.injected = None  # initial key ID of the key the last provisioning injected
         self.state_dir = os.path.abspath(state_dir)
@@ -279,9 +297,18 @@ class Emulator:
         self.log = log
         self.proc = None
         self.ptys = {n: Pty(n) for n in UART_NAMES}
-        self.printer_path = os.path.join(self.state_dir, "printer.out")
+        self.panel_kind = panel
+        self.display_kind = display
+        self.buses = {}  # the local panel's I2C and GPIO ptys
         self.console = ConsoleChannel(self.ptys["console"].fd, "console", log)
-        self.panel = None if "panel" in external else PanelChannel(self.ptys["panel"].fd, "panel", log)
+        if panel == "local":
+            from payterm_tools.sim.localpanel import LocalPanelSim
+
+            self.buses = {n: Pty(n) for n in ("i2c", "gpio")}
+            self.panel = LocalPanelSim(self.buses["i2c"].fd, self.buses["gpio"].fd, display).start()
+        else:
+            self.panel = None if "panel" in external else PanelChannel(self.ptys["panel"].fd, "panel", log)
+        self.printer = EscPosPrinterSim(self.ptys["printer"].fd).start()
         self.bridges = {n: Bridge(self.ptys[n].fd, n) for n in external}
         self.stdout_path = os.path.join(self.state_dir, "firmware.log")
         # The technician's console port: a second pty bridged to the console UART, so
@@ -339,9 +366,14 @@ class Emulator:
         env["MICROPYPATH"] = ".frozen:" + self.firmware_dir
         env["PAYTERM_HARDWARE"] = self.hardware_path
         env["PAYTERM_STATE"] = self.state_dir
-        env["PAYTERM_PRINTER"] = self.printer_path
         for n, p in self.ptys.items():
+            if n == "panel" and self.panel_kind == "local":
+                continue  # no panel UART: the display and keypad are the terminal's own
             env["PAYTERM_UART_" + n.upper()] = p.path
+        if self.panel_kind == "local":
+            env["PAYTERM_I2C"] = self.buses["i2c"].path
+            env["PAYTERM_GPIO"] = self.buses["gpio"].path
+            env["PAYTERM_DISPLAY"] = self.display_kind
         return env
 
     def start(self, wait_ready=True, timeout=20.0, provision=True):
@@ -354,6 +386,8 @@ class Emulator:
         self.console.skip()
         if self.panel is not None:
             self.panel.skip()
+        # Printer answers still queued for a VM that died must not answer the new one's queries.
+        termios.tcflush(self.ptys["printer"].slave_fd, termios.TCIFLUSH)
         out = open(self.stdout_path, "ab")
         self.proc = subprocess.Popen(self.command(), env=self.env(),
                                      cwd=self.state_dir, stdin=subprocess.DEVNULL, stdout=out,
@@ -403,23 +437,34 @@ class Emulator:
         return self.start(wait_ready)
 
     def set_printer(self, status):
-        """Inject a printer fault: 'paper_out', 'jam', or 'ok'."""
-        with open(self.printer_path + ".status", "w") as f:
-            f.write(status)
+        """Put the printer in a state (PRINTER_STATES): 'paper_out' (HW-03), 'jam' (paper jammed in the
+        mechanism, HW-04), 'cover_open' (HW-07), 'cutter_jam' (the next cut jams: HW-08), or 'ok'
+        (the operator fixed it: the printer carries on with what it had not printed)."""
+        if status not in PRINTER_STATES:
+            raise ValueError("printer state %r: one of %s" % (status, ", ".join(PRINTER_STATES)))
+        p = self.printer
+        if status == "ok":
+            p.clear()
+        elif status == "paper_out":
+            p.set_paper_out()
+        elif status == "jam":
+            p.set_mech_error()
+        elif status == "cover_open":
+            p.set_cover_open()
+        else:
+            p.jam_next_cut()
 
     def printed(self):
-        try:
-            with open(self.printer_path) as f:
-                return f.read()
-        except OSError:
-            return ""
+        """Every receipt the printer has cut, as printed (lines, then a cut line)."""
+        return self.printer.text()
 
     def close(self):
         self.stop()
         self.console.close()
         if self.panel is not None:
             self.panel.close()
+        self.printer.stop()
         for b in [self.tech] + list(self.bridges.values()):
             b.close()
-        for p in self.ptys.values():
+        for p in list(self.ptys.values()) + list(self.buses.values()):
             p.close()

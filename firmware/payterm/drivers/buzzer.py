@@ -83,3 +83,8 @@ class Buzzer:
                     await asyncio.wait_for_ms(self._wake.wait(), left)
                 except asyncio.TimeoutError:
                     pass
+
+
+def make(bus, spec, pins, hal):
+    """Driver factory (payterm.hal.drivers): bus is the machine.PWM of a "pwm" entry, silent."""
+    return Buzzer(bus, hal.ticks, freq=spec.get("freq", _FREQ))

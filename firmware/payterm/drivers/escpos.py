@@ -299,3 +299,46 @@ class EscPosPrinter:
                 self._job = -1
                 return
         raise Fault("HW-09", "receipt not finished in %d ms" % self.job_ms, _STAGE)
+
+
+class EscPosTxPrinter:
+    """The same receipts on a transmit-only serial line (an RMT channel): the printer cannot answer.
+
+    Without a receive line there is no DLE EOT: the printer's paper sensor
+    output on a GPIO (pull-up input, low = paper out) is the only status,
+    checked before the receipt and before each line (HW-03). Cover open,
+    cutter jam and other printer errors cannot be seen from here: such a
+    receipt is lost without a code (the board READMEs say so).
+    """
+
+    def __init__(self, out, paper=None, width=_WIDTH):
+        self.out = out
+        self.paper = paper
+        self.width = width
+        self.last = None
+        self.near_end = False
+
+    def status(self):
+        """HW-03 while the paper sensor reads low, else None (nothing else can be known)."""
+        self.last = "HW-03" if self.paper is not None and not self.paper.value() else None
+        return self.last
+
+    async def poll(self):
+        return self.status()
+
+    async def print_lines(self, lines):
+        """Send one receipt; raises Fault(HW-03) when the paper sensor reports paper out."""
+        for part in receipt_parts(lines, self.width):
+            if self.status():
+                raise Fault("HW-03", "paper sensor reads paper out", _STAGE)
+            self.out.write(part)
+            await self.out.drain()
+
+
+def make(bus, spec, pins, hal):
+    """Driver factory (payterm.hal.drivers): a UART stream gets the DLE EOT driver,
+    a transmit-only line ("rmt": write/drain, no read) the paper-sensor one (pins["paper"])."""
+    width = spec.get("width", _WIDTH)
+    if spec.get("bus") == "rmt" or not hasattr(bus, "read"):
+        return EscPosTxPrinter(bus, pins.get("paper"), width)
+    return EscPosPrinter(bus, width=width)

@@ -171,3 +171,8 @@ class HD44780:
         self._bl = self._bl_bit if on else 0
         self._one[0] = self._bl
         self._write(self._one)
+
+
+def make(bus, spec, pins, hal):
+    """Driver factory (payterm.hal.drivers): bus is the machine.I2C the entry names (100 kHz: the PCF8574's limit)."""
+    return HD44780(bus, spec.get("addr", 0x27), rows=spec.get("rows", 4), cols=spec.get("cols", 20))

@@ -49,7 +49,81 @@ def _nop1(state):
     pass
 
 
-class KeyMatrix:
+class KeyDebounce:
+    """Debounced presses and stuck keys from successive reads of a switch matrix.
+
+    The scanning part (KeyMatrix on GPIOs, pcf8574_keys.Pcf8574Keys on an
+    I2C expander) feeds `step(raw, now)` with a bitmask of closed switches
+    (bit r*ncols+c, keymap row-major); this reports each press once through
+    on_key(byte) and a key held longer than stuck_ms once through
+    on_fault(Fault("HW-05")).
+    """
+
+    def __init__(self, ticks, keymap=KEYMAP, on_key=None, on_fault=None, debounce_ms=20, stuck_ms=8000):
+        self._ticks = ticks
+        self.on_key = on_key
+        self.on_fault = on_fault
+        self.keymap = bytes(keymap)
+        self.debounce_ms = debounce_ms
+        self.stuck_ms = stuck_ms
+        self._stable = 0  # debounced closed switches
+        self._cand = 0  # what the last scan read
+        self._since = 0  # when the matrix started reading `_cand`
+        self._down_at = [0] * len(keymap)
+        self._stuck = 0  # keys ignored until released
+        self._reported = 0  # stuck keys already reported
+        self._first = True
+        self.presses = 0
+
+    def step(self, raw, now, edge=None):
+        """Feed one scan taken at `now`; emits debounced presses and stuck-key faults."""
+        if self._first:
+            self._first = False
+            self._stable = self._cand = raw
+            self._stuck = raw  # closed at power-on: not a press, ignored until released
+            self._since = now
+            for i in range(len(self.keymap)):
+                if raw >> i & 1:
+                    self._down_at[i] = now
+            return
+        if raw != self._cand:
+            self._cand = raw
+            self._since = now
+            if edge is not None and raw & ~self._stable and _diff(now, edge) > 0:
+                self._since = edge  # the contact settled at its last edge, not when the task woke
+        elif raw != self._stable and _diff(now, self._since) >= self.debounce_ms:
+            pressed = raw & ~self._stable
+            released = self._stable & ~raw
+            self._stable = raw
+            self._stuck &= ~released
+            self._reported &= ~released
+            for i in range(len(self.keymap)):
+                if pressed >> i & 1:
+                    self._down_at[i] = now
+                    self.presses += 1
+                    if self.on_key is not None:
+                        self.on_key(self.keymap[i])
+        held = self._stable
+        if not held:
+            return
+        for i in range(len(self.keymap)):
+            bit = 1 << i
+            if held & bit and not self._reported & bit and _diff(now, self._down_at[i]) >= self.stuck_ms:
+                self._stuck |= bit
+                self._reported |= bit
+                if self.on_fault is not None:
+                    self.on_fault(Fault("HW-05", "key %s stuck" % chr(self.keymap[i]), _STAGE))
+
+    def stuck(self):
+        """Keys held too long (or closed at power-on), as a string of key characters."""
+        return "".join(chr(self.keymap[i]) for i in range(len(self.keymap)) if self._stuck >> i & 1)
+
+    def idle(self):
+        """Nothing closed, nothing pending: the task may sleep until the next IRQ."""
+        return not self._stable and not self._cand
+
+
+class KeyMatrix(KeyDebounce):
     """rows/cols: Pin objects (machine.Pin on the device); ticks: time.ticks_ms-style callable;
     on_key(byte) and on_fault(Fault) may be set later (ui.localpanel.LocalPanel sets them)."""
 
@@ -57,16 +131,11 @@ class KeyMatrix:
                  stuck_ms=8000, on_fault=None, disable_irq=None, enable_irq=None, flag=None, depth=16):
         if len(rows) * len(cols) > _MAX_KEYS or len(keymap) != len(rows) * len(cols):
             raise ValueError("keymap must name rows*cols keys (at most 30)")
+        KeyDebounce.__init__(self, ticks, keymap, on_key, on_fault, debounce_ms, stuck_ms)
         self._rows = list(rows)
         self._cols = list(cols)
         self._nc = len(cols)
-        self._ticks = ticks
-        self.on_key = on_key
-        self.on_fault = on_fault
-        self.keymap = bytes(keymap)
-        self.debounce_ms = debounce_ms
         self.scan_ms = scan_ms
-        self.stuck_ms = stuck_ms
         self._dis = disable_irq or _nop
         self._en = enable_irq or _nop1
         if flag is None:
@@ -79,14 +148,6 @@ class KeyMatrix:
         self._rec = bytearray(_REC)
         self._out = bytearray(_REC)
         self._scanning = False
-        self._stable = 0  # debounced closed switches
-        self._cand = 0  # what the last scan read
-        self._since = 0  # when the matrix started reading `_cand`
-        self._down_at = [0] * len(keymap)
-        self._stuck = 0  # keys ignored until released
-        self._reported = 0  # stuck keys already reported
-        self._first = True
-        self.presses = 0
         self.edges = 0
         for p in self._rows:
             p.init(p.OUT, value=0)
@@ -157,53 +218,6 @@ class KeyMatrix:
         self._scanning = False
         return raw
 
-    def step(self, raw, now, edge=None):
-        """Feed one scan taken at `now`; emits debounced presses and stuck-key faults."""
-        if self._first:
-            self._first = False
-            self._stable = self._cand = raw
-            self._stuck = raw  # closed at power-on: not a press, ignored until released
-            self._since = now
-            for i in range(len(self.keymap)):
-                if raw >> i & 1:
-                    self._down_at[i] = now
-            return
-        if raw != self._cand:
-            self._cand = raw
-            self._since = now
-            if edge is not None and raw & ~self._stable and _diff(now, edge) > 0:
-                self._since = edge  # the contact settled at its last edge, not when the task woke
-        elif raw != self._stable and _diff(now, self._since) >= self.debounce_ms:
-            pressed = raw & ~self._stable
-            released = self._stable & ~raw
-            self._stable = raw
-            self._stuck &= ~released
-            self._reported &= ~released
-            for i in range(len(self.keymap)):
-                if pressed >> i & 1:
-                    self._down_at[i] = now
-                    self.presses += 1
-                    if self.on_key is not None:
-                        self.on_key(self.keymap[i])
-        held = self._stable
-        if not held:
-            return
-        for i in range(len(self.keymap)):
-            bit = 1 << i
-            if held & bit and not self._reported & bit and _diff(now, self._down_at[i]) >= self.stuck_ms:
-                self._stuck |= bit
-                self._reported |= bit
-                if self.on_fault is not None:
-                    self.on_fault(Fault("HW-05", "key %s stuck" % chr(self.keymap[i]), _STAGE))
-
-    def stuck(self):
-        """Keys held too long (or closed at power-on), as a string of key characters."""
-        return "".join(chr(self.keymap[i]) for i in range(len(self.keymap)) if self._stuck >> i & 1)
-
-    def idle(self):
-        """Nothing closed, nothing pending: the task may sleep until the next IRQ."""
-        return not self._stable and not self._cand
-
     async def run(self):
         import asyncio
 
@@ -228,3 +242,15 @@ class KeyMatrix:
 
 def _diff(a, b):
     return time.ticks_diff(a, b)
+
+
+def make(bus, spec, pins, hal):
+    """Driver factory (payterm.hal.drivers): bus is the (rows, cols) Pin lists of a "matrix" entry.
+
+    spec "keys" is the keycap layout, row-major (default KEYMAP); the IRQs are
+    disabled around the queue pops with the HAL's disable_irq/enable_irq.
+    """
+    rows, cols = bus
+    keys = spec.get("keys")
+    return KeyMatrix(rows, cols, hal.ticks, keymap=keys.encode() if keys else KEYMAP,
+                     disable_irq=hal.disable_irq, enable_irq=hal.enable_irq)

@@ -73,3 +73,8 @@ class StatusLed:
                     await asyncio.wait_for_ms(self._wake.wait(), left)
                 except asyncio.TimeoutError:
                     pass
+
+
+def make(bus, spec, pins, hal):
+    """Driver factory (payterm.hal.drivers): bus is the output machine.Pin of a "gpio" entry."""
+    return StatusLed(bus, hal.ticks, invert=bool(spec.get("invert", False)))

@@ -164,3 +164,8 @@ class SSD1306:
             self._window(2 * r, 2 * r + 1)
             self._data(self._row_mv[r])
             self.shadow[r] = text
+
+
+def make(bus, spec, pins, hal):
+    """Driver factory (payterm.hal.drivers): bus is the machine.I2C the entry names."""
+    return SSD1306(bus, spec.get("addr", 0x3C), width=spec.get("width", 128), height=spec.get("height", 64))

@@ -4,6 +4,13 @@ import gc
 
 
 class BaseHAL:
+    printer = None  # status(), async poll(), async print_lines(lines); None: the board has no printer
+
+    def panel(self, on_fault=None) -> object:
+        """The board's own display and keypad as a ui.localpanel.LocalPanel, or None when the
+        panel is a UART device (the app then speaks the panel protocol on stream("panel"))."""
+        return None
+
     def link_up(self) -> bool:
         return True
 

@@ -2,7 +2,13 @@
 
 Configuration comes from environment variables set by `payterm emulate` or the
 test harness (see boards/EMULATOR/README.md), so a test can wire each UART to
-its own simulator and keep flash in a temporary directory.
+its own simulator and keep flash in a temporary directory:
+
+- the printer: the ESC/POS driver on the `printer` pty (PAYTERM_UART_PRINTER),
+  else HostPrinter, a file (PAYTERM_PRINTER) for running main.py by hand;
+- the panel: the panel protocol on the `panel` pty (PAYTERM_UART_PANEL), or the
+  terminal's own display and keypad drivers on an I2C and a GPIO pty
+  (PAYTERM_I2C, PAYTERM_GPIO, PAYTERM_DISPLAY hd44780|ssd1306: `panel()`).
 """
 import asyncio
 import os
@@ -31,6 +37,9 @@ class HostPrinter:
         except OSError:
             return None
         return {"paper_out": "HW-03", "jam": "HW-04"}.get(s)
+
+    async def poll(self):
+        return self.status()
 
     async def print_lines(self, lines):
         from payterm.errors import Fault
@@ -122,8 +131,30 @@ class HostHAL(BaseHAL):
         _mkdirs(self.storage)
         # Emulator only: power cuts at a chosen flash operation for the reliability tests.
         self.flash_cut = flash_hook_from_env()
-        self.printer = HostPrinter(os.getenv("PAYTERM_PRINTER") or (self.storage + "/printer.out"))
+        self.printer = self._printer()
+        self._panel = None
         self._reason = self._read_reset_reason()
+
+    def _printer(self):
+        if os.getenv("PAYTERM_UART_PRINTER"):
+            from payterm.drivers.escpos import EscPosPrinter
+
+            # A real printer answers DLE EOT within milliseconds; the simulator is a thread on a
+            # loaded laptop, so it gets a second before an answer counts as missing (HW-09).
+            return EscPosPrinter(self.stream("printer"), timeout_ms=1000)
+        return HostPrinter(os.getenv("PAYTERM_PRINTER") or (self.storage + "/printer.out"))
+
+    def panel(self, on_fault=None):
+        """The local panel (display + keypad drivers) on the I2C and GPIO ptys, when the emulator wires them."""
+        i2c, gpio = os.getenv("PAYTERM_I2C"), os.getenv("PAYTERM_GPIO")
+        if not (i2c and gpio):
+            return None
+        if self._panel is None:
+            from payterm.hal.host_buses import local_panel
+
+            self._panel = local_panel(i2c, gpio, self.ticks, display=os.getenv("PAYTERM_DISPLAY") or "hd44780")
+        self._panel.on_fault = on_fault
+        return self._panel
 
     # ---------------------------------------------------------------- time
     def ticks(self):

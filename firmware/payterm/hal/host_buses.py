@@ -350,6 +350,12 @@ def local_panel(i2c_path, gpio_path, ticks, display="hd44780", i2c_addr=None):
         disp = HD44780(i2c, i2c_addr or 0x27)
     gpio = PtyGpio(gpio_path)
     rows, cols = gpio.matrix(4, 4)
-    km = KeyMatrix(rows, cols, ticks, disable_irq=gpio.disable_irq, enable_irq=gpio.enable_irq)
+    # Not asyncio.ThreadSafeFlag here: in the unix port (1.28) a poller holding that non-fd object
+    # corrupts it when registering more fds moves its pollfd array (extmod/modselect.c,
+    # poll_set_add_fd rebases every entry's pollfd pointer, NULL ones too), and the VM segfaults
+    # at the next ipoll. The emulated IRQ runs inside the GPIO task on the loop's own thread, where
+    # an Event may be set; the ESP32 port's poller has no pollfd array and keeps ThreadSafeFlag.
+    km = KeyMatrix(rows, cols, ticks, disable_irq=gpio.disable_irq, enable_irq=gpio.enable_irq,
+                   flag=asyncio.Event())
     return LocalPanel(disp, km, Buzzer(gpio.pwm(0), ticks), StatusLed(gpio.pin(1), ticks), tasks=(gpio.run,),
                       ticks=ticks, retry_ms=500)

@@ -56,6 +56,8 @@ class LocalPanel:
     # ------------------------------------------------------------ faults
     def _report(self, f):
         self.last_fault = f
+        if self.led is not None:
+            self.led.set("fault")  # double blink: a device fault was reported (until the next boot)
         if self.on_fault is not None:
             self.on_fault(f)
 
@@ -133,6 +135,8 @@ class LocalPanel:
 
     async def run(self):
         """The panel's task: the keypad scan, with the buzzer, LED and bus pumps beside it."""
+        if self.led is not None and self.last_fault is None:
+            self.led.set("ready")
         side = [asyncio.create_task(fn()) for fn in self._tasks]
         if self.ticks is not None:
             side.append(asyncio.create_task(self._keep_display()))

@@ -50,8 +50,14 @@ class LocalPanelSim:
     stop = close
 
     # ------------------------------------------------------------ PanelChannel calls
-    def press(self, keys, gap=0.05):
-        self.keypad.press(keys, gap=gap)
+    def press(self, keys, gap=0.08, hold=0.15):
+        """A cashier's presses: each key held `hold` s (people hold 100-200 ms), `gap` s apart.
+
+        The firmware blocks its loop while it writes the display over I2C (as machine.I2C does),
+        and on a loaded laptop the emulated bus is much slower than the real one: a key held
+        only as long as the 60 ms a test may press the bare keypad can come and go unseen.
+        """
+        self.keypad.press(keys, hold=hold, gap=gap)
 
     def display(self):
         with self.bus._lock:

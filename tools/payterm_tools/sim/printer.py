@@ -11,9 +11,9 @@ Two paths, as in the real printer:
   end of what was sent before it.
 
 Faults a test can set: paper out (now, or after `paper_lines` more lines),
-paper near end, cover open, a cutter jam at the next cut, an unrecoverable
-error, or no answer at all (power off). The printer goes offline for the
-first four, stops printing where it is and keeps the unprinted data in its
+paper near end, cover open, a cutter jam at the next cut, a mechanical error
+(paper jammed in the mechanism), an unrecoverable error, or no answer at all
+(power off). The printer goes offline for all but near end and no answer, stops printing where it is and keeps the unprinted data in its
 buffer; `clear()` (the operator fixed it) lets it carry on.
 
 What it printed is kept: `receipts` (one list of text lines per cut),
@@ -40,6 +40,7 @@ class EscPosPrinterSim:
         self.cover_open = False
         self.jam_at_cut = False
         self.cutter_jam = False
+        self.mech_error = False
         self.fatal = False
         self.responding = True
         self.receipts = []
@@ -97,6 +98,10 @@ class EscPosPrinterSim:
     def jam_next_cut(self, on=True):
         self._set(jam_at_cut=on)
 
+    def set_mech_error(self, on=True):
+        """Paper jammed in the mechanism (DLE EOT 3 bit 2, on the models that report it)."""
+        self._set(mech_error=on)
+
     def set_fatal(self, on=True):
         self._set(fatal=on)
 
@@ -106,10 +111,10 @@ class EscPosPrinterSim:
     def clear(self):
         """The operator loaded paper, closed the cover, cleared the cutter: back online."""
         self._set(paper_out=False, near_end=False, cover_open=False, cutter_jam=False, jam_at_cut=False,
-                  fatal=False, paper_lines=None)
+                  mech_error=False, fatal=False, paper_lines=None)
 
     def offline(self):
-        return self.paper_out or self.cover_open or self.cutter_jam or self.fatal
+        return self.paper_out or self.cover_open or self.cutter_jam or self.mech_error or self.fatal
 
     # ------------------------------------------------------------ real-time status
     def status(self, n):
@@ -123,9 +128,11 @@ class EscPosPrinterSim:
                 b |= 0x04  # bit 2 cover open
             if self.paper_out:
                 b |= 0x20  # bit 5 printing stopped at paper end
-            if self.cutter_jam or self.fatal:
+            if self.cutter_jam or self.mech_error or self.fatal:
                 b |= 0x40  # bit 6 error occurred
         elif n == 3:
+            if self.mech_error:
+                b |= 0x04  # bit 2 mechanical error
             if self.cutter_jam:
                 b |= 0x08  # bit 3 autocutter error
             if self.fatal:

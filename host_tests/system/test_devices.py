@@ -1,0 +1,173 @@
+"""The terminal's device drivers end to end in the emulator, each against its peer.
+
+The receipt printer is the ESC/POS simulator on the printer pty (the
+firmware's escpos driver asks it DLE EOT before and while printing); the
+local panel is the firmware's HD44780 or SSD1306 driver on the I2C pty and
+its key-matrix driver on the GPIO pty, with LocalPanelSim reading the glass
+and pressing the keys. Each fault the peers can show ends as its failure code
+on the screen, on the console and in the fault log.
+"""
+import re
+import time
+
+import pytest
+from conftest import sale
+
+from test_diag_system import _answer, _faults, display
+
+LOCAL = [{"panel": "local", "display": "hd44780"}, {"panel": "local", "display": "ssd1306"}]
+LOCAL_IDS = ["hd44780", "ssd1306"]
+
+pytestmark = pytest.mark.emulator_only
+
+
+def _selftest(terminal, name):
+    return [l for l in _answer(terminal.console.command("selftest")) if name in l]
+
+
+# ---------------------------------------------------------------- printer
+def test_sale_receipt_is_printed_through_the_escpos_driver(terminal, card_reader, acquirer, cards):
+    ev = sale(terminal, card_reader, "1234", cards["visa"])
+    assert "SALE APPROVED" in ev, ev
+    ref = re.search(r"TXN (\d+) ", ev).group(1)
+    stan = re.search(r"stan=(\d+)", ev).group(1)
+    auth = re.search(r"auth=(\w+)", ev).group(1)
+    p = terminal.printer
+    assert p.wait(lambda: p.receipts, 10), "no receipt cut; printing: %r" % p.current
+    [receipt] = p.receipts
+    text = "\n".join(receipt)
+    [entry] = [e for e in acquirer.ledger if e["kind"] == "auth"]
+    for want in ("TID EMU00001", entry["pan_masked"], "12.34", ref, stan, "APPROVED", auth):
+        assert want in text, "%r not on the receipt:\n%s" % (want, text)
+    assert cards["visa"].pan not in text and cards["visa"].pan not in terminal.printed()
+    # the title as the driver styles it: centred, bold, double size; every line fits 58 mm paper
+    assert p.styled[0][1:] == ("center", True, (2, 2)), p.styled[0]
+    assert all(len(l) <= 32 for l in receipt), receipt
+    assert p.errors == [], "the printer got bytes it did not understand: %r" % p.errors
+    assert {1, 4} <= set(p.queries), "real-time status (DLE EOT 1 and 4) asked before printing"
+    assert [l for l in _selftest(terminal, "printer") if l.startswith("PASS")], "printer self-test asks it: ready"
+
+
+@pytest.mark.parametrize("state,code", [
+    ("paper_out", "HW-03"),
+    ("cover_open", "HW-07"),
+    ("jam", "HW-04"),
+    ("cutter_jam", "HW-08"),
+])
+def test_printer_fault_at_the_sale_shows_its_code_on_screen_and_console(terminal, card_reader, cards, state, code):
+    terminal.set_printer(state)
+    ev = sale(terminal, card_reader, "500", cards["visa"])
+    assert "SALE APPROVED" in ev, "the payment stands whatever the paper does: %s" % ev
+    terminal.console.expect(r"# PRINTER %s" % code, 15)
+    terminal.panel.expect(r"D0 %s\n" % re.escape(display(code)), 5)
+    terminal.panel.expect(r"D1 %s\n" % code, 5)
+    f = _faults(terminal, 3)
+    assert any(code in l and "print" in l for l in f), f
+    p = terminal.printer
+    if state == "cutter_jam":
+        assert p.cutter_jam and p.receipts == [], "printed, then jammed at the cut: no receipt cut"
+    else:
+        assert p.receipts == [] and p.current == [], "nothing printed on an offline printer"
+    assert [l for l in _selftest(terminal, "printer") if l.startswith("FAIL") and code in l]
+    terminal.set_printer("ok")
+    assert [l for l in _selftest(terminal, "printer") if l.startswith("PASS")], "fixed: the self-test asks again"
+
+
+def test_paper_running_out_while_printing_is_hw03(terminal, card_reader, cards):
+    p = terminal.printer
+    p.paper_lines = 3  # the roll ends three lines into the receipt
+    sale(terminal, card_reader, "700", cards["visa"])
+    terminal.console.expect(r"# PRINTER HW-03", 15)
+    terminal.panel.expect(r"D1 HW-03\n", 5)
+    assert p.receipts == [] and len(p.current) == 3, p.current
+    assert any("HW-03" in l for l in _faults(terminal, 3))
+
+
+# ---------------------------------------------------------------- local panel
+@pytest.mark.parametrize("terminal_panel", LOCAL, ids=LOCAL_IDS)
+def test_whole_sale_on_the_local_display_and_keypad(terminal, card_reader, acquirer, cards, terminal_panel):
+    panel = terminal.panel
+    assert panel.display()[:2] == ["PAYTERM", "READY"], panel.display()
+    ev = sale(terminal, card_reader, "1250", cards["visa"])
+    assert "SALE APPROVED" in ev, ev
+    panel.expect(r"D0 APPROVED\n", 10)
+    panel.expect(r"D1 EUR 12\.50\n", 5)
+    [entry] = [e for e in acquirer.ledger if e["kind"] == "auth"]
+    assert entry["amount"] == 1250, "each key once: 1 2 5 0 E"
+    assert panel.keypad.wait(lambda: panel.beeps >= 1, 5), "the result beeps on the buzzer"
+    assert panel.led() is not None, "the status LED is driven"
+    assert panel.errors() == [], "display or keypad driven out of spec: %r" % panel.errors()
+    assert terminal.printer.wait(lambda: terminal.printer.receipts, 10), "the receipt prints as with the panel UART"
+    status = "\n".join(terminal.console.command("status"))
+    assert re.search(r"screen: \S", status), "the console shows the local screen too:\n" + status
+
+
+@pytest.mark.parametrize("terminal_panel", LOCAL[:1], ids=LOCAL_IDS[:1])
+def test_stuck_key_is_hw05_and_the_other_keys_still_work(terminal, card_reader, acquirer, cards, terminal_panel):
+    panel = terminal.panel
+    panel.stick("*")  # column 0, with 1, 4 and 7: that column cannot raise another edge
+    terminal.console.expect(r"# FAULT HW-05 keypad: key \* stuck", 20)
+    assert any("HW-05" in l and display("HW-05") in l for l in _faults(terminal, 3))
+    assert [l for l in _selftest(terminal, "keypad") if l.startswith("FAIL") and "HW-05" in l]
+    ev = sale(terminal, card_reader, "1470", cards["visa"])
+    assert "SALE APPROVED" in ev, ev
+    [entry] = [e for e in acquirer.ledger if e["kind"] == "auth"]
+    assert entry["amount"] == 1470, "keys in the stuck key's column are read by the scan"
+    panel.release("*")
+
+
+@pytest.mark.parametrize("terminal_panel", LOCAL[1:], ids=LOCAL_IDS[1:])
+def test_display_unplugged_is_hw06_and_redrawn_when_back(terminal, terminal_panel):
+    panel = terminal.panel
+    panel.unplug_display()
+    panel.press("1")
+    terminal.console.expect(r"# FAULT HW-06 display", 10)
+    assert "SALE" not in panel.screen(), "nothing reached the unplugged display"
+    panel.unplug_display(False)
+    panel.wait_screen(r"^SALE \| EUR 0\.01", 5)
+    panel.press("C")
+    panel.wait_screen("READY", 10)
+    assert any("HW-06" in l for l in _faults(terminal, 3))
+
+
+@pytest.mark.parametrize("terminal_panel", LOCAL[:1], ids=LOCAL_IDS[:1])
+def test_keys_pressed_as_soon_as_ready_is_announced_count(terminal, terminal_panel):
+    # READY comes after the keypad's first scan: a key pressed then is a press, not one held since power-on
+    for _ in range(2):
+        terminal.restart()
+        terminal.panel.press("7")
+        terminal.panel.wait_screen(r"^SALE \| EUR 0\.07", 5)
+        terminal.panel.press("C")
+        terminal.panel.wait_screen("READY", 10)
+
+
+def test_payterm_emulate_takes_panel_local_and_the_printer_commands(tmp_path):
+    import argparse
+    import io
+
+    from payterm_tools import emulate
+
+    p = argparse.ArgumentParser()
+    emulate.add_arguments(p)
+    args = p.parse_args(["--state", str(tmp_path / "state"), "--panel", "local", "--display", "ssd1306"])
+    s = emulate.Session(args, out=io.StringIO())
+    s.start()
+    try:
+        assert (s.emu.panel_kind, s.emu.display_kind) == ("local", "ssd1306")
+        s.emu.panel.wait_screen("READY", 10)
+        end = time.monotonic() + 5
+        while "| READY" not in s.out.getvalue() and time.monotonic() < end:
+            time.sleep(0.05)  # the session redraws the display on its own thread
+        assert "| READY" in s.out.getvalue(), "the OLED's glass, read back, is what the session shows"
+        s.command("12E")
+        s.emu.panel.wait_screen(r"^SALE EUR 0\.12 \| PRESENT CARD", 10)
+        s.command("C")
+        s.emu.panel.wait_screen("READY", 10)
+        for word, attr in (("cover", "cover_open"), ("out", "paper_out"), ("jam", "mech_error"),
+                           ("cutter", "jam_at_cut")):
+            s.command("paper " + word)
+            assert getattr(s.emu.printer, attr), word
+            s.command("paper ok")
+            assert not getattr(s.emu.printer, attr), "paper ok clears %s" % word
+    finally:
+        s.close()
