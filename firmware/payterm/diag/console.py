@@ -242,7 +242,6 @@ class Console:
         self.pin = pin_store
         self._clock = clock
         self._info = info or (lambda: {})
-        self.queue = None  # type: object  # the SAF/reversal worker for `saf` and `retry` (the app sets it)
         self._auth_until = 0
         self._peak = 0
         self.queue = queue  # the background worker (txn.worker.Worker): `saf` and `retry <ref>`
