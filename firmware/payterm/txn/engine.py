@@ -259,9 +259,10 @@ class Engine:
                 self._fail(code, "txn", "%s %s" % (kind, f if isinstance(f, Fault) else repr(f)))
                 return Result(False, code, stan=stan, ref=ref, text=self._text(code), kind=kind,
                               amount=amount if isinstance(amount, int) else 0, currency=cur if ref else 0,
-                              masked=card.masked)
+                              masked=card.masked).card_info(card)
             async with self.claim(ref):
-                return await self._exchange(t, fields, offline_ok=(kind == "sale"))
+                r = await self._exchange(t, fields, offline_ok=(kind == "sale"))
+            return r.card_info(card)
         finally:
             card.wipe()
             if fields is not None:
@@ -383,11 +384,29 @@ class Engine:
         return self._result(t, False, code)
 
     async def void(self, ref):
-        return await self._guarded("void", self._void(ref))
+        r = await self._guarded("void", self._void(ref))
+        if r.orig is None:
+            r.orig = ref
+        return r
 
     def _refused(self, ref, code, why):
         self._fail(code, "txn", "void %s: %s" % (ref, why))
-        return Result(False, code, ref=ref, kind="void", text=self._text(code))
+        r = Result(False, code, ref=ref, kind="void", text=self._text(code))
+        r.orig = ref
+        return r
+
+    def check_void(self, ref):
+        """(record, None) when `ref` can be voided now, else (record or None, failure code); sends nothing.
+
+        The cashier shows the record (amount, masked card) for confirmation before `void(ref)`,
+        which checks again under the transaction's claim.
+        """
+        try:
+            o = self.lookup(ref)
+        except Fault as f:
+            return None, f.code
+        code, _ = self._voidable(o)
+        return o, code
 
     def _voidable(self, o):
         """(code, why) when transaction `o` cannot be voided now, else (None, None)."""

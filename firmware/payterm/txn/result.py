@@ -3,7 +3,7 @@
 
 class Result:
     __slots__ = ("approved", "code", "rc", "auth_code", "rrn", "stan", "ref", "offline", "text",
-                 "amount", "currency", "kind", "masked")
+                 "amount", "currency", "kind", "masked", "cvm", "entry_mode", "aid", "label", "orig")
 
     def __init__(self, approved, code=None, rc=None, auth_code=None, rrn=None, stan=None, ref=None,
                  offline=False, text="", amount=0, currency=0, kind="sale", masked=""):
@@ -20,6 +20,22 @@ class Result:
         self.currency = currency
         self.kind = kind
         self.masked = masked
+        # From the card (the engine copies them; none is card data): for the receipt.
+        self.cvm = None  # "none" | "signature" | "online_pin" | "cdcvm" (card.cvm), None when unknown
+        self.entry_mode = None  # ISO 8583 field 22 ("901" swipe, "801" fallback swipe, "071" contactless)
+        self.aid = ""  # EMV application identifier (chip / contactless)
+        self.label = ""  # EMV application label
+        self.orig = None  # a void: the ref of the transaction it cancels
+
+    def card_info(self, card):
+        """Copy what the receipt needs from the Card (before it is wiped: none of it is card data)."""
+        if card is None:
+            return self
+        self.cvm = getattr(card, "cvm", None)
+        self.entry_mode = getattr(card, "entry_mode", None)
+        self.aid = getattr(card, "aid", "") or ""
+        self.label = getattr(card, "label", "") or ""
+        return self
 
     def amount_text(self):
         """'EUR 12.34' for the display and receipt."""
