@@ -140,6 +140,7 @@ bench-crypto: setup
 	$(VPY) tools/bench_crypto.py --check
 
 codes: setup
+	$(VBIN)/payterm codes
 	$(VBIN)/payterm codes --markdown docs/failure-codes.md
 
 # ---------------------------------------------------------------- device

@@ -14,6 +14,7 @@ import pytest
 from payterm_tools.sim.cardsim import TEST_CARDS
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from conftest import refund, start_sale, void  # noqa: E402
 from ledger import read_journal, reconcile  # noqa: E402
 
 HOST_WAIT = 30
@@ -32,7 +33,7 @@ class _Txn:
 
 
 def _sale(terminal, card_reader, amount="1250", card="visa"):
-    terminal.panel.press(amount + "E")
+    start_sale(terminal, amount)  # the card is presented at the prompt, not on the previous result screen
     card_reader.tap(card)
     m = terminal.console.expect(TXN_RE, HOST_WAIT)
     card_reader.remove()
@@ -180,15 +181,16 @@ def test_refund_void_and_status_lookup(terminal, card_reader, acquirer):
     s = _sale(terminal, card_reader, "600")
     assert s.group(3) == "APPROVED"
     _idle(terminal)
-    terminal.panel.press("F1")
-    r = _sale(terminal, card_reader, "300")
+    refund(terminal, card_reader, "300", "visa")
+    r = _Txn(terminal.console.expect(TXN_RE, HOST_WAIT))
+    card_reader.remove()
     assert (r.group(2), r.group(3)) == ("REFUND", "APPROVED")
     _idle(terminal)
     terminal.panel.press("F3" + str(int(r.group(1))) + "E")
     m = terminal.console.expect(r"# LOOKUP (\S+) (\w+) (.+)$", HOST_WAIT)
     assert [g.decode() if isinstance(g, bytes) else g for g in m.groups()] == [r.group(1), "refund", "approved"]
     _idle(terminal)
-    terminal.panel.press("F2" + s.group(1) + "E")
+    void(terminal, s.group(1))
     v = _Txn(terminal.console.expect(TXN_RE, HOST_WAIT))
     assert (v.group(2), v.group(3)) == ("VOID", "APPROVED")
     assert acquirer.voided_stans() == {_record(terminal, s.group(1))["stan"]}
@@ -197,7 +199,7 @@ def test_refund_void_and_status_lookup(terminal, card_reader, acquirer):
 
 
 def _void(terminal, ref):
-    terminal.panel.press("F2" + ref + "E")
+    void(terminal, ref)
     m = terminal.console.expect(r"# TXN (\S+) VOID (\w+)(?: code=(\S+))?", HOST_WAIT)
     return [g.decode() if isinstance(g, bytes) else g for g in m.groups()]
 
@@ -260,7 +262,7 @@ def test_power_cut_between_void_approval_and_mark_never_voids_twice(terminal, ca
         _idle(terminal)
         monkeypatch.setenv("PAYTERM_CUT_AT", "%d:%s" % (appends[1], mode))
         terminal.restart()
-        terminal.panel.press("F2" + s.group(1) + "E")
+        void(terminal, s.group(1))
         deadline = time.time() + HOST_WAIT
         while terminal.running() and time.time() < deadline:
             time.sleep(0.05)

@@ -12,13 +12,16 @@ import sys
 import threading
 import time
 
-from payterm_tools.emulator import Emulator
+from payterm_tools import provision
+from payterm_tools.emulator import MERCHANT_PIN, TECH_PIN, Emulator
 from payterm_tools.sim.acquirer import AcquirerSim
 from payterm_tools.sim.cardsim import TEST_CARDS, CardReaderSim
 
 HELP = """\
 keys     type keypad keys and press Enter: digits, E (OK), C (cancel), B (back), F (function), * #
          e.g. `1250E` enters EUR 12.50; an empty line sends E
+         F menu: 1 refund, 2 void, 3 status, 4 reprint, 5 training mode, 9 technician
+         merchant PIN (refund, void, training) %s; technician PIN %s
 swipe [CARD] [--no-start|--no-end|--bad-lrc|--garbage|--empty]   swipe a simulated card
 tap [CARD]   hold a contactless card on the reader      remove   take it away
 cards        list simulated cards
@@ -28,7 +31,7 @@ host no39 | drop                          next request: approved but answered wi
                                           approved, then the connection dropped unanswered
 host reversal RC                          answer the next reversal with RC (e.g. 96: the charge stays)
 host down | up                            acquirer outage (offline approval, store-and-forward) / back
-paper ok|out|jam                          printer status
+paper ok|out|jam                          printer status (`paper` alone shows it)
 console CMD  send a technician console command (status, faults, stats, wait, selftest, ...)
 ledger       what the acquirer simulator saw (MTI STAN kind AMOUNT rc=RC PAN [REPEAT])
 receipt      last printed receipts
@@ -40,12 +43,14 @@ _SWIPE_FAULTS = {"--no-start": "no_start", "--no-end": "no_end", "--bad-lrc": "b
 
 
 def add_arguments(p):
-    p.add_argument("--board", default="EMULATOR")
+    p.add_argument("--board", default="EMULATOR",
+                   help="board under boards/ whose hardware map the emulator runs (a host-HAL board; default EMULATOR)")
     p.add_argument("--state", default="state", help="state directory standing for flash (kept across runs)")
     p.add_argument("--acquirer-port", type=int, default=0, help="acquirer simulator port on 127.0.0.1 (0: any)")
     p.add_argument("--script", default=None, help="read commands from this file instead of stdin")
 
 
+PAPER_USAGE = "usage: paper ok | out | jam"
 HOST_USAGE = "usage: host approve | decline RC | partial AMOUNT | no39 | drop | reversal RC | timeout | down | up"
 CONSOLE_USAGE = "usage: console CMD   (e.g. console status, console faults 5; console help lists them)"
 
@@ -69,8 +74,24 @@ def _fresh(state_dir):
     return not any(os.path.exists(os.path.join(state_dir, f)) for f in ("journal.log", "state.json", "state.bak"))
 
 
+def host_boards():
+    """Boards the emulator can run: a hardware map with the host HAL."""
+    import json
+
+    out = []
+    for b in provision.boards():
+        with open(os.path.join(provision.BOARDS, b, "hardware.json")) as f:
+            if json.load(f).get("hal") == "host":
+                out.append(b)
+    return out
+
+
 class Session:
     def __init__(self, args, out=sys.stdout):
+        if args.board not in host_boards():
+            known = provision.boards()
+            why = "is a device board (make deploy BOARD=%s)" % args.board if args.board in known else "does not exist"
+            raise SystemExit("board %s %s; the emulator runs %s" % (args.board, why, ", ".join(host_boards())))
         self.out = out
         self.notes = []
         path = ledger_path(args.state)
@@ -82,7 +103,11 @@ class Session:
         if self.acq.ledger:
             self.notes.append("acquirer ledger: %s (%d entries from earlier runs)" % (path, len(self.acq.ledger)))
         self.acq.start()
-        self.emu = Emulator(args.state, [self.acq.address], board=args.board)
+        try:
+            self.emu = Emulator(args.state, [self.acq.address], board=args.board)
+        except BaseException:
+            self.acq.stop()  # e.g. the state directory is another emulator's
+            raise
         self.reader = CardReaderSim(self.emu.ptys["mag"].fd, self.emu.ptys["nfc"].fd)
         self.reader.start()
         self._last = None
@@ -127,7 +152,7 @@ class Session:
         if cmd in ("quit", "exit"):
             return False
         if cmd == "help":
-            self.say(HELP)
+            self.say(HELP % (MERCHANT_PIN, TECH_PIN))
         elif cmd == "cards":
             for name, c in TEST_CARDS.items():
                 self.say("  %-16s %s" % (name, c.masked))
@@ -143,7 +168,7 @@ class Session:
         elif cmd == "host":
             self._host(rest)
         elif cmd == "paper":
-            self.emu.set_printer({"out": "paper_out", "jam": "jam"}.get(rest[0] if rest else "ok", "ok"))
+            self._paper(rest)
         elif cmd == "console":
             self._console(rest)
         elif cmd == "ledger":
@@ -158,6 +183,14 @@ class Session:
         else:
             self.say("unknown command %r: type `help`" % cmd)
         return True
+
+    def _paper(self, rest):
+        states = {"ok": "ok", "out": "paper_out", "jam": "jam"}
+        if len(rest) == 1 and rest[0].lower() in states:
+            self.emu.set_printer(states[rest[0].lower()])
+            return
+        now = {v: k for k, v in states.items()}.get(self.emu.printer_status(), "ok")
+        self.say("%s   (the printer is now: %s)" % (PAPER_USAGE, now))
 
     def _card(self, name):
         if name not in TEST_CARDS:

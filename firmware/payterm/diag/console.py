@@ -443,6 +443,7 @@ class Console:
         out = []
         d = self._status()
         d["kind"] = "status"
+        d["now"] = int(self._clock())  # the terminal's clock: `payterm diag` windows the per-day counts with it
         out.append(json.dumps(d))
         fs = self.diag.faults(_FAULTS_MAX)
         seen = {}

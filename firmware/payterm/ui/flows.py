@@ -287,8 +287,8 @@ class Cashier:
 
     # ------------------------------------------------------------ wait analysis
     def _stage(self, stage, ms):
-        if ms > 0:
-            self._stages[stage] = self._stages.get(stage, 0) + ms
+        """The current transaction spent `ms` in `stage` (0 counts: the stage happened)."""
+        self._stages[stage] = self._stages.get(stage, 0) + max(0, ms)
 
     def _time_link(self, on):
         """Time the link's statuses while a request runs (on), or stop and fold them in (off)."""
@@ -394,6 +394,7 @@ class Cashier:
         if not code:
             return True
         t0 = self._ticks()
+        self.app.diag.fault(code, "print", "before sale")  # the technician sees it before any receipt is lost
         self.app.event("PRINTER %s before sale" % code)
         self.show(screens.paper_out(_display(code)), "confirm")
         self.panel.beep()
@@ -442,9 +443,9 @@ class Cashier:
             return await self._failed("void", "OPR-01", "input")
         eng = self.engine
         o, code = eng.check_void(ref)
-        if code:
-            return await self._failed("void", code, "input")
-        assert o is not None
+        if code or o is None:
+            # Refused without asking (not found, voided already, a void in flight): the engine says why, sends nothing.
+            return await self._finish(await eng.void(ref), receipt=None)
         okind = o.get("kind") or "sale"
         okind = "sale" if okind == "saf" else okind
         amt = format_amount(o.get("amt", 0), o.get("cur") or self.cfg["currency"])
@@ -538,6 +539,8 @@ class Cashier:
 
     # ------------------------------------------------------------ outcomes
     async def _finish(self, r, receipt=True, orig_kind="sale"):
+        """The result screen(s), the event, the receipt (receipt True; False: the cashier chose none
+        as the paper is out, kept for F 4; None: nothing to print), the wait record, then the hold."""
         kind = r.kind or "sale"
         event_kind = kind.upper()
         if r.approved:
@@ -560,8 +563,8 @@ class Cashier:
             if failed:
                 what = screens.approved_title(kind, r.offline) if r.approved else kind.upper() + " DECLINED"
                 pages = pages + [screens.print_failed(failed, what)]
-        elif self.app.hal.printer is not None:
-            self._last = (r, self.training is not None)  # printable later (F 4) once there is paper
+        elif receipt is False and self.app.hal.printer is not None:
+            self._last = (r, self.training is not None)  # no paper now: printable later (F 4)
         self._close_waits(r.ref, r.code if not r.approved else None)
         await self._hold(pages, shown)
 
