@@ -209,6 +209,11 @@ class TechMenu:
         if self._note:
             out.append(self._note)
             self._note = None
+        failed = self.queue.failed() if self.queue is not None else ()
+        for t in failed:  # first: what needs the technician
+            out.append("FAILED %s %s" % (t["ref"], t.get("code") or ""))
+        if failed:
+            out.append("E: RETRY FAILED")
         ln = self._link() if self._link is not None else {}
         if ln:
             out.append("LINK %s" % ln.get("link", "?"))
@@ -221,11 +226,6 @@ class TechMenu:
         for k, label in _STATUS_KEYS:
             if k in d:
                 out.append("%s %s" % (label, d[k]))
-        failed = self.queue.failed() if self.queue is not None else ()
-        for t in failed:
-            out.append("FAILED %s %s" % (t["ref"], t.get("code") or ""))
-        if failed:
-            out.append("E: RETRY FAILED")
         out.append("UP %s BOOTS %d" % (fmt_ms(st.get("uptime_s", 0) * 1000), st.get("boot_count", 0)))
         lf = self.diag.last_fault()
         out.append("LAST %s" % (lf["code"] if lf else "-"))
@@ -248,16 +248,16 @@ class TechMenu:
         items = self.queue.items()
         for kind, t, due in items:
             tries = t.get("rv_out", 0) if kind == "reversal" else t.get("tries", 0)
-            out.append("%s %s %s" % ("REVERSAL" if kind == "reversal" else "ADVICE", t["ref"],
-                                     (t.get("st") or "").upper()))
+            out.append("%s %s" % ("REVERSAL" if kind == "reversal" else "ADVICE", t["ref"]))
+            out.append(" %s TRY %d" % ((t.get("st") or "").upper(), tries))
             amt = t.get("amt", 0)
             try:
                 amt = format_amount(amt, t.get("cur") or 978)
             except Fault:
                 amt = str(amt)
-            nxt = "-" if due is None else fmt_ms(due)
-            out.append(" %s TRY %d" % (amt, tries))
-            out.append(" NEXT %s %s" % (nxt, t.get("code") or ""))
+            out.append(" %s NEXT %s" % (amt, "-" if due is None else fmt_ms(due)))
+            if t.get("code"):
+                out.append(" %s" % t["code"])
         if items:
             out.append("E: SEND ALL NOW")
         return out or ["NOTHING QUEUED"]
@@ -275,7 +275,8 @@ class TechMenu:
             pan = t.get("pan") or ""
             out.append(" %s %s" % (amt, ("*" + pan[-4:]) if pan else ""))
             if t.get("code"):
-                out.append(" %s %s" % (t["code"], codes.lookup(t["code"])[codes.DISPLAY]))
+                out.append(" %s" % t["code"])
+                out.append(" " + codes.lookup(t["code"])[codes.DISPLAY])
         return out or ["NO TRANSACTIONS"]
 
     def _waits(self):
