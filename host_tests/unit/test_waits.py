@@ -83,7 +83,8 @@ def test_customer_time_is_told_from_terminal_time():
     s = w.summary()
     eq(s["customer"]["total"], 1500 + 9000 + 800)
     eq(s["terminal"]["total"], 120 + 600 + 7000 + 500)
-    eq(s["top"][0], {"stage": "read", "total": 7120, "share": 7120 * 100 // 8220, "code": "CRD-13"})
+    eq(s["top"][0], {"stage": "read", "total": 7120, "share": 7120 * 100 // 8220, "code": "CRD-13",
+                     "code_share": 7000 * 100 // 8220, "normal": False})
     eq(w.history[-1], [0, "b", {"present": 800, "read": 7000, "host": 500}, "CRD-13"])
 
 

@@ -140,16 +140,8 @@ def text_report(exp, days=report.DEFAULT_DAYS):
         v = w.get(sd) or {}
         out.append("  %-9s %3d%% of all waiting  p50 %6d ms  p95 %6d ms per payment" % (
             sd, v.get("share", 0), v.get("p50", 0), v.get("p95", 0)))
-    top = w.get("top") or []
-    if top:
-        t = top[0]
-        line = "  customers wait most at %s (%d%% of terminal time)" % (t["stage"], t["share"])
-        if t.get("code"):
-            e = codes.get(t["code"], {})
-            line += "; the cause is %s %s; do: %s" % (t["code"], e.get("display", ""), e.get("remedy", ""))
-        else:
-            line += "; no failure code behind it: the stage is slow"
-        out.append(line)
+    if w.get("why"):  # the terminal's own answer (payterm.diag.console.why_line)
+        out.append("  " + w["why"])
     for c in w.get("causes") or []:
         out.append("  cause %-9s %-7s %3d%% of terminal time (%d ms)" % (c["stage"], c.get("code") or "-", c["share"],
                                                                       c["total"]))

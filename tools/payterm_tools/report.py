@@ -134,20 +134,20 @@ def warnings(exp):
 
 
 def why(exp):
-    """The sentence "customers wait most at X; the cause is code Y; do Z", or ''."""
-    w, codes = exp.get("waits", {}), exp.get("codes", {})
-    top = w.get("top") or []
-    if not top:
+    """The terminal's answer "customers wait most at X; the cause is code Y; do Z" (HTML), or ''."""
+    w = exp.get("waits", {})
+    text = w.get("why") or ""
+    if not text:
         return ""
-    t = top[0]
-    s = "Customers wait most at <b>%s</b> (%d%% of the terminal's time)" % (_e(t["stage"]), t["share"])
-    code = t.get("code")
+    top = (w.get("top") or [{}])[0]
+    out = _e(text[0].upper() + text[1:])
+    st = top.get("stage")
+    if st:
+        out = out.replace("at %s (" % _e(st), "at <b>%s</b> (" % _e(st), 1)
+    code = top.get("code")
     if code:
-        e = codes.get(code, {})
-        s += "; the cause is <code>%s</code> %s; do: %s" % (_e(code), _e(e.get("display", "")), _e(e.get("remedy", "")))
-    else:
-        s += "; no failure code behind it: the stage is slow"
-    return s + "."
+        out = out.replace(" %s " % _e(code), " <code>%s</code> " % _e(code), 1)
+    return out + "."
 
 
 # ---------------------------------------------------------------- charts
@@ -184,7 +184,7 @@ def failure_bars(counts, codes):
         e = codes.get(c, {})
         col = CAT_COLORS.get(e.get("category", "system"), "#999")
         label = "%s %s" % (c, e.get("display", ""))
-        right = "%d" % fg + (" + %d background" % bg if bg else "")
+        right = "%d" % fg + (" +%d bg" % bg if bg else "")
         items.append((label, [(fg, col, "%s: %d" % (label, fg)), (bg, col, "%s background: %d" % (label, bg))], right))
     return hbars(items, opacity=(None, BACKGROUND_OPACITY))
 
@@ -200,7 +200,7 @@ def category_bars(counts, codes):
     for cat, (fg, bg) in sorted(cats.items(), key=lambda kv: -(kv[1][0] + kv[1][1])):
         col = CAT_COLORS.get(cat, "#999")
         items.append((cat, [(fg, col, "%s: %d" % (cat, fg)), (bg, col, "%s background: %d" % (cat, bg))],
-                      "%d" % fg + (" + %d bg" % bg if bg else "")))
+                      "%d" % fg + (" +%d bg" % bg if bg else "")))
     return hbars(items, label_w=110, opacity=(None, BACKGROUND_OPACITY))
 
 
@@ -257,7 +257,8 @@ def cause_bars(w, codes):
     for c in w.get("causes") or []:
         code = c.get("code")
         label = "%s: %s" % (c["stage"], code or "no failure")
-        items.append((label, [(c["total"], SIDE_COLORS["terminal"][0], "%s %d ms" % (label, c["total"]))],
+        tip = "stage %s, %s: %d ms of terminal time" % (c["stage"], code or "no failure", c["total"])
+        items.append((label, [(c["total"], SIDE_COLORS["terminal"][0], tip)],
                       "%d%% (%s)" % (c["share"], fmt_ms(c["total"]))))
     return hbars(items, label_w=170)
 

@@ -128,7 +128,11 @@ def why_line(w):
     code = t.get("code")
     if code:
         e = codes.lookup(code)
-        s += "; the cause is %s %s; do: %s" % (code, e[codes.DISPLAY], e[codes.REMEDY])
+        if t.get("normal"):
+            s += "; mostly without a failure; the failure adding most is %s %s (%d%%); do: %s" % (
+                code, e[codes.DISPLAY], t.get("code_share", 0), e[codes.REMEDY])
+        else:
+            s += "; the cause is %s %s; do: %s" % (code, e[codes.DISPLAY], e[codes.REMEDY])
     else:
         s += "; no failure behind it: the stage is slow"
     c = w.get("customer") or {}
@@ -447,6 +451,10 @@ class Console:
         out.append(json.dumps(d))
         fs = self.diag.faults(_FAULTS_MAX)
         seen = {}
+        if d.get("reversals_pending"):
+            seen["HST-05"] = 1  # the report's warnings quote their remedies
+        if d.get("saf_failed"):
+            seen["HST-07"] = 1
         for f in fs:
             f = dict(f)
             f["kind"] = "fault"
@@ -459,6 +467,7 @@ class Console:
             seen[c] = 1
         w = self.diag.wait_summary()
         w["kind"] = "waits"
+        w["why"] = why_line(w)
         w["history"] = self.diag.wait_history()
         out.append(json.dumps(w))
         for c in list(w.get("top") or []) + list(w.get("causes") or []):

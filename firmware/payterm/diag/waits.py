@@ -16,7 +16,9 @@ Each transaction is split into stages as they finish, in milliseconds:
 stage and per failure code of the transaction, and a short history. The
 summary ranks the causes of terminal time (stage, and the failure code the
 transactions that waited there ended with), so a technician reads
-"customers wait most at host; the cause is HST-01; do <its remedy>".
+"customers wait most at host; the cause is HST-01; do <its remedy>" (or,
+when most of that stage's time ended without a failure, that it is mostly
+normal waiting and which failure adds most to it).
 """
 from micropython import const
 from array import array
@@ -172,8 +174,10 @@ class Waits:
                         key=lambda kv: -kv[1])
         top = []
         for st, ms in ranked[:_CAUSES]:
-            code, _ = self._top_code(st)
-            top.append({"stage": st, "total": ms, "share": (ms * 100 // term) if term else 0, "code": code or None})
+            code, cms = self._top_code(st)
+            normal = (self.bycode.get(st) or {}).get(NO_CODE, 0)
+            top.append({"stage": st, "total": ms, "share": (ms * 100 // term) if term else 0, "code": code or None,
+                        "code_share": (cms * 100 // term) if term else 0, "normal": normal >= cms})
         out["top"] = top
         causes = []
         for st, by in self.bycode.items():

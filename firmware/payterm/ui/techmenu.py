@@ -83,7 +83,11 @@ def wait_lines(w):
         code = t.get("code")
         if code:
             e = codes.lookup(code)
-            out.append("CAUSE %s %d%%" % (code, t["share"]))
+            if t.get("normal"):
+                out.append(" MOSTLY NO FAILURE")
+                out.append("ADDS MOST %s %d%%" % (code, t.get("code_share", 0)))
+            else:
+                out.append("CAUSE %s %d%%" % (code, t.get("code_share", t["share"])))
             out.append(" " + e[codes.DISPLAY])
             out += wrap("DO: " + e[codes.REMEDY])
         else:
