@@ -139,9 +139,10 @@ bench: setup core
 bench-crypto: setup
 	$(VPY) tools/bench_crypto.py --check
 
+CODES_MD ?= docs/failure-codes.md
 codes: setup
 	$(VBIN)/payterm codes
-	$(VBIN)/payterm codes --markdown docs/failure-codes.md
+	$(VBIN)/payterm codes --markdown $(CODES_MD)
 
 # ---------------------------------------------------------------- device
 # BOARD=... compiles for that board's chip (xtensawin / rv32imc) without the host-only modules.

@@ -134,7 +134,7 @@ LOCAL = (
      "Check the amount; split the payment or raise max_amount with the acquirer's agreement."),
     ("OPR-11", _O, "info", False, "END TRAINING FIRST", "Training mode is on.",
      "The technician menu was asked for while the terminal is in cashier training mode.",
-     "Leave training mode (F 0), then open the technician menu."),
+     "Leave training mode (F 5), then open the technician menu."),
     ("OPR-12", _O, "info", False, "NO RECEIPT TO PRINT", "There is no receipt to print again.",
      "A reprint was asked for before any receipt was printed since the terminal started.",
      "None needed: the last receipt is kept until the terminal restarts."),

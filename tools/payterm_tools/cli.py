@@ -21,7 +21,8 @@ COMMANDS = {
 }
 
 
-def main(argv=None):
+def parser():
+    """(the argparse parser of every subcommand, {subcommand: module or None})."""
     ap = argparse.ArgumentParser(prog="payterm", description="payterm card terminal host tools")
     sub = ap.add_subparsers(dest="cmd", required=True)
     mods = {}
@@ -35,6 +36,11 @@ def main(argv=None):
         p = sub.add_parser(name, help=helptext)
         mod.add_arguments(p)
         mods[name] = mod
+    return ap, mods
+
+
+def main(argv=None):
+    ap, mods = parser()
     args = ap.parse_args(argv)
     mod = mods[args.cmd]
     if mod is None:

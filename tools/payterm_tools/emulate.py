@@ -244,10 +244,16 @@ class Session:
 
 
 def run(args):
+    src = sys.stdin
+    if args.script:
+        try:
+            src = open(args.script)
+        except OSError as e:
+            raise SystemExit("cannot read the script %s: %s (give a file of session commands, one a line)"
+                             % (args.script, e.strerror))
     s = Session(args)
     try:
         s.start()
-        src = open(args.script) if args.script else sys.stdin
         for line in src:
             if args.script:
                 s.say("> " + line.rstrip())
