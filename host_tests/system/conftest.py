@@ -191,7 +191,7 @@ def dismiss(terminal, timeout=30):
 
 def merchant_pin(terminal, title, pin=MERCHANT_PIN):
     """Answer the merchant PIN prompt of a refund, void or training mode."""
-    terminal.panel.wait_screen(r"%s \| MERCHANT PIN:" % title, 10)
+    terminal.panel.wait_screen(r"^%s\b[^|]* \| MERCHANT PIN:" % title, 10)  # (marked TRAINING in training mode)
     terminal.panel.press(pin + "E")
 
 

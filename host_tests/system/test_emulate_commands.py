@@ -131,3 +131,33 @@ def test_emulate_ledger_lines_and_the_ledger_survives_a_restart(tmp_path, reques
     assert m and (m.group(1), m.group(3), m.group(4), m.group(5)) == ("0200", "auth", "500", "00"), lines
     assert int(m.group(2)) > 2, "the terminal's STANs moved on; the host saw no duplicate"
     assert "4761739001010010" not in open(path).read()
+
+
+def test_paper_without_argument_answers_usage_and_the_printer_state(session):
+    out, _ = _said(session, "paper")
+    assert out == "usage: paper ok | out | jam   (the printer is now: ok)\n", out
+    assert _said(session, "paper jam")[0] == ""
+    assert _said(session, "paper")[0].endswith("(the printer is now: jam)\n")
+    out, _ = _said(session, "paper nope")
+    assert out.startswith("usage: paper ok | out | jam")
+    assert session.emu.printer_status() == "jam", "a wrong argument changes nothing"
+    _said(session, "paper ok")
+    assert session.emu.printer_status() == "ok"
+
+
+def test_a_second_emulator_on_the_same_state_directory_refuses_to_start(session):
+    payterm = os.path.join(os.path.dirname(sys.executable), "payterm")
+    r = subprocess.run([payterm, "emulate", "--state", session.emu.state_dir], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    assert r.stderr == ("payterm emulate: state directory %s is in use by another emulator (pid %d): stop that one, "
+                        "or give this one its own --state DIR\n" % (session.emu.state_dir, os.getpid())), r.stderr
+    assert session.emu.running(), "the first emulator runs on"
+    assert "board: EMULATOR" in _said(session, "console status")[0]
+
+
+def test_help_names_the_menu_and_the_pins(session):
+    out, _ = _said(session, "help")
+    assert "F menu: 1 refund, 2 void, 3 status, 4 reprint, 5 training mode, 9 technician" in out
+    assert "merchant PIN (refund, void, training) 1234; technician PIN 4321" in out

@@ -260,6 +260,9 @@ class Cashier:
         if gate is None:
             await self._failed(kind, "OPR-09", "input")
             return False
+        if gate.locked_for():
+            await self._failed(kind, "OPR-08", "pin")  # no PIN asked while it is locked out
+            return False
         pin = ""
         note = ""
         while True:
