@@ -105,7 +105,7 @@ async def test_wait_answers_why_customers_waited_with_code_and_remedy():
     why = [l for l in out if l.startswith("why ")]
     e = codes.lookup("HST-01")
     eq(why, ["why customers wait most at host (100%% of terminal time); the cause is HST-01 %s; do: %s "
-             "(customers' own time: 13%% of all waiting)" % (e[codes.DISPLAY], e[codes.REMEDY])])
+             "(customers' own time: 13%% of all waiting, most at present)" % (e[codes.DISPLAY], e[codes.REMEDY])])
 
 
 async def test_link_and_recent_commands():

@@ -154,3 +154,15 @@ def test_unfinished_transactions_do_not_leak():
     assert len(w._open) <= 8
     w.done("never-started")
     eq(w.summary()["txns"], 0)
+
+
+def test_a_failure_adding_under_a_tenth_of_a_stage_is_not_its_cause():
+    d = tmpdir("w9")
+    w = Waits(d + "/w.json", lambda: 0)
+    for i in range(10):
+        w.wait(i, "host", 2000)  # a slow host that answers
+        w.done(i)
+    w.wait("x", "host", 500)
+    w.done("x", "ISS-51")  # one quick decline
+    top = w.summary()["top"][0]
+    eq((top["stage"], top["code"], top["normal"]), ("host", None, True))

@@ -137,7 +137,10 @@ def why_line(w):
         s += "; no failure behind it: the stage is slow"
     c = w.get("customer") or {}
     if c.get("total"):
-        s += " (customers' own time: %d%% of all waiting)" % c.get("share", 0)
+        stages = w.get("stages") or {}
+        own = [(v["total"], k) for k, v in stages.items() if v.get("side") == "customer"]
+        s += " (customers' own time: %d%% of all waiting%s)" % (
+            c.get("share", 0), ", most at %s" % max(own)[1] if own else "")
     return s
 
 

@@ -176,6 +176,8 @@ class Waits:
         for st, ms in ranked[:_CAUSES]:
             code, cms = self._top_code(st)
             normal = (self.bycode.get(st) or {}).get(NO_CODE, 0)
+            if cms * 10 < ms:
+                code = NO_CODE  # failures add under a tenth of this stage's time: not its cause
             top.append({"stage": st, "total": ms, "share": (ms * 100 // term) if term else 0, "code": code or None,
                         "code_share": (cms * 100 // term) if term else 0, "normal": normal >= cms})
         out["top"] = top

@@ -501,7 +501,7 @@ class Cashier:
         if self.training is not None:
             self.training = None
             self.app.event("TRAINING OFF")
-            self.show(screens.notice("TRAINING MODE OFF", "PAYMENTS ARE REAL", "AGAIN"), "notice")
+            self.show(screens.notice("TRAINING MODE OFF", "PAYMENTS ARE LIVE"), "notice")
             self._last = None
             await self.panel.key(self.cfg["result_ms"])
             return
