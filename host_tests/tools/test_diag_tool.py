@@ -207,8 +207,8 @@ def test_cli_report_over_pty(device, tmp_path, capsys):
     assert w["why"] in out
     for sd in ("customer", "terminal"):
         assert "%-9s %3d%% of all waiting  p50 %6d ms" % (sd, w[sd]["share"], w[sd]["p50"]) in out
-    assert "Last echo test               ok 85ms 12s ago" in out
-    assert "Free heap                    115.2 KiB" in out and "mem_free" not in out
+    assert "Last echo test                 ok 85ms 12s ago" in out
+    assert "Free heap                      115.2 KiB" in out and "mem_free" not in out
     assert "watchdog" in out and "breaker_trip" in out
     assert html_path.read_text().startswith("<!DOCTYPE html>")
 

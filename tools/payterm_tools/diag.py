@@ -130,11 +130,11 @@ def text_report(exp, days=report.DEFAULT_DAYS):
         out.append("%s: %s" % (sev.upper(), text))
     for k, label, f in report.STATUS_LABELS:
         if k in s:
-            out.append("  %-28s %s" % (label, f(s[k])))
+            out.append("  %-30s %s" % (label, f(s[k])))
     shown = {k for k, _, _ in report.STATUS_LABELS}
     for k in sorted(s):
         if k not in shown:
-            out.append("  %-28s %s" % (report.humanize(k), s[k]))
+            out.append("  %-30s %s" % (report.humanize(k), s[k]))
     out += ["", "Why customers waited (%d payments)" % w.get("txns", 0)]
     for sd in ("customer", "terminal"):
         v = w.get(sd) or {}
@@ -169,7 +169,7 @@ def text_report(exp, days=report.DEFAULT_DAYS):
     link = exp.get("link") or {}
     for k, label, f in report.LINK_LABELS:
         if k in link:
-            out.append("  %-28s %s" % (label, f(link[k])))
+            out.append("  %-30s %s" % (label, f(link[k])))
     counters = st.get("counters", {})
     if not counters and not link:
         out.append("  no retries, breaker trips or host switches")

@@ -134,7 +134,7 @@ def why_line(w):
         else:
             s += "; the cause is %s %s; do: %s" % (code, e[codes.DISPLAY], e[codes.REMEDY])
     else:
-        s += "; no failure behind it: the stage is slow"
+        s += "; no failure code behind it"
     c = w.get("customer") or {}
     if c.get("total"):
         stages = w.get("stages") or {}

@@ -91,7 +91,7 @@ def wait_lines(w):
             out.append(" " + e[codes.DISPLAY])
             out += wrap("DO: " + e[codes.REMEDY])
         else:
-            out.append(" NO FAILURE: SLOW")
+            out.append(" NO FAILURE CODE")
     stages = w.get("stages") or {}
     for st in sorted(stages, key=lambda k: (stages[k].get("side", "") != "customer", -stages[k]["total"])):
         s = stages[st]
