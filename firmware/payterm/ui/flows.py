@@ -448,7 +448,7 @@ class Cashier:
         o, code = eng.check_void(ref)
         if code or o is None:
             # Refused without asking (not found, voided already, a void in flight): the engine says why, sends nothing.
-            return await self._finish(await eng.void(ref), receipt=None)
+            return await self._finish(await eng.void(ref), refused=True)
         okind = o.get("kind") or "sale"
         okind = "sale" if okind == "saf" else okind
         amt = format_amount(o.get("amt", 0), o.get("cur") or self.cfg["currency"])
@@ -541,9 +541,10 @@ class Cashier:
         return out
 
     # ------------------------------------------------------------ outcomes
-    async def _finish(self, r, receipt=True, orig_kind="sale"):
-        """The result screen(s), the event, the receipt (receipt True; False: the cashier chose none
-        as the paper is out, kept for F 4; None: nothing to print), the wait record, then the hold."""
+    async def _finish(self, r, receipt=True, orig_kind="sale", refused=False):
+        """The result screen(s), the event, the receipt (False: the cashier chose none as the paper is
+        out, kept for F 4; refused: a request refused before anything was sent, nothing to print), the
+        wait record, then the hold."""
         kind = r.kind or "sale"
         event_kind = kind.upper()
         if r.approved:
@@ -561,12 +562,14 @@ class Cashier:
         shown = self._ticks()
         self.show(pages[0], "result")
         self.panel.beep()
-        if receipt:
+        if refused:
+            pass
+        elif receipt:
             failed = await self._print(r)
             if failed:
                 what = screens.approved_title(kind, r.offline) if r.approved else kind.upper() + " DECLINED"
                 pages = pages + [screens.print_failed(failed, what)]
-        elif receipt is False and self.app.hal.printer is not None:
+        elif self.app.hal.printer is not None:
             self._last = (r, self.training is not None)  # no paper now: printable later (F 4)
         self._close_waits(r.ref, r.code if not r.approved else None)
         await self._hold(pages, shown)
