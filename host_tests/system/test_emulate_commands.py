@@ -67,10 +67,14 @@ def test_console_timeout_is_a_message_not_a_traceback(session):
 
 
 @pytest.mark.parametrize("line", ["host decline 999", "host decline", "host decline 5", "host decline 5!",
+                                  "host decline XX", "host decline 4Q",
                                   "host nope", "host", "host partial", "host partial -5", "host partial 0",
                                   "host reversal", "host reversal 961", "host approve now"])
 def test_host_arguments_are_checked(session, line):
     out, _ = _said(session, line)
+    if line in ("host decline XX", "host decline 4Q"):
+        first, out = out.split("\n", 1)
+        assert first.startswith("%s: not a response code of the catalog; one of " % line) and " 51 " in first, first
     assert out.startswith("usage: host approve | decline RC"), out
     assert session.acq._script == [], "nothing scripted"
 

@@ -25,7 +25,8 @@ keys     type keypad keys and press Enter: digits, E (OK), C (cancel), B (back),
 swipe [CARD] [--no-start|--no-end|--bad-lrc|--garbage|--empty]   swipe a simulated card
 tap [CARD]   hold a contactless card on the reader      remove   take it away
 cards        list simulated cards
-host approve | decline RC | timeout      the acquirer's answer to the next request (RC: 2 letters/digits)
+host approve | decline RC | timeout      the acquirer's answer to the next request (RC: a catalog response
+                                          code, 2 letters/digits: 51, N7, ...)
 host partial AMOUNT                       approve the next sale for AMOUNT minor units only (rc 10)
 host no39 | drop                          next request: approved but answered without field 39 /
                                           approved, then the connection dropped unanswered
@@ -112,6 +113,7 @@ class Session:
         self.reader.start()
         self._last = None
         self._stop = False
+        self._rcs = None
 
     def say(self, text):
         self.out.write(text + "\n")
@@ -192,6 +194,15 @@ class Session:
         now = {v: k for k, v in states.items()}.get(self.emu.printer_status(), "ok")
         self.say("%s   (the printer is now: %s)" % (PAPER_USAGE, now))
 
+    def decline_codes(self):
+        """Response codes (field 39) the failure-code catalog names: ISS-xx."""
+        if self._rcs is None:
+            from payterm_tools import codes
+
+            entries, _ = codes.load_catalog()
+            self._rcs = {e["id"][4:] for e in entries if e["id"].startswith("ISS-")}
+        return self._rcs
+
     def _card(self, name):
         if name not in TEST_CARDS:
             self.say("no card %r: see `cards`" % name)
@@ -227,7 +238,14 @@ class Session:
                 self.acq.script({"approve": "approve", "timeout": "no_answer", "no39": "no_rc",
                                  "drop": "approve_drop"}[what])
         elif what == "decline" and len(args) == 1 and _rc(args[0]):
-            self.acq.script(("decline", args[0].upper()))
+            rc = args[0].upper()
+            if rc not in self.decline_codes():
+                # the terminal would take an rc the catalog lacks as a garbled answer (HST-02), not a decline
+                self.say("host decline %s: not a response code of the catalog; one of %s" % (
+                    rc, " ".join(sorted(self.decline_codes()))))
+                self.say(HOST_USAGE)
+                return
+            self.acq.script(("decline", rc))
         elif what == "reversal" and len(args) == 1 and _rc(args[0]):
             rc = args[0].upper()
             self.acq.script("approve" if rc == "00" else ("decline", rc), mti=("0400", "0401"))
