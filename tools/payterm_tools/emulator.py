@@ -32,8 +32,16 @@ EMULATOR_PARAMS = {
     "read_timeout_ms": 5000,
     "max_wait_ms": 15000,
     "card_timeout_ms": 30000,
+    "merchant_name": "PAYTERM DEMO SHOP",
+    "merchant_address": ["1 MARKET STREET", "9999 EMULATOR CITY"],
 }
 TECH_PIN = "4321"
+MERCHANT_PIN = "1234"  # the merchant's (supervisor's) PIN: refund, void, training mode
+LOCK_FILE = "emulator.lock"
+
+
+class StateInUse(RuntimeError):
+    """Another emulator runs on this state directory (its flash): two would corrupt it."""
 
 
 class Pty:
@@ -273,6 +281,7 @@ class Emulator:
         self.heap = heap
         self._built = False
         os.makedirs(self.state_dir, exist_ok=True)
+        self._lock = self._take_lock()
         self.hosts = list(hosts)
         self.board = board
         self.config = dict(config or {})
@@ -288,6 +297,33 @@ class Emulator:
         # `payterm diag --port` works while tests (or the emulator UI) watch the console too.
         self.tech = Bridge(self.ptys["console"].fd, "tech", read_host=False)
         self.console.forward = self.tech
+
+    def _take_lock(self):
+        """An exclusive lock on <state>/emulator.lock for this object's life (released if the process dies)."""
+        import fcntl
+
+        path = os.path.join(self.state_dir, LOCK_FILE)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                other = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            finally:
+                os.close(fd)
+            raise StateInUse("state directory %s is in use by another emulator (pid %s): stop that one, "
+                             "or give this one its own --state DIR" % (self.state_dir, other))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, b"%d\n" % os.getpid(), 0)
+        return fd
+
+    def _release_lock(self):
+        if self._lock is not None:
+            try:
+                os.close(self._lock)  # closing the descriptor drops the flock
+            except OSError:
+                pass
+            self._lock = None
 
     @property
     def console_path(self):
@@ -306,6 +342,7 @@ class Emulator:
         params = dict(EMULATOR_PARAMS)
         params["hosts"] = ["%s:%d" % tuple(h) for h in self.hosts]
         params["tech_pin_hash"] = provision.pin_hash(TECH_PIN, salt="emulator")
+        params["merchant_pin_hash"] = provision.pin_hash(MERCHANT_PIN, salt="emumerchant")
         params.update(self.config)
         path = provision.write(os.path.join(self.state_dir, provision.FILE), provision.make(hw, **params))
         if self.keys and not keyinject.has_keys(self.state_dir):
@@ -407,6 +444,14 @@ class Emulator:
         with open(self.printer_path + ".status", "w") as f:
             f.write(status)
 
+    def printer_status(self):
+        """'ok', 'paper_out' or 'jam': what set_printer injected."""
+        try:
+            with open(self.printer_path + ".status") as f:
+                return f.read().strip() or "ok"
+        except OSError:
+            return "ok"
+
     def printed(self):
         try:
             with open(self.printer_path) as f:
@@ -423,3 +468,4 @@ class Emulator:
             b.close()
         for p in self.ptys.values():
             p.close()
+        self._release_lock()
