@@ -168,8 +168,10 @@ bench-crypto: setup
 bench-emv: setup
 	$(VPY) tools/bench_emv.py --check
 
+CODES_MD ?= docs/failure-codes.md
 codes: setup
-	$(VBIN)/payterm codes --markdown docs/failure-codes.md
+	$(VBIN)/payterm codes
+	$(VBIN)/payterm codes --markdown $(CODES_MD)
 
 # ---------------------------------------------------------------- device
 # BOARD=... compiles for that board's chip (xtensawin / rv32imc) without the host-only modules.

@@ -10,6 +10,7 @@ restarted, so one broken device cannot stop the others.
 """
 import asyncio
 import os
+import time
 
 from payterm import VERSION, config
 from payterm.card.service import CardService
@@ -79,10 +80,15 @@ class App:
         self.worker = Worker(self.engine, self.sup, ticks, rand=_rand, on_change=self._queue_changed)
         self.cards = CardService(hal.stream("mag"), hal.stream("nfc"), ticks, clock, cfg)
         self.pin = PinGate(root + "/pin.json", cfg["tech_pin_hash"], clock, diag=self.diag)
+        # The merchant's (supervisor's) PIN: refund, void, training mode. Its own file and lockout.
+        self.merchant_pin = None
+        if config.pin_hash(cfg, "merchant_pin_hash"):
+            self.merchant_pin = PinGate(root + "/mpin.json", cfg["merchant_pin_hash"], clock, diag=self.diag,
+                                        wrong="OPR-07", locked="OPR-08")
         self.selftests = self._selftests(root)
-        self.console = Console(self.diag, self.selftests, self.pin, clock, info=self.info,
-                               queue=self.worker)  # `saf` and `retry <ref>`
         self.cashier = Cashier(self)
+        self.console = Console(self.diag, self.selftests, self.pin, clock, info=self.info, queue=self.worker,
+                               link=self.link_info, recent=self.cashier.recent)  # `saf`, `retry <ref>`, `link`, `recent`
         self._started = ticks()
 
     def _keys(self, root):
@@ -128,8 +134,32 @@ class App:
     # ------------------------------------------------------------ status for technicians
     def _queue_changed(self):
         """The idle screen shows the offline queue count: redraw it when the worker changes the queue."""
-        if self.panel.rows[:2] == ["PAYTERM", "READY"]:
-            self.cashier.idle()
+        self.cashier.queue_changed()
+
+    def link_info(self):
+        """Link quality for the technician: host, breaker, retries, last echo (console `link`, tech menu)."""
+        sup = self.sup
+        c = sup.counters()
+        st = self.diag.stats()["counters"]
+        le = sup.last_echo
+        if le is None:
+            echo = "-"
+        else:
+            ago = time.ticks_diff(self.hal.ticks(), le[0]) // 1000
+            echo = "%s %dms %ds ago" % (le[2] or "ok", le[1], ago)
+        return {
+            "host": c["host"],
+            "link": "online" if c["online"] else "offline",
+            "breaker": str(c["breaker"]),
+            "requests": c["requests"],
+            "retries": c["retries"],
+            "retries_total": st.get("retry", 0),
+            "breaker_trips": c["breaker_trips"],
+            "host_switches": c["host_switches"],
+            "ambiguous": c["ambiguous"],
+            "probes": c["probes"],
+            "last_echo": echo,
+        }
 
     def info(self):
         s = self.engine.saf.summary()

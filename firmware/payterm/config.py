@@ -26,6 +26,7 @@ DEFAULTS = {
     "hosts": ["127.0.0.1:8583"],  # primary first: "host:port"
     "currency": 978,  # ISO 4217 numeric
     "tech_pin_hash": None,  # "sha256$<salt>$<hex of sha256(salt:pin)>"
+    "merchant_pin_hash": None,  # the same format: the supervisor's PIN for refund, void and training mode
     "wlan": None,  # {"ssid": ..., "password": ...} on boards whose network is a WLAN
     "tls": None,  # {"ca": ..., "server_hostname": ...} or None for plain TCP
     # link
@@ -48,9 +49,17 @@ DEFAULTS = {
     "retry_base_ms": 2000,
     "retry_cap_ms": 120000,
     "worker_scan_ms": 30000,
+    # merchant (cardholder receipt header)
+    "merchant_name": "",  # receipt line 1 and the idle screen (at most 32 characters)
+    "merchant_address": (),  # up to 3 receipt lines of at most 32 characters
     # cashier
     "card_timeout_ms": 30000,
-    "result_ms": 6000,
+    "result_ms": 6000,  # a result screen closes by itself after this (longer when its text has more pages)
+    "result_min_ms": 1500,  # ... and stays at least this long: a key pressed sooner waits, it is not lost
+    "page_ms": 2500,  # a customer text longer than the screen pages every page_ms
+    "max_amount": 1000000,  # highest amount (minor units) the keypad accepts: EUR 10,000.00
+    "confirm_amount": 50000,  # amounts at or above this are shown again and need OK (0: never)
+    "merchant_copy": False,  # also print a MERCHANT COPY of every receipt (always printed when a signature is needed)
     # cardholder PIN (payterm.ui.pinentry)
     "pin_debit": False,  # ask every debit card (Maestro, Visa Electron, V PAY, ...) for its PIN
     "pin_timeout_ms": 30000,  # no key for this long on the PIN screen cancels the sale (PIN-03)
@@ -109,7 +118,10 @@ _C_LIMITS = "SYS-26"
 _C_PIN = "SYS-27"
 _C_WLAN = "SYS-28"
 _C_OTHER = "SYS-29"
-_LIMITS = ("floor_limit", "saf_max_count", "saf_max_total", "saf_max_tries", "cl_tx_limit", "cl_cvm_limit")
+_LIMITS = ("floor_limit", "saf_max_count", "saf_max_total", "saf_max_tries", "cl_tx_limit", "cl_cvm_limit",
+           "max_amount", "confirm_amount")
+_MAX_MINOR = 999999999999  # ISO 8583 field 4 is n12
+_TEXT_MAX = 32  # receipt line (58 mm paper, font A)
 _HOST_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-"
 _HEX = "0123456789abcdef"
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -263,11 +275,29 @@ def validate(params, board=None):
     for k in _LIMITS:
         if k in params and not (_int(params[k]) and params[k] >= 0):
             bad(_C_LIMITS, k, "must be a whole number >= 0")
+    mx = params.get("max_amount", DEFAULTS["max_amount"])
+    if _int(mx) and not 0 < mx <= _MAX_MINOR:
+        bad(_C_LIMITS, "max_amount", "must be 1..%d minor units" % _MAX_MINOR)
+    if "merchant_pin_hash" in params and params["merchant_pin_hash"] is not None:
+        e = _pin_error(params["merchant_pin_hash"])
+        if e:
+            bad(_C_OTHER, "merchant_pin_hash", e.replace("--tech-pin", "--merchant-pin"))
+        elif params["merchant_pin_hash"] == params.get("tech_pin_hash"):
+            bad(_C_OTHER, "merchant_pin_hash", "must differ from the technician PIN")
+    for k in ("merchant_name", "merchant_address"):
+        v = params.get(k)
+        lines = [v] if isinstance(v, str) else v if isinstance(v, (list, tuple)) else ()
+        if k == "merchant_address" and isinstance(v, (list, tuple)) and len(v) > 3:
+            bad(_C_OTHER, k, "at most 3 lines")
+        for line in lines:
+            if isinstance(line, str) and (len(line) > _TEXT_MAX or not _ans(line, len(line))):
+                bad(_C_OTHER, k, "lines of at most %d printable ASCII characters" % _TEXT_MAX)
+                break
     fl, tot = params.get("floor_limit", DEFAULTS["floor_limit"]), params.get("saf_max_total", DEFAULTS["saf_max_total"])
     if _int(fl) and _int(tot) and fl > tot:
         bad(_C_LIMITS, "floor_limit", "above saf_max_total: one offline approval would not fit")
     for k, v in params.items():
-        if k == "format" or k in REQUIRED or k in _LIMITS or k == "wlan":
+        if k == "format" or k in REQUIRED or k in _LIMITS or k in ("wlan", "merchant_pin_hash"):
             continue
         if k not in DEFAULTS:
             bad(_C_OTHER, k, "unknown parameter")
@@ -338,9 +368,9 @@ def hosts(cfg):
     return out
 
 
-def pin_hash(cfg):
-    """(salt, hex digest) of the provisioned technician PIN, or None."""
-    v = cfg.get("tech_pin_hash")
+def pin_hash(cfg, key="tech_pin_hash"):
+    """(salt, hex digest) of the provisioned technician (or merchant: key) PIN, or None."""
+    v = cfg.get(key)
     if not isinstance(v, str) or _pin_error(v):
         return None
     _, salt, h = v.split("$")

@@ -33,7 +33,9 @@ FAST = {
     "retry_base_ms": 300,
     "retry_cap_ms": 1200,
     "worker_scan_ms": 1000,
+    "result_min_ms": 500,
 }
+MERCHANT_PIN = "1234"  # the emulator's (payterm_tools.emulator.MERCHANT_PIN)
 
 
 @pytest.fixture
@@ -191,3 +193,41 @@ def sale(terminal, card_reader, amount_keys, card, how="swipe", timeout=20):
     if how != "swipe":
         card_reader.remove()
     return m.group(0).decode()
+
+
+def dismiss(terminal, timeout=30):
+    """Close the result screen (E, after its minimum time) and wait for the idle screen."""
+    terminal.panel.press("E")
+    terminal.panel.wait_screen(r"READY", timeout)
+
+
+def merchant_pin(terminal, title, pin=MERCHANT_PIN):
+    """Answer the merchant PIN prompt of a refund, void or training mode."""
+    terminal.panel.wait_screen(r"^%s\b[^|]* \| MERCHANT PIN:" % title, 10)  # (marked TRAINING in training mode)
+    terminal.panel.press(pin + "E")
+
+
+def void(terminal, ref, pin=MERCHANT_PIN, confirm=True):
+    """F 2, the merchant PIN, the ref, then OK on the confirmation (amount and card); returns the screen asked."""
+    terminal.panel.wait_screen(r"READY", 30)
+    terminal.panel.press("F2")
+    merchant_pin(terminal, "VOID", pin)
+    terminal.panel.wait_screen(r"VOID: REF", 10)
+    terminal.panel.press(ref + "E")
+    screen = terminal.panel.wait_screen(r"E:YES C:NO|^\S.* \| (OPR|HST)-\d\d", 10)
+    if "E:YES" in screen:
+        terminal.panel.press("E" if confirm else "C")
+    return screen
+
+
+def refund(terminal, card_reader, amount_keys, card, pin=MERCHANT_PIN, how="tap"):
+    """F 1, the merchant PIN, the amount, the card, then OK on the refund's confirmation."""
+    terminal.panel.wait_screen(r"READY", 30)
+    terminal.panel.press("F1")
+    merchant_pin(terminal, "REFUND", pin)
+    terminal.panel.wait_screen(r"REFUND \| EUR", 10)
+    terminal.panel.press(amount_keys + "E")
+    terminal.panel.wait_screen("PRESENT CARD", 10)
+    (card_reader.tap if how == "tap" else card_reader.swipe)(card)
+    terminal.panel.wait_screen(r"REFUND\? \| .* \| TO CARD", 15)
+    terminal.panel.press("E")

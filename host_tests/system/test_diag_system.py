@@ -130,7 +130,11 @@ def test_host_timeout_is_hst01(terminal, card_reader, acquirer):
 @pytest.mark.emulator_only
 def test_printer_paper_out(terminal, card_reader, acquirer):
     terminal.set_printer("paper_out")
-    _sale(terminal)
+    terminal.panel.wait_screen("READY", 10)
+    terminal.panel.press("1250E")
+    terminal.panel.wait_screen(re.escape(display("HW-03")) + r" \| CONTINUE WITHOUT \| RECEIPT\?", CARD_WAIT)
+    terminal.panel.press("E")  # no receipt: the sale goes on
+    terminal.panel.wait_screen("PRESENT CARD", CARD_WAIT)
     card_reader.tap("visa")
     _wait_txn(terminal, card_reader)
     terminal.console.expect(r"# PRINTER HW-03", 10)  # the printer answers over its UART after the result
@@ -217,7 +221,7 @@ def test_technician_menu_on_the_panel(terminal, card_reader):
     terminal.panel.press("F9")
     terminal.panel.expect(r"ENTER PIN", CARD_WAIT)
     terminal.panel.press(PIN + "E")
-    terminal.panel.expect(r"1/5 STATUS", CARD_WAIT)
+    terminal.panel.expect(r"1/7 STATUS", CARD_WAIT)
     terminal.panel.press("#")
     terminal.panel.expect(r"CRD-05 x\d+", CARD_WAIT)
     terminal.panel.press("C")

@@ -67,10 +67,14 @@ def test_console_timeout_is_a_message_not_a_traceback(session):
 
 
 @pytest.mark.parametrize("line", ["host decline 999", "host decline", "host decline 5", "host decline 5!",
+                                  "host decline XX", "host decline 4Q",
                                   "host nope", "host", "host partial", "host partial -5", "host partial 0",
                                   "host reversal", "host reversal 961", "host approve now"])
 def test_host_arguments_are_checked(session, line):
     out, _ = _said(session, line)
+    if line in ("host decline XX", "host decline 4Q"):
+        first, out = out.split("\n", 1)
+        assert first.startswith("%s: not a response code of the catalog; one of " % line) and " 51 " in first, first
     assert out.startswith("usage: host approve | decline RC"), out
     assert session.acq._script == [], "nothing scripted"
 
@@ -151,3 +155,33 @@ def test_emulate_lists_test_pins_and_takes_a_pin_sale_and_a_bad_host_mac(tmp_pat
     assert lines[0].endswith("rc=00 476173******0036 arqc=- pin=ok mac=ok card=ok"), lines
     assert lines[1].split()[:2] == ["0200", lines[1].split()[1]] and lines[1].endswith("pin=- mac=ok card=ok")
     assert "1234" not in out.split("> 1234E", 1)[1].replace("PIN 1234", ""), "the PIN is never shown"
+
+
+def test_paper_without_argument_answers_usage_and_the_printer_state(session):
+    out, _ = _said(session, "paper")
+    assert out == "usage: paper ok | out | jam   (the printer is now: ok)\n", out
+    assert _said(session, "paper jam")[0] == ""
+    assert _said(session, "paper")[0].endswith("(the printer is now: jam)\n")
+    out, _ = _said(session, "paper nope")
+    assert out.startswith("usage: paper ok | out | jam")
+    assert session.emu.printer_status() == "jam", "a wrong argument changes nothing"
+    _said(session, "paper ok")
+    assert session.emu.printer_status() == "ok"
+
+
+def test_a_second_emulator_on_the_same_state_directory_refuses_to_start(session):
+    payterm = os.path.join(os.path.dirname(sys.executable), "payterm")
+    r = subprocess.run([payterm, "emulate", "--state", session.emu.state_dir], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    assert r.stderr == ("payterm emulate: state directory %s is in use by another emulator (pid %d): stop that one, "
+                        "or give this one its own --state DIR\n" % (session.emu.state_dir, os.getpid())), r.stderr
+    assert session.emu.running(), "the first emulator runs on"
+    assert "board: EMULATOR" in _said(session, "console status")[0]
+
+
+def test_help_names_the_menu_and_the_pins(session):
+    out, _ = _said(session, "help")
+    assert "F menu: 1 refund, 2 void, 3 status, 4 reprint, 5 training mode, 9 technician" in out
+    assert "merchant PIN (refund, void, training) 1234; technician PIN 4321" in out

@@ -87,7 +87,7 @@ def _waits(terminal):
     return txns, stages, lines
 
 
-def test_wait_analysis_covers_card_host_and_print(terminal, card_reader, acquirer, cards):
+def test_wait_analysis_covers_customer_and_terminal_stages(terminal, card_reader, acquirer, cards):
     txns0, stages0, _ = _waits(terminal)  # a real terminal has a history already
     sale(terminal, card_reader, "1500", cards["visa"])
     terminal.panel.wait_screen("APPROVED", 5)
@@ -98,5 +98,5 @@ def test_wait_analysis_covers_card_host_and_print(terminal, card_reader, acquire
             break
         time.sleep(0.2)
     assert txns == txns0 + 1, lines
-    for st in ("card", "host", "print"):
+    for st in ("amount", "present", "read", "host", "print"):
         assert stages.get(st, 0) == stages0.get(st, 0) + 1, (st, lines)

@@ -59,7 +59,7 @@ def test_long_outage_then_the_offline_sale_is_uploaded_exactly_once(terminal, ca
     line = sale(terminal, card_reader, "1000", "visa")
     assert "APPROVED_OFFLINE" in line, line
     ref = _ref(line)
-    terminal.panel.wait_screen(r"READY \| .* \| OFFLINE QUEUE 1", 10)
+    terminal.panel.wait_screen(r"READY \| .* \| F:MENU +OFFLINE Q 1$", 10)
     # The outage lasts far longer than saf_max_tries attempts at the retry pace would.
     time.sleep(8)
     t = _record(terminal, ref)
@@ -67,7 +67,7 @@ def test_long_outage_then_the_offline_sale_is_uploaded_exactly_once(terminal, ca
     assert _status(terminal)["link"] == "offline"
     acquirer.start()
     # Nobody touches the keypad: the idle screen follows the queue by itself.
-    terminal.panel.wait_screen(r"READY \| .* \| F:MENU", HOST_WAIT)
+    terminal.panel.wait_screen(r"READY \| .* \| F:MENU$", HOST_WAIT)
     assert _record(terminal, ref)["st"] == "sent"
     adv = [e for e in acquirer.ledger if e["kind"] == "advice"]
     assert [(e["stan"], e["mti"]) for e in adv] == [(t["stan"], "0220")], adv

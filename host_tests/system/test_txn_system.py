@@ -14,6 +14,7 @@ import pytest
 from payterm_tools.sim.cardsim import TEST_CARDS
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from conftest import refund, start_sale, void  # noqa: E402
 from ledger import read_journal, reconcile  # noqa: E402
 
 HOST_WAIT = 30
@@ -31,15 +32,8 @@ class _Txn:
         return self._g[i - 1]
 
 
-def _present(terminal, amount):
-    """Key in the amount (from the idle screen, or a refund's amount entry) and wait for the card
-    prompt: a card is only used when it arrives after the prompt."""
-    terminal.panel.press(amount + "E")
-    terminal.panel.wait_screen("PRESENT CARD", 10)
-
-
 def _sale(terminal, card_reader, amount="1250", card="visa"):
-    _present(terminal, amount)
+    start_sale(terminal, amount)  # the card is presented at the prompt, not on the previous result screen
     card_reader.tap(card)
     m = terminal.console.expect(TXN_RE, HOST_WAIT)
     card_reader.remove()
@@ -152,7 +146,7 @@ def test_host_switch_to_secondary(terminal, card_reader, acquirer, acquirer2):
 @pytest.mark.emulator_only
 def test_power_cut_in_flight_reversed_after_boot(terminal, card_reader, acquirer):
     acquirer.script("no_answer")
-    _present(terminal, "1250")
+    start_sale(terminal, "1250")
     card_reader.tap("visa")
     deadline = time.time() + HOST_WAIT
     while not acquirer.ledger and time.time() < deadline:
@@ -193,15 +187,16 @@ def test_refund_void_and_status_lookup(terminal, card_reader, acquirer):
     s = _sale(terminal, card_reader, "600")
     assert s.group(3) == "APPROVED"
     _idle(terminal)
-    terminal.panel.press("F1")
-    r = _sale(terminal, card_reader, "300")
+    refund(terminal, card_reader, "300", "visa")
+    r = _Txn(terminal.console.expect(TXN_RE, HOST_WAIT))
+    card_reader.remove()
     assert (r.group(2), r.group(3)) == ("REFUND", "APPROVED")
     _idle(terminal)
     terminal.panel.press("F3" + str(int(r.group(1))) + "E")
     m = terminal.console.expect(r"# LOOKUP (\S+) (\w+) (.+)$", HOST_WAIT)
     assert [g.decode() if isinstance(g, bytes) else g for g in m.groups()] == [r.group(1), "refund", "approved"]
     _idle(terminal)
-    terminal.panel.press("F2" + s.group(1) + "E")
+    void(terminal, s.group(1))
     v = _Txn(terminal.console.expect(TXN_RE, HOST_WAIT))
     assert (v.group(2), v.group(3)) == ("VOID", "APPROVED")
     assert acquirer.voided_stans() == {_record(terminal, s.group(1))["stan"]}
@@ -210,7 +205,7 @@ def test_refund_void_and_status_lookup(terminal, card_reader, acquirer):
 
 
 def _void(terminal, ref):
-    terminal.panel.press("F2" + ref + "E")
+    void(terminal, ref)
     m = terminal.console.expect(r"# TXN (\S+) VOID (\w+)(?: code=(\S+))?", HOST_WAIT)
     return [g.decode() if isinstance(g, bytes) else g for g in m.groups()]
 
@@ -274,7 +269,7 @@ def test_power_cut_between_void_approval_and_mark_never_voids_twice(terminal, ca
         _idle(terminal)
         monkeypatch.setenv("PAYTERM_CUT_AT", "%d:%s" % (appends[1], mode))
         terminal.restart()
-        terminal.panel.press("F2" + s.group(1) + "E")
+        void(terminal, s.group(1))
         deadline = time.time() + HOST_WAIT
         while terminal.running() and time.time() < deadline:
             time.sleep(0.05)

@@ -41,12 +41,17 @@ for i in range(40):
     ref = "T%04d" % (i + 1)
     wall[0] += 300 + rnd(900)
     tk[0] += 1000
-    card = 600 + rnd(1900)
+    code = None
+    dg.wait(ref, "amount", 1500 + rnd(2500))
+    present = 900 + rnd(3000)
+    read = 90 + rnd(200)
     if rnd(6) == 0:
         dg.fault("CRD-05", "mag", "lrc")
-        card += 2000 + rnd(2000)
-    dg.wait(ref, "card", card)
-    dg.wait(ref, "connect", 80 + rnd(320))
+        present += 2000 + rnd(2000)
+    dg.wait(ref, "present", present)
+    dg.wait(ref, "read", read)
+    connect = 80 + rnd(320)
+    host = 0
     if rnd(8) == 0:
         dg.fault("NET-03", "connect", "127.0.0.1:8583")
         dg.count("retry")
@@ -55,20 +60,27 @@ for i in range(40):
     if r == 0:
         dg.fault("HST-01", "host", "stan %06d" % (i + 1))
         dg.wait(ref, "host", 15000)
+        code = "HST-01"
+        for k in range(1 + rnd(12)):  # the worker repeats the reversal in the background
+            dg.fault("HST-01", "retry", "reversal %s try %d" % (ref, k + 1))
     else:
         dg.wait(ref, "host", 300 + rnd(2700))
         if r == 1:
             dg.fault("ISS-51", "host", "card 4761739001010119")
+            code = "ISS-51"
         elif r == 2:
             dg.fault("ISS-05", "host")
+            code = "ISS-05"
         elif r == 3:
             dg.fault("ISS-N7", "host")
+            code = "ISS-N7"
+    dg.wait(ref, "connect", connect)
     if 25 <= i <= 27:
         dg.fault("HW-03", "print")
         dg.wait(ref, "print", 0)
     else:
         dg.wait(ref, "print", 800 + rnd(700))
-    dg.txn_done(ref)
+    dg.txn_done(ref, code)
     if i == 20:
         dg.count("breaker_trip")
         dg.count("host_switch")
@@ -84,8 +96,28 @@ async def printer():
 st = SelfTests(dg)
 st.add("reader", reader)
 st.add("printer", printer)
+class Queue:
+    """The background worker's open items, as the app's worker lists them."""
+
+    def items(self):
+        return [("reversal", {"ref": "000031", "st": "reversing", "amt": 1250, "cur": 978, "rv_out": 3,
+                              "code": "HST-01"}, 8000),
+                ("advice", {"ref": "000033", "st": "failed", "amt": 900, "cur": 978, "tries": 20, "code": "HST-07"},
+                 None)]
+
+def link():
+    return {"link": "online", "host": "127.0.0.1:8583", "breaker": "closed", "requests": 52, "retries": 5,
+            "retries_total": 9, "breaker_trips": 1, "host_switches": 1, "ambiguous": 2, "probes": 3,
+            "last_echo": "ok 85ms 12s ago"}
+
+def recent(n):
+    return [{"ref": "%06d" % (40 - i), "kind": "sale", "status": "approved", "amt": 1000 + i, "cur": 978,
+             "pan": "476173******0119", "code": "", "ts": wall[0] - i * 60, "offline": False} for i in range(n)]
+
 con = Console(dg, st, PinGate(state + "/pin.json", "4321", lambda: wall[0]), lambda: wall[0],
-              lambda: {"version": "0.1.0", "board": "EMULATOR", "tid": "TERM0001", "link": "up", "saf_pending": 1})
+              lambda: {"version": "0.1.0", "board": "EMULATOR", "tid": "TERM0001", "link": "online", "saf_pending": 1,
+                       "saf_failed": 1, "saf_failed_refs": "000033", "reversals_pending": 1, "mem_free": 118000},
+              queue=Queue(), link=link, recent=recent)
 
 async def main():
     if mode == "export":
@@ -165,6 +197,18 @@ def test_cli_report_over_pty(device, tmp_path, capsys):
     assert "remedy: " + entry["remedy"] in out
     for stage, v in exp["waits"]["stages"].items():
         assert "p50 %6d ms  p95 %6d ms" % (v["p50"], v["p95"]) in out, stage
+    # warnings first, then why customers waited, with the code and its remedy
+    assert out.index("CRITICAL: 1 offline sale not delivered to the bank (HST-07): 000033") < out.index("Why customers")
+    w = exp["waits"]
+    top = w["top"][0]
+    assert "  customers wait most at %s (%d%% of terminal time)" % (top["stage"], top["share"]) in out
+    e = exp["codes"][top["code"]]
+    assert ("%s %s" % (top["code"], e["display"])) in out and "do: " + e["remedy"] in out
+    assert w["why"] in out
+    for sd in ("customer", "terminal"):
+        assert "%-9s %3d%% of all waiting  p50 %6d ms" % (sd, w[sd]["share"], w[sd]["p50"]) in out
+    assert "Last echo test                 ok 85ms 12s ago" in out
+    assert "Free heap                      115.2 KiB" in out and "mem_free" not in out
     assert "watchdog" in out and "breaker_trip" in out
     assert html_path.read_text().startswith("<!DOCTYPE html>")
 

@@ -31,16 +31,78 @@ def test_page_is_self_contained(exp):
     assert "@import" not in page
 
 
-def test_page_has_a_bar_per_code_category_and_transaction(exp):
+def test_page_has_a_bar_per_code_category_and_stage(exp):
     page = report.html(exp)
-    for cid, n in exp["stats"]["codes"].items():
-        assert "<title>%s %s: %d</title>" % (cid, exp["codes"][cid]["display"], n) in page, cid
-    for cat, n in exp["stats"]["categories"].items():
-        assert "<title>%s: %d</title>" % (cat, n) in page, cat
-    refs = {ref for _, ref, _ in exp["waits"]["history"]}
-    drawn = set(re.findall(r"<title>(T\d{4}) \w+: \d+ ms</title>", page))
-    assert drawn == refs
+    counts, _ = report.window_counts(exp["stats"], report.DEFAULT_DAYS, exp["now"])
+    assert counts and sum(fg + bg for fg, bg in counts.values()) == sum(exp["stats"]["codes"].values())
+    for cid, (fg, bg) in counts.items():
+        label = "%s %s" % (cid, exp["codes"][cid]["display"])
+        if fg:
+            assert "<title>%s: %d</title>" % (label, fg) in page, cid
+        if bg:
+            assert "<title>%s background: %d</title>" % (label, bg) in page, cid
+    assert counts["HST-01"][1] > 0, "the worker's repeats are counted as background"
+    cats = {}
+    for cid, (fg, bg) in counts.items():
+        c = cats.setdefault(exp["codes"][cid]["category"], [0, 0])
+        c[0] += fg
+        c[1] += bg
+    for cat, (fg, bg) in cats.items():
+        assert "<title>%s: %d</title>" % (cat, fg) in page, cat
+    for st, v in exp["waits"]["stages"].items():
+        for k in ("p50", "p95"):
+            assert "<title>%s %s: %d ms</title>" % (st, k, v[k]) in page, (st, k)
     assert exp["codes"][sorted(exp["stats"]["codes"])[0]]["remedy"] in page
+
+
+def test_warnings_and_why_come_first(exp):
+    page = report.html(exp)
+    banner = page.index("class='banner critical'")
+    assert banner < page.index("Why customers waited") < page.index("Failures by code")
+    assert "1 offline sale not delivered to the bank (HST-07): 000033." in page
+    assert "1 reversal not yet acknowledged by the bank (HST-05)" in page
+    top = exp["waits"]["top"][0]
+    assert "Customers wait most at <b>%s</b> (%d%% of terminal time)" % (top["stage"], top["share"]) in page
+    assert "<code>%s</code> %s" % (top["code"], exp["codes"][top["code"]]["display"]) in page
+    assert "do: " + exp["codes"][top["code"]]["remedy"].replace("`", "&#x60;") in page or \
+        "do: " + exp["codes"][top["code"]]["remedy"] in page
+
+
+def test_units_and_plain_labels(exp):
+    page = report.html(exp)
+    assert "Free heap</td><td>115.2 KiB" in page
+    for raw in ("mem_free", "saf_failed_refs", "reversals_pending", "uptime_s"):
+        assert ">%s<" % raw not in page, raw
+    assert "p50 " in page and " ms</text>" in page
+
+
+def test_colours_mean_one_thing(exp):
+    page = report.html(exp)
+    side = {c for pair in report.SIDE_COLORS.values() for c in pair}
+    assert not side & set(report.CAT_COLORS.values()), "a wait colour is also a category colour"
+    for fill, title in re.findall(r'<rect [^>]*fill="(#[0-9a-f]{6})"[^>]*><title>([^<]*)</title>', page):
+        m = re.match(r"([A-Z]{2,3}-\w\w) ", title)
+        if m:  # a failure bar: its code's category colour
+            assert fill == report.CAT_COLORS[exp["codes"][m.group(1)]["category"]], (title, fill)
+        elif re.search(r" p(50|95): \d+ ms$", title) or title.startswith(("stage ", "customer time", "terminal time")):
+            assert fill in side, (title, fill)  # a wait bar: its side's colour
+        else:
+            m = re.match(r"(\w+)( background)?: \d+$", title)
+            assert m and m.group(1) in report.CAT_COLORS, title
+            assert fill == report.CAT_COLORS[m.group(1)], (title, fill)  # a category bar
+
+
+def test_failures_window_counts_only_recent_days():
+    day = 20000
+    stats = {"codes": {"ISS-51": 9, "HST-01": 5}, "days": {str(day - 10): {"ISS-51": [8, 0]},
+                                                           str(day): {"ISS-51": [1, 0], "HST-01": [1, 4]}}}
+    got, what = report.window_counts(stats, 7, day * 86400 + 3600)
+    assert (got, what) == ({"ISS-51": [1, 0], "HST-01": [1, 4]}, "last 7 days")
+    got, _ = report.window_counts(stats, 11, day * 86400)
+    assert got["ISS-51"] == [9, 0]
+    # an export from firmware without per-day counts: lifetime, background apart
+    got, what = report.window_counts({"codes": {"HST-01": 5}, "background": {"HST-01": 4}}, 7)
+    assert (got, what) == ({"HST-01": [1, 4]}, "since the counters were cleared")
 
 
 def test_texts_are_escaped():
@@ -111,8 +173,23 @@ def test_rendered_in_chromium_shows_the_charts(exp, tmp_path):
     background = max(counts.values())
     assert background < 0.9 * total, "page is (nearly) one colour"
     assert len(counts) > 200, "too few distinct colours for text + charts"
-    # each category that failed has its bar colour on screen, in a visible amount
-    for cat in exp["stats"]["categories"]:
-        hexc = report.CAT_COLORS[cat]
+    # each category that failed has its bar colour on screen, in a visible amount; so do the wait colours
+    want = [report.CAT_COLORS[cat] for cat in exp["stats"]["categories"]]
+    want += [c for pair in report.SIDE_COLORS.values() for c in pair]
+    for hexc in want:
         rgb = bytes(int(hexc[i:i + 2], 16) for i in (1, 3, 5))
-        assert counts.get(rgb, 0) > 50, (cat, hexc, counts.get(rgb, 0))
+        assert counts.get(rgb, 0) > 50, (hexc, counts.get(rgb, 0))
+    # no large blank area: between the first and the last drawn row, no band of empty rows taller than 60 px
+    bg = max(counts, key=counts.get)
+    stride = w * ch
+    blank = []
+    for y in range(h):
+        row = px[y * stride:(y + 1) * stride]
+        blank.append(all(row[x:x + 3] == bg for x in range(0, stride, ch * 4)))
+    drawn = [y for y in range(h) if not blank[y]]
+    run = longest = 0
+    for y in range(drawn[0], drawn[-1]):
+        run = run + 1 if blank[y] else 0
+        longest = max(longest, run)
+    assert longest < 60, "a blank band of %d px inside the page" % longest
+    assert drawn[-1] > 0.9 * h, "the first screen is filled (the page goes on below it)"

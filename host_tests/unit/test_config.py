@@ -142,3 +142,27 @@ def test_contactless_aid_list_and_limits_are_provisioning_parameters():
         eq(_codes(_good(aids=bad)), [("SYS-29", "aids")], repr(bad))
     eq(_codes(_good(cl_tx_limit=-5)), [("SYS-26", "cl_tx_limit")])
     eq(_codes(_good(online_pin="yes")), [("SYS-29", "online_pin")])
+
+
+def test_merchant_parameters():
+    ok = _good(merchant_pin_hash="sha256$m1$" + "1" * 64, merchant_name="CAFE CENTRAL",
+               merchant_address=["1 MARKET STREET", "1010 VIENNA"], max_amount=500000, confirm_amount=20000,
+               merchant_copy=True)
+    eq(config.validate(ok, WLAN_BOARD), [])
+    eq(config.pin_hash(ok, "merchant_pin_hash"), ("m1", "1" * 64))
+    cases = [
+        ({"merchant_pin_hash": "1234"}, ("SYS-29", "merchant_pin_hash")),
+        ({"merchant_pin_hash": PIN_HASH}, ("SYS-29", "merchant_pin_hash")),  # the technician's PIN again
+        ({"max_amount": 0}, ("SYS-26", "max_amount")),
+        ({"max_amount": 10 ** 12}, ("SYS-26", "max_amount")),
+        ({"confirm_amount": -5}, ("SYS-26", "confirm_amount")),
+        ({"merchant_name": "X" * 33}, ("SYS-29", "merchant_name")),
+        ({"merchant_address": ["A", "B", "C", "D"]}, ("SYS-29", "merchant_address")),
+        ({"merchant_address": "1 MARKET STREET"}, ("SYS-29", "merchant_address")),
+        ({"merchant_copy": "yes"}, ("SYS-29", "merchant_copy")),
+    ]
+    for change, want in cases:
+        eq(_codes(_good(**change)), [want], repr(change))
+    # no merchant PIN: still a usable file (refund, void and training stay closed: OPR-09)
+    eq(config.validate(_good(), WLAN_BOARD), [])
+    eq(config.DEFAULTS["merchant_pin_hash"], None)

@@ -111,7 +111,50 @@ async def test_stats_and_wait_reflect_recorded_events():
     assert "link host_switch 2" in out
     out = _ends_ok(await c.handle("wait"))
     assert "txns 1" in out
-    assert "stage host n=1 p50=1234ms p95=1234ms max=1234ms" in out, out
+    assert "stage host terminal n=1 p50=1234ms p95=1234ms max=1234ms" in out, out
+    assert "terminal share=100% p50=1234ms p95=1234ms total=1234ms" in out, out
+
+
+async def test_wait_answers_why_customers_waited_with_code_and_remedy():
+    _, _, dg, c = _setup("c4b")
+    for i in range(3):
+        dg.wait(i, "present", 2000)
+        dg.wait(i, "host", 15000)
+        dg.txn_done(i, "HST-01")
+    dg.wait(9, "present", 1000)
+    dg.wait(9, "host", 800)
+    dg.txn_done(9)
+    out = _ends_ok(await c.handle("wait"))
+    assert "stage present customer n=4 p50=2000ms p95=2000ms max=2000ms" in out, out
+    assert "customer share=%d%% p50=2000ms p95=2000ms total=7000ms" % (7000 * 100 // 52800) in out, out
+    assert "cause host HST-01 98% 45000ms" in out, out
+    why = [l for l in out if l.startswith("why ")]
+    e = codes.lookup("HST-01")
+    eq(why, ["why customers wait most at host (100%% of terminal time); the cause is HST-01 %s; do: %s "
+             "(customers' own time: 13%% of all waiting, most at present)" % (e[codes.DISPLAY], e[codes.REMEDY])])
+
+
+async def test_link_and_recent_commands():
+    d = tmpdir("c4c")
+    wall = Wall()
+    dg = Diag(d, wall, FakeClock())
+    link = {"host": "127.0.0.1:8583", "breaker": "closed", "retries": 2, "last_echo": "ok 40ms 3s ago"}
+    recent = [{"ref": "000002", "kind": "refund", "status": "approved", "amt": 300, "cur": 978,
+               "pan": "476173******0119", "code": ""},
+              {"ref": "000001", "kind": "sale", "status": "reversal pending", "amt": 1250, "cur": 978,
+               "pan": "541333******0434", "code": "HST-01"}]
+    c = Console(dg, SelfTests(dg), PinGate(d + "/pin.json", "4321", wall), wall, link=lambda: link,
+                recent=lambda n: recent[:n])
+    out = _ends_ok(await c.handle("link"))
+    eq(out, ["breaker: closed", "host: 127.0.0.1:8583", "last_echo: ok 40ms 3s ago", "retries: 2"])
+    out = _ends_ok(await c.handle("recent 5"))
+    eq(out, ["000002 refund approved amt=300 cur=978 pan=476173******0119",
+             "000001 sale reversal_pending amt=1250 cur=978 pan=541333******0434 code=HST-01"])
+    eq(_ends_ok(await c.handle("recent 1")), out[:1])
+    kinds = [json.loads(l)["kind"] for l in _ends_ok(await c.handle("export"))]
+    assert "link" in kinds and kinds.count("txn") == 2, kinds
+    no = Console(dg, SelfTests(dg), PinGate(d + "/pin.json", "4321", wall), wall)
+    assert (await no.handle("recent"))[-1].startswith("ERR USAGE"), "no journal wired: usage, not a crash"
 
 
 async def test_code_lookup_and_unknown_command():

@@ -7,7 +7,7 @@ from payterm.card import tlv
 from payterm.card.card import Card
 from payterm.link import messages
 from payterm.mask import pan_run
-from payterm.printer import receipt
+from payterm.printer import MERCHANT, receipt
 from payterm.txn.journal import Journal
 from txnfakes import FakeSup, engine as _engine, fault as _fault, journal_bytes
 
@@ -89,8 +89,8 @@ async def test_online_tap_result_carries_the_cvm_and_the_receipt_asks_for_a_sign
     e = _engine(d, Sup("00", "00"))
     r = await e.sale(tap(cvm="signature"), 7000, 978)
     eq((r.approved, r.cvm), (True, "signature"))
-    lines = receipt(r, {"terminal_id": "TERM0042"}, (2026, 11, 23, 12, 0, 0, 0, 0))
-    assert "CARDHOLDER SIGNATURE" in lines, lines
+    lines = receipt(r, {"terminal_id": "TERM0042"}, (2026, 11, 23, 12, 0, 0, 0, 0), MERCHANT)
+    assert "CARDHOLDER SIGNATURE" in lines, lines  # the cardholder signs the merchant's copy
     r = await e.sale(tap(cvm="cdcvm"), 7000, 978)
-    lines = receipt(r, {"terminal_id": "TERM0042"}, (2026, 11, 23, 12, 0, 0, 0, 0))
+    lines = receipt(r, {"terminal_id": "TERM0042"}, (2026, 11, 23, 12, 0, 0, 0, 0), MERCHANT)
     assert "VERIFIED ON DEVICE" in lines and "CARDHOLDER SIGNATURE" not in lines, lines

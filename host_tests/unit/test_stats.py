@@ -86,3 +86,35 @@ def test_clear_resets_everything():
     s.clear()
     snap = Stats(d + "/s.json", t).snapshot()
     eq((snap["codes"], snap["boots"], snap["boot_count"]), ({}, {}, 0))
+
+
+def test_background_work_is_counted_apart_and_per_day():
+    d = tmpdir("st9")
+    wall = [1700000000]
+    s = Stats(d + "/s.json", FakeClock(), lambda: wall[0])
+    s.on_fault("HST-01", "host")  # a customer's sale timed out
+    for _ in range(40):
+        s.on_fault("HST-01", "retry")  # the worker's reversal repeats during the outage
+    wall[0] += 86400
+    s.on_fault("ISS-51", "host")
+    snap = s.snapshot()
+    eq(snap["codes"], {"HST-01": 41, "ISS-51": 1})
+    eq(snap["background"], {"HST-01": 40})
+    day = 1700000000 // 86400
+    eq(snap["days"], {str(day): {"HST-01": [1, 40]}, str(day + 1): {"ISS-51": [1, 0]}})
+    s.flush()
+    eq(Stats(d + "/s.json", FakeClock(), lambda: wall[0]).snapshot()["days"], snap["days"])
+
+
+def test_per_day_counts_keep_the_last_days_only():
+    from payterm.diag.stats import DAYS
+
+    d = tmpdir("st10")
+    wall = [1700000000]
+    s = Stats(d + "/s.json", FakeClock(), lambda: wall[0])
+    for i in range(DAYS + 5):
+        s.on_fault("CRD-05", "card")
+        wall[0] += 86400
+    days = sorted(int(k) for k in s.snapshot()["days"])
+    eq(len(days), DAYS)
+    eq(days[-1], (wall[0] - 86400) // 86400)

@@ -45,16 +45,81 @@ def test_p50_p95_and_top_causes_from_many_transactions():
         hosts.append(h)
         cards.append(c)
         w.wait(i, "host", h)
-        w.wait(i, "card", c)
+        w.wait(i, "present", c)
+        w.wait(i, "print", 100)
         w.done(i)
     s = w.summary()
     hs = _sorted(hosts)
     eq(s["stages"]["host"]["p50"], percentile(hs, 50))
     eq(s["stages"]["host"]["p95"], percentile(hs, 95))
     eq(s["stages"]["host"]["max"], hs[-1])
-    big = "host" if sum(hosts) > sum(cards) else "card"
-    eq(s["top"][0]["stage"], big)
-    eq(sum(c["share"] for c in s["top"]) in (99, 100), True)
+    eq(s["stages"]["host"]["side"], "terminal")
+    eq(s["stages"]["present"]["side"], "customer")
+    # the causes of terminal time only: presenting the card is the customer's
+    eq([c["stage"] for c in s["top"]], ["host", "print"])
+    eq(s["top"][0]["share"], sum(hosts) * 100 // (sum(hosts) + 5000))
+    eq(s["customer"]["total"], sum(cards))
+    eq(s["terminal"]["total"], sum(hosts) + 5000)
+    eq(s["customer"]["share"], sum(cards) * 100 // (sum(cards) + sum(hosts) + 5000))
+    # per transaction: the p50 of customer time is the p50 of the cards' times
+    eq(s["customer"]["p50"], percentile(_sorted(cards[-64:]), 50))
+    eq(s["terminal"]["p95"], percentile(_sorted([h + 100 for h in hosts]), 95))
+
+
+def test_customer_time_is_told_from_terminal_time():
+    d = tmpdir("w6")
+    w = Waits(d + "/w.json", lambda: 0)
+    # a slow customer: 9 s to find the card, the terminal quick
+    w.wait("a", "amount", 1500)
+    w.wait("a", "present", 9000)
+    w.wait("a", "read", 120)
+    w.wait("a", "host", 600)
+    w.done("a")
+    # a slow reader: the customer quick, the reader 7 s
+    w.wait("b", "present", 800)
+    w.wait("b", "read", 7000)
+    w.wait("b", "host", 500)
+    w.done("b", "CRD-13")
+    s = w.summary()
+    eq(s["customer"]["total"], 1500 + 9000 + 800)
+    eq(s["terminal"]["total"], 120 + 600 + 7000 + 500)
+    eq(s["top"][0], {"stage": "read", "total": 7120, "share": 7120 * 100 // 8220, "code": "CRD-13",
+                     "code_share": 7000 * 100 // 8220, "normal": False})
+    eq(w.history[-1], [0, "b", {"present": 800, "read": 7000, "host": 500}, "CRD-13"])
+
+
+def test_host_wait_is_split_into_connect_and_retry():
+    d = tmpdir("w7")
+    w = Waits(d + "/w.json", lambda: 0)
+    w.wait("t", "host", 5000)  # the engine times the whole exchange
+    w.move("t", "host", "connect", 1200)  # the link said CONNECTING for 1.2 s
+    w.move("t", "host", "retry", 2000)
+    w.move("t", "host", "retry", 9999)  # never more than the host stage holds
+    w.done("t", "HST-01")
+    eq(w.history[-1][2], {"connect": 1200, "retry": 3800})
+    s = w.summary()
+    eq(s["stages"]["connect"]["total"], 1200)
+    eq(s["stages"]["retry"]["total"], 3800)
+    assert "host" not in s["stages"], s["stages"]
+    eq(s["terminal"]["total"], 5000)
+
+
+def test_causes_rank_stage_and_failure_code():
+    d = tmpdir("w8")
+    w = Waits(d + "/w.json", lambda: 0)
+    for i in range(4):
+        w.wait(i, "host", 15000)  # timeouts
+        w.done(i, "HST-01")
+    for i in range(4, 20):
+        w.wait(i, "host", 900)  # approvals
+        w.wait(i, "print", 300)
+        w.done(i)
+    s = w.summary()
+    eq(s["top"][0]["stage"], "host")
+    eq(s["top"][0]["code"], "HST-01")
+    eq([(c["stage"], c["code"]) for c in s["causes"]], [("host", "HST-01"), ("host", None), ("print", None)])
+    eq(s["causes"][0]["total"], 60000)
+    eq(s["causes"][0]["share"], 60000 * 100 // (60000 + 16 * 1200))
 
 
 def test_sample_window_is_bounded_to_recent_transactions():
@@ -77,7 +142,8 @@ def test_persisted_and_reloaded():
     w.done("a")
     w2 = Waits(d + "/w.json", lambda: 78)
     eq(w2.summary()["stages"]["card"]["p50"], 1500)
-    eq(w2.history, [[77, "a", {"card": 1500}]])
+    eq(w2.history, [[77, "a", {"card": 1500}, None]])
+    eq(w2.summary()["stages"]["card"]["side"], "customer")  # records from before the split
 
 
 def test_unfinished_transactions_do_not_leak():
@@ -88,3 +154,15 @@ def test_unfinished_transactions_do_not_leak():
     assert len(w._open) <= 8
     w.done("never-started")
     eq(w.summary()["txns"], 0)
+
+
+def test_a_failure_adding_under_a_tenth_of_a_stage_is_not_its_cause():
+    d = tmpdir("w9")
+    w = Waits(d + "/w.json", lambda: 0)
+    for i in range(10):
+        w.wait(i, "host", 2000)  # a slow host that answers
+        w.done(i)
+    w.wait("x", "host", 500)
+    w.done("x", "ISS-51")  # one quick decline
+    top = w.summary()["top"][0]
+    eq((top["stage"], top["code"], top["normal"]), ("host", None, True))

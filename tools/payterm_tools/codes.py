@@ -33,12 +33,15 @@ def micropython():
 
 def load_catalog(firmware=FIRMWARE):
     """(entries as dicts in catalog order, merchant causes [(cause, [ids])])."""
+    if not os.path.isfile(os.path.join(firmware, "payterm", "codes.py")):
+        raise RuntimeError("no catalog at %s/payterm/codes.py (--firmware names the firmware/ directory)" % firmware)
     env = dict(os.environ)
     env["MICROPYPATH"] = ".frozen:" + firmware
     res = subprocess.run([micropython(), "-c", _SCRIPT], env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, timeout=60)
     if res.returncode != 0:
-        raise RuntimeError("catalog export failed:\n" + res.stdout)
+        last = (res.stdout.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError("the catalog in %s does not load in MicroPython: %s (fix payterm/codes.py)" % (firmware, last))
     entries, causes = [], []
     for line in res.stdout.splitlines():
         obj = json.loads(line)

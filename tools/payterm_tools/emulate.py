@@ -12,18 +12,22 @@ import sys
 import threading
 import time
 
-from payterm_tools.emulator import Emulator
+from payterm_tools import provision
+from payterm_tools.emulator import MERCHANT_PIN, TECH_PIN, Emulator
 from payterm_tools.sim.acquirer import AcquirerSim
 from payterm_tools.sim.cardsim import TEST_CARDS, TEST_PINS, CardReaderSim
 
 HELP = """\
 keys     type keypad keys and press Enter: digits, E (OK), C (cancel), B (back), F (function), * #
          e.g. `1250E` enters EUR 12.50; an empty line sends E
+         F menu: 1 refund, 2 void, 3 status, 4 reprint, 5 training mode, 9 technician
+         merchant PIN (refund, void, training) %s; technician PIN %s
 swipe [CARD] [--no-start|--no-end|--bad-lrc|--garbage|--empty]   swipe a simulated card
 tap [CARD]   hold a contactless card on the reader      remove   take it away
 cards        list simulated cards with their test PINs (and which ask for a PIN)
 PIN entry    digits show as *, E accepts (4-12 digits), B backs up, C clears (C on none: cancel)
-host approve | decline RC | timeout      the acquirer's answer to the next request (RC: 2 letters/digits)
+host approve | decline RC | timeout      the acquirer's answer to the next request (RC: a catalog response
+                                          code, 2 letters/digits: 51, N7, ...)
 host partial AMOUNT                       approve the next sale for AMOUNT minor units only (rc 10)
 host no39 | drop                          next request: approved but answered without field 39 /
                                           approved, then the connection dropped unanswered
@@ -31,7 +35,7 @@ host reversal RC                          answer the next reversal with RC (e.g.
 host down | up                            acquirer outage (offline approval, store-and-forward) / back
 host badmac | nomac                       next answer with a wrong MAC / without a MAC (the terminal reverses)
 paper ok|out|jam|cover|cutter             printer: fixed / out of paper / paper jam / cover open /
-                                          the next cut jams
+                                          the next cut jams (`paper` alone shows it)
 console CMD  send a technician console command (status, faults, stats, wait, selftest, ...)
 ledger       what the acquirer simulator saw (MTI STAN kind AMOUNT rc=RC PAN [REPEAT] arqc= pin= mac= card=)
 receipt      last printed receipts
@@ -43,7 +47,8 @@ _SWIPE_FAULTS = {"--no-start": "no_start", "--no-end": "no_end", "--bad-lrc": "b
 
 
 def add_arguments(p):
-    p.add_argument("--board", default="EMULATOR")
+    p.add_argument("--board", default="EMULATOR",
+                   help="board under boards/ whose hardware map the emulator runs (a host-HAL board; default EMULATOR)")
     p.add_argument("--state", default="state", help="state directory standing for flash (kept across runs)")
     p.add_argument("--acquirer-port", type=int, default=0, help="acquirer simulator port on 127.0.0.1 (0: any)")
     p.add_argument("--script", default=None, help="read commands from this file instead of stdin")
@@ -59,6 +64,7 @@ def add_arguments(p):
                    help="with --panel local: 20x4 LCD (HD44780 on a PCF8574) or 128x64 OLED (SSD1306)")
 
 
+PAPER_USAGE = "usage: paper ok | out | jam | cover | cutter"
 HOST_USAGE = ("usage: host approve | decline RC | partial AMOUNT | no39 | drop | reversal RC | timeout | down | up"
               " | badmac | nomac")
 CONSOLE_USAGE = "usage: console CMD   (e.g. console status, console faults 5; console help lists them)"
@@ -102,8 +108,24 @@ def _fresh(state_dir):
     return not any(os.path.exists(os.path.join(state_dir, f)) for f in ("journal.log", "state.json", "state.bak"))
 
 
+def host_boards():
+    """Boards the emulator can run: a hardware map with the host HAL."""
+    import json
+
+    out = []
+    for b in provision.boards():
+        with open(os.path.join(provision.BOARDS, b, "hardware.json")) as f:
+            if json.load(f).get("hal") == "host":
+                out.append(b)
+    return out
+
+
 class Session:
     def __init__(self, args, out=sys.stdout):
+        if args.board not in host_boards():
+            known = provision.boards()
+            why = "is a device board (make deploy BOARD=%s)" % args.board if args.board in known else "does not exist"
+            raise SystemExit("board %s %s; the emulator runs %s" % (args.board, why, ", ".join(host_boards())))
         self.out = out
         self.notes = []
         path = ledger_path(args.state)
@@ -115,18 +137,24 @@ class Session:
         if self.acq.ledger:
             self.notes.append("acquirer ledger: %s (%d entries from earlier runs)" % (path, len(self.acq.ledger)))
         self.acq.start()
-        heap = None
-        if getattr(args, "heap", None):
-            from payterm_tools.memory import parse_size
+        try:
+            heap = None
+            if getattr(args, "heap", None):
+                from payterm_tools.memory import parse_size
 
-            heap = parse_size(args.heap)
-            self.notes.append("heap: %d bytes (-X heapsize)" % heap)
-        self.emu = Emulator(args.state, [self.acq.address], board=args.board, mpy=getattr(args, "mpy", False),
-                            heap=heap, panel=getattr(args, "panel", "uart"), display=getattr(args, "display", "hd44780"))
+                heap = parse_size(args.heap)
+                self.notes.append("heap: %d bytes (-X heapsize)" % heap)
+            self.emu = Emulator(args.state, [self.acq.address], board=args.board, mpy=getattr(args, "mpy", False),
+                                heap=heap, panel=getattr(args, "panel", "uart"),
+                                display=getattr(args, "display", "hd44780"))
+        except BaseException:
+            self.acq.stop()  # e.g. the state directory is another emulator's, or a bad --heap
+            raise
         self.reader = CardReaderSim(self.emu.ptys["mag"].fd, self.emu.ptys["nfc"].fd)
         self.reader.start()
         self._last = None
         self._stop = False
+        self._rcs = None
 
     def say(self, text):
         self.out.write(text + "\n")
@@ -170,7 +198,7 @@ class Session:
         if cmd in ("quit", "exit"):
             return False
         if cmd == "help":
-            self.say(HELP)
+            self.say(HELP % (MERCHANT_PIN, TECH_PIN))
         elif cmd == "cards":
             for name, c in TEST_CARDS.items():
                 self.say("  %-16s %s  PIN %s%s" % (name, c.masked, TEST_PINS.get(name, "-"), _asks(c)))
@@ -186,8 +214,7 @@ class Session:
         elif cmd == "host":
             self._host(rest)
         elif cmd == "paper":
-            self.emu.set_printer({"out": "paper_out", "jam": "jam", "cover": "cover_open",
-                                  "cutter": "cutter_jam"}.get(rest[0] if rest else "ok", "ok"))
+            self._paper(rest)
         elif cmd == "console":
             self._console(rest)
         elif cmd == "ledger":
@@ -202,6 +229,23 @@ class Session:
         else:
             self.say("unknown command %r: type `help`" % cmd)
         return True
+
+    def _paper(self, rest):
+        states = {"ok": "ok", "out": "paper_out", "jam": "jam", "cover": "cover_open", "cutter": "cutter_jam"}
+        if len(rest) == 1 and rest[0].lower() in states:
+            self.emu.set_printer(states[rest[0].lower()])
+            return
+        now = {v: k for k, v in states.items()}.get(self.emu.printer_status(), "ok")
+        self.say("%s   (the printer is now: %s)" % (PAPER_USAGE, now))
+
+    def decline_codes(self):
+        """Response codes (field 39) the failure-code catalog names: ISS-xx."""
+        if self._rcs is None:
+            from payterm_tools import codes
+
+            entries, _ = codes.load_catalog()
+            self._rcs = {e["id"][4:] for e in entries if e["id"].startswith("ISS-")}
+        return self._rcs
 
     def _card(self, name):
         if name not in TEST_CARDS:
@@ -238,7 +282,14 @@ class Session:
                 self.acq.script({"approve": "approve", "timeout": "no_answer", "no39": "no_rc",
                                  "drop": "approve_drop", "badmac": "bad_mac", "nomac": "no_mac"}[what])
         elif what == "decline" and len(args) == 1 and _rc(args[0]):
-            self.acq.script(("decline", args[0].upper()))
+            rc = args[0].upper()
+            if rc not in self.decline_codes():
+                # the terminal would take an rc the catalog lacks as a garbled answer (HST-02), not a decline
+                self.say("host decline %s: not a response code of the catalog; one of %s" % (
+                    rc, " ".join(sorted(self.decline_codes()))))
+                self.say(HOST_USAGE)
+                return
+            self.acq.script(("decline", rc))
         elif what == "reversal" and len(args) == 1 and _rc(args[0]):
             rc = args[0].upper()
             self.acq.script("approve" if rc == "00" else ("decline", rc), mti=("0400", "0401"))
@@ -255,10 +306,16 @@ class Session:
 
 
 def run(args):
+    src = sys.stdin
+    if args.script:
+        try:
+            src = open(args.script)
+        except OSError as e:
+            raise SystemExit("cannot read the script %s: %s (give a file of session commands, one a line)"
+                             % (args.script, e.strerror))
     s = Session(args)
     try:
         s.start()
-        src = open(args.script) if args.script else sys.stdin
         for line in src:
             if args.script:
                 s.say("> " + line.rstrip())

@@ -45,8 +45,16 @@ EMULATOR_PARAMS = {
     "read_timeout_ms": 5000,
     "max_wait_ms": 15000,
     "card_timeout_ms": 30000,
+    "merchant_name": "PAYTERM DEMO SHOP",
+    "merchant_address": ["1 MARKET STREET", "9999 EMULATOR CITY"],
 }
 TECH_PIN = "4321"
+MERCHANT_PIN = "1234"  # the merchant's (supervisor's) PIN: refund, void, training mode
+LOCK_FILE = "emulator.lock"
+
+
+class StateInUse(RuntimeError):
+    """Another emulator runs on this state directory (its flash): two would corrupt it."""
 
 
 class Pty:
@@ -291,6 +299,7 @@ class Emulator:
         self.heap = heap
         self._built = False
         os.makedirs(self.state_dir, exist_ok=True)
+        self._lock = self._take_lock()
         self.hosts = list(hosts)
         self.board = board
         self.config = dict(config or {})
@@ -316,6 +325,33 @@ class Emulator:
         self.tech = Bridge(self.ptys["console"].fd, "tech", read_host=False)
         self.console.forward = self.tech
 
+    def _take_lock(self):
+        """An exclusive lock on <state>/emulator.lock for this object's life (released if the process dies)."""
+        import fcntl
+
+        path = os.path.join(self.state_dir, LOCK_FILE)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                other = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            finally:
+                os.close(fd)
+            raise StateInUse("state directory %s is in use by another emulator (pid %s): stop that one, "
+                             "or give this one its own --state DIR" % (self.state_dir, other))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, b"%d\n" % os.getpid(), 0)
+        return fd
+
+    def _release_lock(self):
+        if self._lock is not None:
+            try:
+                os.close(self._lock)  # closing the descriptor drops the flock
+            except OSError:
+                pass
+            self._lock = None
+
     @property
     def console_path(self):
         """Serial port path a technician tool opens (`payterm diag --port PATH`)."""
@@ -333,6 +369,7 @@ class Emulator:
         params = dict(EMULATOR_PARAMS)
         params["hosts"] = ["%s:%d" % tuple(h) for h in self.hosts]
         params["tech_pin_hash"] = provision.pin_hash(TECH_PIN, salt="emulator")
+        params["merchant_pin_hash"] = provision.pin_hash(MERCHANT_PIN, salt="emumerchant")
         params.update(self.config)
         path = provision.write(os.path.join(self.state_dir, provision.FILE), provision.make(hw, **params))
         if self.keys and not keyinject.has_keys(self.state_dir):
@@ -443,6 +480,7 @@ class Emulator:
         if status not in PRINTER_STATES:
             raise ValueError("printer state %r: one of %s" % (status, ", ".join(PRINTER_STATES)))
         p = self.printer
+        self._printer_state = status
         if status == "ok":
             p.clear()
         elif status == "paper_out":
@@ -453,6 +491,10 @@ class Emulator:
             p.set_cover_open()
         else:
             p.jam_next_cut()
+
+    def printer_status(self):
+        """The state set_printer last put the printer simulator in ('ok' at start)."""
+        return getattr(self, "_printer_state", "ok")
 
     def printed(self):
         """Every receipt the printer has cut, as printed (lines, then a cut line)."""
@@ -468,3 +510,4 @@ class Emulator:
             b.close()
         for p in list(self.ptys.values()) + list(self.buses.values()):
             p.close()
+        self._release_lock()

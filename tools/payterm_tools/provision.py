@@ -7,7 +7,7 @@ state directory. It is checked by the firmware's own validator
 (payterm.config.validate) run in MicroPython against the board's hardware map,
 so the host refuses exactly what the terminal would refuse at boot.
 
-Only a salted SHA-256 of the technician PIN is written, never the PIN.
+Only salted SHA-256 hashes of the technician and merchant PINs are written, never a PIN.
 
 The DUKPT initial key is a separate file, `ikey.json` (docs/keys.md): `--ikey`
 writes it beside the provisioning file, from the acquirer simulator's test BDK
@@ -63,7 +63,7 @@ def pin_hash(pin, salt=None):
     """"sha256$<salt>$<hex>" as payterm.diag.pin checks it: sha256("<salt>:<pin>")."""
     pin = str(pin)
     if not pin.isdigit() or not 4 <= len(pin) <= 12:
-        raise ValueError("technician PIN must be 4-12 digits")
+        raise ValueError("a PIN must be 4-12 digits")
     if salt is None:
         alphabet = string.ascii_letters + string.digits
         salt = "".join(secrets.choice(alphabet) for _ in range(16))
@@ -80,11 +80,15 @@ def validate(params, board_map):
     return [tuple(json.loads(l)) for l in r.stdout.splitlines() if l.strip()]
 
 
-def make(board_map, tech_pin=None, **params):
-    """A provisioning dict; tech_pin (plain) becomes tech_pin_hash. Raises Invalid."""
+def make(board_map, tech_pin=None, merchant_pin=None, **params):
+    """A provisioning dict; tech_pin / merchant_pin (plain) become their hashes. Raises Invalid."""
     p = {"format": FORMAT}
     if tech_pin is not None:
         p["tech_pin_hash"] = pin_hash(tech_pin)
+    if merchant_pin is not None:
+        if tech_pin is not None and str(merchant_pin) == str(tech_pin):
+            raise ValueError("the merchant PIN must differ from the technician PIN")
+        p["merchant_pin_hash"] = pin_hash(merchant_pin)
     p.update({k: v for k, v in params.items() if v is not None})
     errors = validate(p, board_map)
     if errors:
@@ -113,11 +117,18 @@ def add_arguments(p):
     p.add_argument("--host", action="append", help="acquirer host:port, primary first (repeat for the secondary)")
     p.add_argument("--currency", type=int, help="ISO 4217 numeric currency, e.g. 978")
     p.add_argument("--tech-pin", help="technician PIN (4-12 digits); only its salted hash is written")
-    p.add_argument("--wlan-ssid")
-    p.add_argument("--wlan-password", default="")
+    p.add_argument("--merchant-pin", help="merchant (supervisor) PIN for refund, void and training mode (4-12 digits, "
+                                          "not the technician's); only its salted hash is written")
+    p.add_argument("--merchant-name", help="merchant name on receipts and the idle screen (at most 32 characters)")
+    p.add_argument("--merchant-address", action="append", metavar="LINE",
+                   help="a receipt address line (at most 32 characters; repeat for up to 3 lines)")
+    p.add_argument("--max-amount", type=int, help="highest amount the keypad accepts, in minor units")
+    p.add_argument("--confirm-amount", type=int, help="amounts from this (minor units) are asked again (0: never)")
+    p.add_argument("--wlan-ssid", help="WLAN name, on boards that join a WLAN")
+    p.add_argument("--wlan-password", default="", help="WLAN password (8-63 characters; empty for an open network)")
     p.add_argument("--floor-limit", type=int, help="offline approval limit in minor units (0: none)")
-    p.add_argument("--saf-max-count", type=int)
-    p.add_argument("--saf-max-total", type=int)
+    p.add_argument("--saf-max-count", type=int, help="most offline sales kept for upload")
+    p.add_argument("--saf-max-total", type=int, help="highest total of offline sales kept for upload, minor units")
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                    help="any other parameter of payterm.config, value as JSON (e.g. --set read_timeout_ms=20000)")
     p.add_argument("--ikey", action="store_true", default=None,
@@ -148,7 +159,9 @@ def run(args):
         print("%s: valid for %s" % (args.check, args.board))
         return 0
     params = {"terminal_id": args.tid, "merchant_id": args.mid, "hosts": args.host, "currency": args.currency,
-              "floor_limit": args.floor_limit, "saf_max_count": args.saf_max_count, "saf_max_total": args.saf_max_total}
+              "floor_limit": args.floor_limit, "saf_max_count": args.saf_max_count, "saf_max_total": args.saf_max_total,
+              "merchant_name": args.merchant_name, "merchant_address": args.merchant_address,
+              "max_amount": args.max_amount, "confirm_amount": args.confirm_amount}
     if args.wlan_ssid is not None:
         params["wlan"] = {"ssid": args.wlan_ssid, "password": args.wlan_password}
     for kv in args.set:
@@ -160,7 +173,7 @@ def run(args):
         except ValueError:
             params[k] = v  # a bare string
     try:
-        p = make(board_map, tech_pin=args.tech_pin, **params)
+        p = make(board_map, tech_pin=args.tech_pin, merchant_pin=args.merchant_pin, **params)
     except ValueError as e:
         raise SystemExit(str(e))
     except Invalid as e:

@@ -120,6 +120,8 @@ class CardService:
         # presentment state (one sale at a time)
         self._armed = False
         self._gen = 0
+        self.read_ms = 0
+        self._read_at = None
         self._slot = None
         self._ev = asyncio.Event()
         self._prompt = None
@@ -202,6 +204,8 @@ class CardService:
         self._removing = False
         self._amount = amount
         self._currency = currency
+        self.read_ms = 0  # time the readers spent reading for this sale (wait analysis: terminal time)
+        self._read_at = None
         seen = self._seen_at
         if seen is None or time.ticks_diff(self.ticks(), seen) >= self.cfg.get("nfc_fresh_ms"):
             self._need_empty = True  # the field state is not known: a card there now must leave first
@@ -265,6 +269,9 @@ class CardService:
     def _deliver(self, r, gen):
         """A reader's result for the sale armed as `gen`; anything else is wiped and dropped."""
         if self._armed and gen == self._gen and self._slot is None:
+            if self._read_at is not None:
+                self.read_ms += time.ticks_diff(self.ticks(), self._read_at)
+                self._read_at = None
             self._slot = r
             self._ev.set()
             return True
@@ -340,6 +347,8 @@ class CardService:
             # Woken with nothing to read (VMIN=0 pty, UART timeout): not a swipe.
             await asyncio.sleep_ms(gap)
         gen = self._gen if self._armed else 0
+        if gen:
+            self._read_at = self.ticks()  # the customer has swiped: from here the terminal reads
         while True:
             m = len(chunk)
             if n + m > _MAG_MAX:
@@ -422,6 +431,7 @@ class CardService:
             gen = self._gen
             self._need_empty = True
             self._watch = True
+            self._read_at = self.ticks()  # the card is in the field: from here the terminal reads
             r = fault if fault is not None else await self._read_emv(nfc, tgt)
             self._deliver(r, gen)
             return c.get("nfc_poll_ms")

@@ -16,7 +16,7 @@ class Diag:
 
         self._clock = clock
         self.log = FaultLog(storage_dir + "/faults.bin", slots)
-        self.st = Stats(storage_dir + "/stats.json", ticks)
+        self.st = Stats(storage_dir + "/stats.json", ticks, clock)
         self.waits = Waits(storage_dir + "/waits.json", clock)
         if self.log.torn or self.st.damaged or self.waits.damaged:
             # damage found while loading is itself a fault the technician must see
@@ -31,7 +31,7 @@ class Diag:
             ctx = ctx or f.detail
         ctx = scrub(str(ctx)) if ctx else ""
         self.log.add(code, stage, ctx, self._clock())
-        self.st.on_fault(code)
+        self.st.on_fault(code, stage)
 
     def count(self, key, n=1):
         self.st.count(key, n)
@@ -39,8 +39,13 @@ class Diag:
     def wait(self, ref, stage, ms):
         self.waits.wait(ref, stage, ms)
 
-    def txn_done(self, ref):
-        self.waits.done(ref)
+    def wait_move(self, ref, src, dst, ms):
+        """Re-attribute part of a stage (payterm.diag.waits.Waits.move)."""
+        self.waits.move(ref, src, dst, ms)
+
+    def txn_done(self, ref, code=None):
+        """The transaction's wait record is complete; `code` is its failure code (None: no failure)."""
+        self.waits.done(ref, code)
 
     def boot(self, reason):
         self.st.boot(reason, int(self._clock()))
@@ -95,7 +100,10 @@ class NullDiag:
     def wait(self, ref, stage, ms):
         pass
 
-    def txn_done(self, ref):
+    def wait_move(self, ref, src, dst, ms):
+        pass
+
+    def txn_done(self, ref, code=None):
         pass
 
     def boot(self, reason):
@@ -108,8 +116,8 @@ class NullDiag:
         pass
 
     def stats(self):
-        return {"codes": {}, "categories": {}, "counters": {}, "boots": {}, "boot_count": 0,
-                "last_boot": None, "uptime_s": 0, "uptime_total_s": 0}
+        return {"codes": {}, "categories": {}, "background": {}, "days": {}, "counters": {}, "boots": {},
+                "boot_count": 0, "last_boot": None, "uptime_s": 0, "uptime_total_s": 0}
 
     def faults(self, n=10):
         return []
@@ -118,7 +126,9 @@ class NullDiag:
         return None
 
     def wait_summary(self):
-        return {"txns": 0, "stages": {}, "top": []}
+        return {"txns": 0, "stages": {}, "top": [], "causes": [],
+                "customer": {"total": 0, "share": 0, "p50": 0, "p95": 0},
+                "terminal": {"total": 0, "share": 0, "p50": 0, "p95": 0}}
 
     def wait_history(self):
         return []

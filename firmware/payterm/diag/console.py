@@ -46,7 +46,9 @@ HELP = (
     "status               version, board, uptime, link, SAF, last fault",
     "faults [n]           last n faults (newest first)",
     "stats                counts per code/category, link quality, reboots",
-    "wait                 wait per stage p50/p95, top causes",
+    "link                 link quality: host, breaker, retries, last echo",
+    "wait                 why customers waited: customer vs terminal time, p50/p95 per stage, causes",
+    "recent [n]           newest transactions (masked card), newest first",
     "selftest [name]      run self-tests",
     "code <id>            catalog entry for a failure code",
     "export               everything as JSON lines",
@@ -115,6 +117,41 @@ def utf8_error(buf, n):
                 return i
         i += k + 1
     return -1
+
+
+def why_line(w):
+    """The answer to "why did the customer wait?": where, the failure code behind it, and what to do."""
+    top = w.get("top") or []
+    if not top:
+        return ""
+    t = top[0]
+    s = "customers wait most at %s (%d%% of terminal time)" % (t["stage"], t["share"])
+    code = t.get("code")
+    if code:
+        e = codes.lookup(code)
+        if t.get("normal"):
+            s += "; mostly without a failure; the failure adding most is %s %s (%d%%); do: %s" % (
+                code, e[codes.DISPLAY], t.get("code_share", 0), e[codes.REMEDY])
+        else:
+            s += "; the cause is %s %s; do: %s" % (code, e[codes.DISPLAY], e[codes.REMEDY])
+    else:
+        s += "; no failure code behind it"
+    c = w.get("customer") or {}
+    if c.get("total"):
+        stages = w.get("stages") or {}
+        own = [(v["total"], k) for k, v in stages.items() if v.get("side") == "customer"]
+        s += " (customers' own time: %d%% of all waiting%s)" % (
+            c.get("share", 0), ", most at %s" % max(own)[1] if own else "")
+    return s
+
+
+def recent_line(t):
+    """One transaction for the console: ref, kind, status, amount, masked card, code."""
+    line = "%s %s %s amt=%d cur=%s pan=%s" % (t["ref"], t["kind"], str(t["status"]).replace(" ", "_"),
+                                             t.get("amt", 0), t.get("cur", ""), t.get("pan") or "-")
+    if t.get("code"):
+        line += " code=%s" % t["code"]
+    return line
 
 
 class LineReader:
@@ -236,7 +273,9 @@ def _mask_run(run):
 
 
 class Console:
-    def __init__(self, diag, selftests, pin_store, clock, info=None, queue=None):
+    def __init__(self, diag, selftests, pin_store, clock, info=None, queue=None, link=None, recent=None):
+        """queue: the background worker (`saf`, `retry`); link(): link quality (`link`);
+        recent(n): the newest transactions, masked (`recent`)."""
         self.diag = diag
         self.selftests = selftests
         self.pin = pin_store
@@ -245,6 +284,8 @@ class Console:
         self._auth_until = 0
         self._peak = 0
         self.queue = queue  # the background worker (txn.worker.Worker): `saf` and `retry <ref>`
+        self.link = link
+        self.recent = recent
 
     def _status(self):
         d = dict(self._info())
@@ -367,12 +408,38 @@ class Console:
     def _c_wait(self, args):
         w = self.diag.wait_summary()
         out = ["txns %d" % w["txns"]]
+        for sd in ("customer", "terminal"):
+            s = w.get(sd) or {}
+            out.append("%s share=%d%% p50=%dms p95=%dms total=%dms" % (sd, s.get("share", 0), s.get("p50", 0),
+                                                                       s.get("p95", 0), s.get("total", 0)))
         for st in sorted(w["stages"]):
             s = w["stages"][st]
-            out.append("stage %s n=%d p50=%dms p95=%dms max=%dms" % (st, s["n"], s["p50"], s["p95"], s["max"]))
+            out.append("stage %s %s n=%d p50=%dms p95=%dms max=%dms" % (st, s.get("side", "terminal"), s["n"],
+                                                                       s["p50"], s["p95"], s["max"]))
         for c in w["top"]:
-            out.append("top %s %d%% %dms" % (c["stage"], c["share"], c["total"]))
+            out.append("top %s %d%% %dms %s" % (c["stage"], c["share"], c["total"], c.get("code") or "-"))
+        for c in w.get("causes", ()):
+            out.append("cause %s %s %d%% %dms" % (c["stage"], c.get("code") or "-", c["share"], c["total"]))
+        why = why_line(w)
+        if why:
+            out.append("why " + why)
         return out
+
+    def _c_link(self, args):
+        fn = self.link
+        if fn is None:
+            return ["ERR %s no link" % _ERR_USAGE]
+        d = fn()
+        return ["%s: %s" % (k, d[k]) for k in sorted(d)]
+
+    def _c_recent(self, args):
+        fn = self.recent
+        if fn is None:
+            return ["ERR %s no journal" % _ERR_USAGE]
+        n = int(args[0]) if args else _FAULTS_DEFAULT
+        n = max(1, min(n, _FAULTS_MAX))
+        out = [recent_line(t) for t in fn(n)]
+        return out or ["no transactions"]
 
     async def _c_selftest(self, args):
         res = await self.selftests.run(args[0] if args else None)
@@ -399,9 +466,14 @@ class Console:
         out = []
         d = self._status()
         d["kind"] = "status"
+        d["now"] = int(self._clock())  # the terminal's clock: `payterm diag` windows the per-day counts with it
         out.append(json.dumps(d))
         fs = self.diag.faults(_FAULTS_MAX)
         seen = {}
+        if d.get("reversals_pending"):
+            seen["HST-05"] = 1  # the report's warnings quote their remedies
+        if d.get("saf_failed"):
+            seen["HST-07"] = 1
         for f in fs:
             f = dict(f)
             f["kind"] = "fault"
@@ -414,8 +486,30 @@ class Console:
             seen[c] = 1
         w = self.diag.wait_summary()
         w["kind"] = "waits"
+        w["why"] = why_line(w)
         w["history"] = self.diag.wait_history()
         out.append(json.dumps(w))
+        for c in list(w.get("top") or []) + list(w.get("causes") or []):
+            if c.get("code"):
+                seen[c["code"]] = 1
+        if self.link is not None:
+            d = dict(self.link())
+            d["kind"] = "link"
+            out.append(json.dumps(d))
+        q = self.queue
+        if q is not None:
+            for qkind, t, due in q.items():
+                out.append(json.dumps({"kind": "queue", "what": qkind, "ref": t["ref"], "st": t.get("st"),
+                                       "amt": t.get("amt", 0), "cur": t.get("cur", 0), "code": t.get("code"),
+                                       "tries": t.get("rv_out", 0) if qkind == "reversal" else t.get("tries", 0),
+                                       "next_ms": due}))
+                if t.get("code"):
+                    seen[t["code"]] = 1
+        if self.recent is not None:
+            for t in self.recent(_FAULTS_DEFAULT):
+                t = dict(t)
+                t["kind"], t["txn"] = "txn", t["kind"]
+                out.append(json.dumps(t))
         for c in sorted(seen):
             e = {k: v for k, v in zip(codes.FIELDS, codes.lookup(c))}
             e["kind"] = "code"

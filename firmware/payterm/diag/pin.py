@@ -20,8 +20,12 @@ def _hash(salt, pin):
 
 
 class PinGate:
-    def __init__(self, path, default_pin, clock, max_tries=_MAX_TRIES, lock_s=_LOCK_S, diag=None):
+    def __init__(self, path, default_pin, clock, max_tries=_MAX_TRIES, lock_s=_LOCK_S, diag=None,
+                 wrong="OPR-05", locked="OPR-03"):
+        """wrong/locked: the failure codes of this PIN (the merchant PIN has OPR-07/OPR-08)."""
         self.path = path
+        self._wrong = wrong
+        self._locked = locked
         self._diag = diag  # wrong PINs and lockouts go to the fault log (who tried to get in)
         self._clock = clock
         self.max_tries = max_tries
@@ -46,11 +50,11 @@ class PinGate:
         return left if left > 0 else 0
 
     def check(self, pin):
-        """True on the right PIN; raises Fault OPR-03 (locked) or OPR-05 (wrong)."""
+        """True on the right PIN; raises Fault OPR-03 (locked) or OPR-05 (wrong), or this gate's codes."""
         d = self._d
         left = self.locked_for()
         if left:
-            raise self._fail("OPR-03", "locked %ds" % left)
+            raise self._fail(self._locked, "locked %ds" % left)
         if _hash(d["salt"], str(pin)) == d["hash"]:
             if d.get("fails"):
                 d["fails"] = 0
@@ -61,9 +65,9 @@ class PinGate:
             d["fails"] = 0
             d["until"] = self._clock() + self.lock_s
             _store.save(self.path, d)
-            raise self._fail("OPR-03", "locked %ds" % self.lock_s)
+            raise self._fail(self._locked, "locked %ds" % self.lock_s)
         _store.save(self.path, d)
-        raise self._fail("OPR-05", "%d tries left" % (self.max_tries - d["fails"]))
+        raise self._fail(self._wrong, "%d tries left" % (self.max_tries - d["fails"]))
 
     def _fail(self, code, detail):
         if self._diag is not None:
@@ -73,6 +77,6 @@ class PinGate:
     def set(self, pin):
         pin = str(pin)
         if len(pin) < 4 or not pin.isdigit():
-            raise Fault("OPR-05", "PIN must be 4+ digits", "pin")
+            raise Fault(self._wrong, "PIN must be 4+ digits", "pin")
         self._d["hash"] = _hash(self._d["salt"], pin)
         _store.save(self.path, self._d)

@@ -68,6 +68,7 @@ class Supervisor:
         self._stan = 0
         self.retries = 0
         self.requests = 0
+        self.last_echo = None  # (ticks, ms, code or None) of the last echo (see echo())
         self.ambiguous = 0
         self.preemptions = 0
         self.probes = 0
@@ -348,8 +349,19 @@ class Supervisor:
         return fields
 
     async def echo(self, deadline_ms=None, background=False):
-        """0800 echo test (also the breaker's probe when half-open)."""
-        return await self.request(self._echo(_NMI_ECHO), deadline_ms, background)
+        """0800 echo test (also the breaker's probe when half-open).
+
+        `last_echo` keeps the outcome for the technician: (ticks when it ended, ms it took,
+        None or the failure code).
+        """
+        t0 = self._ticks()
+        try:
+            r = await self.request(self._echo(_NMI_ECHO), deadline_ms, background)
+        except Fault as f:
+            self.last_echo = (self._ticks(), time.ticks_diff(self._ticks(), t0), f.code)
+            raise
+        self.last_echo = (self._ticks(), time.ticks_diff(self._ticks(), t0), None)
+        return r
 
     async def logon(self, deadline_ms=None):
         """0800 sign-on (field 70 = 001)."""

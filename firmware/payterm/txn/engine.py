@@ -334,12 +334,11 @@ class Engine:
                 self._fail(code, "txn", "%s %s" % (kind, f if isinstance(f, Fault) else repr(f)))
                 return Result(False, code, stan=stan, ref=ref, text=self._text(code), kind=kind,
                               amount=amount if isinstance(amount, int) else 0, currency=(cur or 0) if ref else 0,
-                              masked=card.masked)
+                              masked=card.masked).card_info(card)
             self._emv[ref] = (getattr(card, "deferral", None), getattr(card, "floor_limit", None), fields.get("55"))
             async with self.claim(ref):
                 r = await self._exchange(t, fields, offline_ok=(kind == "sale"), sec=sec, txn=txn)
-            r.cvm = getattr(card, "cvm", "none")  # the receipt asks for a signature when the kernel said so
-            return r
+            return r.card_info(card)  # the receipt asks for a signature when the kernel said so
         finally:
             if ref is not None:
                 self._emv.pop(ref, None)
@@ -506,7 +505,23 @@ class Engine:
 
     async def void(self, ref):
         """Void `ref` (payterm.txn.void: online, dropped from the queue, or its advice reversed)."""
-        return await self._guarded("void", self._voids.void(ref))
+        r = await self._guarded("void", self._voids.void(ref))
+        if r.orig is None:
+            r.orig = ref
+        return r
+
+    def check_void(self, ref):
+        """(record, None) when `ref` can be voided now, else (record or None, failure code); sends nothing.
+
+        The cashier shows the record (amount, masked card) for confirmation before `void(ref)`,
+        which checks again under the transaction's claim.
+        """
+        try:
+            o = self.lookup(ref)
+        except Fault as f:
+            return None, f.code
+        code, _ = self._voids._voidable(o)
+        return o, code
 
     def lookup(self, ref):
         """Journal record for `ref` (technician/refund status look-up); OPR-04 if unknown."""

@@ -47,7 +47,9 @@ class Voids:
 
     def _refused(self, ref, code, why):
         self.e._fail(code, "txn", "void %s: %s" % (ref, why))
-        return Result(False, code, ref=ref, kind="void", text=self.e._text(code))
+        r = Result(False, code, ref=ref, kind="void", text=self.e._text(code))
+        r.orig = ref
+        return r
 
     def _voidable(self, o):
         """(code, why) when transaction `o` cannot be voided now, else (None, None)."""

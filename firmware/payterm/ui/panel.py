@@ -23,6 +23,7 @@ class Panel:
         self.rows = [""] * rows
         self._keys = KeyQueue()
         self._ev = asyncio.Event()
+        self.on_status = None  # the cashier flow decides where a status goes (and times it)
 
     # ------------------------------------------------------------ display
     def show(self, rows):
@@ -34,8 +35,15 @@ class Panel:
             self._put(i, text)
 
     def status(self, text):
-        """Row 2 says what the terminal is waiting for (connecting, retry 2/4, waiting for host)."""
-        self._put(2, text)
+        """What the terminal is waiting for (connecting, retry 2/4, waiting for host).
+
+        With a cashier flow attached (`on_status`) it decides: shown on the processing screen
+        only, so a late status never overwrites a result. Without one, row 2.
+        """
+        if self.on_status is not None:
+            self.on_status(text)
+        else:
+            self._put(2, text)
 
     def _put(self, row, text):
         text = str(text)[: self.cols]

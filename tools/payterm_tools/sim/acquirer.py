@@ -866,7 +866,7 @@ class AcquirerSim:
 def add_arguments(p):
     p.add_argument("--port", type=int, default=5000, help="TCP port on 127.0.0.1 (default 5000)")
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    p.add_argument("--name", default="primary")
+    p.add_argument("--name", default="primary", help="name of this host in its log lines (default primary)")
     p.add_argument("--decline", metavar="RC", default=None, help="answer every request with this response code")
     p.add_argument("--delay", type=int, default=0, metavar="MS", help="answer every request after MS milliseconds")
     p.add_argument("--ledger", default=None, metavar="FILE",
