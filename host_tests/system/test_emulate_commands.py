@@ -159,7 +159,7 @@ def test_emulate_lists_test_pins_and_takes_a_pin_sale_and_a_bad_host_mac(tmp_pat
 
 def test_paper_without_argument_answers_usage_and_the_printer_state(session):
     out, _ = _said(session, "paper")
-    assert out == "usage: paper ok | out | jam   (the printer is now: ok)\n", out
+    assert out == "usage: paper ok | out | jam | cover | cutter   (the printer is now: ok)\n", out
     assert _said(session, "paper jam")[0] == ""
     assert _said(session, "paper")[0].endswith("(the printer is now: jam)\n")
     out, _ = _said(session, "paper nope")
