@@ -114,13 +114,21 @@ def receipt(result, cfg, when, copy=CUSTOMER, training=False, duplicate=False):
     return lines
 
 
-def paper_state(printer):
+async def paper_state(printer):
     """The failure code a printer reports before printing (HW-03 paper out, HW-04 fault), or None.
 
-    None also when the printer cannot tell (no paper sensor): the receipt is then tried as usual.
+    A printer that can be asked now (ESC/POS DLE EOT: `poll()`) is asked; one with only a
+    sensor or a cached state answers `status()`. None also when the printer cannot tell
+    (no paper sensor): the receipt is then tried as usual.
     """
     if printer is None:
         return None
+    poll = getattr(printer, "poll", None)
+    if poll is not None:
+        try:
+            return await poll()
+        except Exception:
+            return None
     st = getattr(printer, "status", None)
     if st is None:
         return None

@@ -137,9 +137,9 @@ def terminal(request, tmp_path, acquirer, terminal_config, terminal_panel):
         out = emu.firmware_output()
         emu.close()
         reader.stop()
-        for ch in (emu.console, emu.panel):  # captures for the reliability suite's leak scan
+        for name, ch in (("console", emu.console), ("panel", emu.panel)):  # captures for the leak scan
             if ch is not None:
-                (tmp_path / ("%s.capture" % ch.name)).write_bytes(ch.buf)
+                (tmp_path / ("%s.capture" % name)).write_bytes(bytes(getattr(ch, "buf", b"")))
     if "Traceback" in out and "FATAL" in out:
         pytest.fail("firmware crashed:\n" + out[-3000:])
 

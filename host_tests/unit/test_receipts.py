@@ -82,7 +82,19 @@ def test_decline_void_training_and_duplicate():
     assert printer.DUPLICATE not in printer.receipt(_sale(Card("901")), CFG, WHEN)
 
 
-def test_paper_state_only_when_the_printer_can_tell():
+async def test_paper_state_only_when_the_printer_can_tell():
+    class Asks:
+        def __init__(self, code):
+            self.code = code
+            self.asked = 0
+
+        def status(self):
+            return None  # a cached state from before: not what the printer says now
+
+        async def poll(self):
+            self.asked += 1
+            return self.code
+
     class Sensor:
         def __init__(self, code):
             self.code = code
@@ -94,7 +106,10 @@ def test_paper_state_only_when_the_printer_can_tell():
         async def print_lines(self, lines):
             pass
 
-    eq(printer.paper_state(Sensor("HW-03")), "HW-03")
-    eq(printer.paper_state(Sensor(None)), None)
-    eq(printer.paper_state(NoSensor()), None)
-    eq(printer.paper_state(None), None)
+    a = Asks("HW-03")
+    eq(await printer.paper_state(a), "HW-03")
+    eq(a.asked, 1, "a printer that can be asked is asked now")
+    eq(await printer.paper_state(Sensor("HW-03")), "HW-03")
+    eq(await printer.paper_state(Sensor(None)), None)
+    eq(await printer.paper_state(NoSensor()), None)
+    eq(await printer.paper_state(None), None)

@@ -414,7 +414,7 @@ class Cashier:
 
     async def _paper(self):
         """True: print as usual; False: the cashier goes on without a receipt; None: stop."""
-        code = printer.paper_state(self.app.hal.printer)
+        code = await printer.paper_state(self.app.hal.printer)
         if not code:
             return True
         t0 = self._ticks()
