@@ -16,7 +16,7 @@ from micropython import const
 
 from payterm.errors import Fault
 from payterm.card import tlv
-from payterm.card.card import Card, check_pan, check_expiry, civil_date, same_bytes, zero, ENTRY_TAP
+from payterm.card.card import Card, check_pan, check_expiry, civil_date, name_text, same_bytes, zero, ENTRY_TAP
 
 # EMV Book 1 11.3 / Contactless Book B 3.3
 _PPSE = b"2PAY.SYS.DDF01"
@@ -380,7 +380,7 @@ def _make_card(d, aid, label, tdata, now_epoch):
 
 
 def _name(b):
-    n = _text(b).strip()
+    n = name_text(b)
     k = n.find("/")
     if k >= 0:
         n = (n[k + 1:].strip() + " " + n[:k].strip()).strip()
