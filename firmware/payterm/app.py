@@ -193,7 +193,7 @@ class App:
         return st
 
     async def _comm_test(self):
-        await self.engine.sup.echo(self.cfg["connect_timeout_ms"] + self.cfg["read_timeout_ms"])
+        await self.engine.sup.link_test(self.cfg["connect_timeout_ms"] + self.cfg["read_timeout_ms"])
         return "echo ok %s:%d" % self.link.hosts[self.link.current]
 
     async def _printer_test(self):

@@ -25,13 +25,38 @@ def signature(crash):
     return "%s:%s" % (crash["target"], lines[-1].strip() if lines else crash.get("kind"))
 
 
-def write_vectors(path):
-    """ISO 8583 frames the acquirer simulator sends (pyiso8583, spec87), for STAN 000123 / TERM0001."""
+def _answer(req, action):
+    """The frame a fresh acquirer simulator sends back over TCP for one request scripted with `action`."""
+    import socket
+
+    import iso8583
+    from iso8583.specs import default as spec
+
     from payterm_tools.sim.acquirer import AcquirerSim
 
-    sim = AcquirerSim(name="vectors")
+    body, _ = iso8583.encode(dict(req), spec)
+    with AcquirerSim(name="vectors") as sim, socket.create_connection(sim.address, timeout=5) as s:
+        sim.script(action)
+        s.sendall(len(body).to_bytes(2, "big") + bytes(body))
+        out = b""
+        while len(out) < 2 or len(out) < 2 + int.from_bytes(out[:2], "big"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break  # a frame cut short (`truncated` announces its real length): what came is the vector
+            out += chunk
+        return out
+
+
+def write_vectors(path):
+    """ISO 8583 frames the acquirer simulator sends, for STAN 000123 / TERM0001.
+
+    Each request goes to a fresh simulator (one book per request: the same
+    STAN again would be a duplicate, 94), scripted to answer with the
+    response code wanted; then its `garbage` and `truncated` answers.
+    """
     base = {"3": "000000", "4": "000000001250", "7": "1123120000", "11": "000123", "12": "120000",
-            "13": "1123", "22": "071", "41": "TERM0001", "42": "MERCHANT0000001", "49": "978"}
+            "13": "1123", "22": "071", "41": "TERM0001", "42": "MERCHANT0000001", "49": "978",
+            "2": "4761739001010010"}
     reqs = [("0200", {}, "00"), ("0200", {}, "51"), ("0200", {"3": "200000"}, "00"),
             ("0200", {"3": "020000", "90": "0200000122112312000000000000000000000000000"[:42]}, "00"),
             ("0400", {"90": "0200000123112312000000000000000000000000000"[:42]}, "00"),
@@ -44,11 +69,11 @@ def write_vectors(path):
         req.update(extra)
         if mti == "0800":
             req = {"t": "0800", "7": "1123120000", "11": "000123", "41": "TERM0001", "70": "301"}
-        entry = sim._record(req, rc, "approve" if rc == "00" else "decline")
-        frames.append(sim._frame(sim._response(req, rc, entry)))
-    frames.append(b"\x00\x0c\xffGARBAGE\x00\x01\x02\x03")  # the simulator's `garbage` answer
-    body = frames[0][2:]
-    frames.append(len(body[:len(body) * 2 // 3]).to_bytes(2, "big") + body[:len(body) * 2 // 3])  # `truncated`
+        frames.append(_answer(req, ("decline", rc)))  # "decline" with an rc answers exactly that rc
+    frames.append(_answer(dict(base, t="0200"), "garbage"))
+    frames.append(_answer(dict(base, t="0200"), "truncated"))
+    for fr in frames:
+        assert len(fr) > 2, "the acquirer simulator sent no answer: %r" % (frames,)
     with open(path, "w") as f:
         json.dump({"responses": [fr[2:].hex() for fr in frames], "frames": [fr.hex() for fr in frames]}, f)
     return path

@@ -182,25 +182,39 @@ for _v in SWIPES[:20]:
 
 
 def _check_card(card):
-    pan = card.auth_fields()["2"]
+    """The PAN leaves the Card only through auth_fields(), and wipe() zeroes every copy the Card handed out."""
+    fields = card.auth_fields()
+    pan = str(bytes(fields["2"]), "ascii")  # auth_fields() hands out the Card's own bytearrays
+    if not pan.isdigit():
+        raise Bad("PAN %r: not the card's own copy of the digits read" % card.masked)
     if pan in repr(card) or pan in card.masked or pan in card.name:
         raise Bad("full PAN outside auth_fields")
+    bufs = card.buffers()
     card.wipe()
+    for b in list(fields.values()) + bufs:
+        if any(b):
+            raise Bad("card data still there after wipe()")
     try:
         card.auth_fields()
     except Fault:
         return "card"
-    raise Bad("card data still there after wipe()")
+    raise Bad("auth_fields() after wipe()")
 
 
 def case_magstripe(rnd):
     from payterm.card import magstripe
 
     data = pick(rnd, SWIPES, 600)[:512]  # the card service never hands over more than its 512-byte buffer
+    buf = bytearray(512)  # as the card service does: a view of its swipe buffer, zeroed once the swipe is parsed
+    buf[:len(data)] = data
     try:
-        card = magstripe.card_from_swipe(data, NOW, rnd.getrandbits(1), rnd.getrandbits(1), rnd.randint(0, 3) == 0)
+        card = magstripe.card_from_swipe(memoryview(buf)[:len(data)], NOW, rnd.getrandbits(1), rnd.getrandbits(1),
+                                         rnd.randint(0, 3) == 0)
     except Fault as f:
         return fault_key(f), data
+    finally:
+        for i in range(len(data)):
+            buf[i] = 0
     return _check_card(card), data
 
 
@@ -587,18 +601,56 @@ def _ui_classes():
 
 
 class StubCards:
+    """The card service as the cashier flows see it (payterm.card.service.CardService.present and its state)."""
+
     def __init__(self, rnd):
         self.rnd = rnd
+        self.armed = False
+        self.awaiting_removal = False
+        self.on_ignored = None  # set by the Cashier
+        self.on_field_empty = None
 
     @aharness
-    async def present(self, amount, cur, timeout_ms):
+    async def present(self, amount, currency, timeout_ms, prompt=None):
         from payterm.card.card import Card
 
+        rnd = self.rnd
+        self.armed = True
+        try:
+            tell = prompt or (lambda *a: None)
+            if rnd.randint(0, 5) == 0:
+                tell("remove")  # a card left on the contactless reader
+                await asyncio.sleep_ms(0)
+            tell("present")
+            for _ in range(rnd.randint(0, 2)):  # read errors: the sale waits for another try
+                await asyncio.sleep_ms(0)
+                tell("error", Fault(("CRD-04", "CRD-05", "CRD-06", "CRD-13")[rnd.randint(0, 3)], "stub", "card"))
+            await asyncio.sleep_ms(0)
+            r = rnd.randint(0, 3)
+            if r == 0:
+                raise Fault(("CRD-01", "CRD-05", "CRD-07", "HW-01")[rnd.randint(0, 3)], "stub", "card")
+            tap = rnd.getrandbits(1)
+            self.awaiting_removal = bool(tap)
+            return Card("tap" if tap else "swipe", bytearray(b"4761739001010010"), "3012", service_code="101")
+        finally:
+            self.armed = False
+
+
+class StubWorker:
+    """The background worker as the technician menu sees it: failed advices, retry."""
+
+    def __init__(self, rnd):
+        self.rnd = rnd
+        self._failed = [{"ref": "%06d" % (i + 1), "code": "HST-05"} for i in range(rnd.randint(0, 2))]
+
+    def failed(self):
+        return list(self._failed)
+
+    async def retry(self, ref):
         await asyncio.sleep_ms(0)
-        r = self.rnd.randint(0, 3)
-        if r == 0:
-            raise Fault(("CRD-01", "CRD-05", "CRD-07", "HW-01")[self.rnd.randint(0, 3)], "stub", "card")
-        return Card("swipe", "4761739001010010", "3012", service_code="101")
+        if self.rnd.getrandbits(1):
+            raise Fault("OPR-04", "nothing to retry for %s" % ref, "txn")
+        return ref
 
 
 class StubEngine:
@@ -694,6 +746,7 @@ class StubApp:
         self.cfg = {"currency": 978, "card_timeout_ms": 1000, "result_ms": 10}
         self.engine = StubEngine(rnd)
         self.cards = StubCards(rnd)
+        self.worker = StubWorker(rnd)
         self.hal = StubHal()
         self.diag = env["diag"]
         self.selftests = env["selftests"]

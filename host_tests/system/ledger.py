@@ -82,6 +82,8 @@ def read_journal(state_dir):
             break
         if not isinstance(rec, dict) or "ref" not in rec:
             break
+        if isinstance(rec.get("rrn"), list):
+            rec["rrn"] = "".join(rec["rrn"])  # written in two halves (payterm.txn.journal)
         t = txns.get(rec["ref"])
         if t is None or rec.get("new"):
             creates = (t or {}).get("_creates", 0)

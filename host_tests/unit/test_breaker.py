@@ -53,6 +53,21 @@ def test_failed_probe_reopens_for_full_period():
     assert b.allow()
 
 
+def test_link_test_probes_at_once_while_open():
+    clk = FakeClock()
+    b = Breaker(1, 5000, clk)
+    b.failure()
+    assert not b.allow(), "open: requests fail fast"
+    assert b.allow(now=True), "the technician's link test goes through as the probe"
+    eq(b.state, "half-open")
+    assert not b.allow(), "no second caller while it probes"
+    assert b.failure() is True, "a failed test reopens the breaker"
+    eq((b.state, b.trips, b.remaining_ms()), ("open", 2, 5000))
+    assert b.allow(now=True)
+    b.success()
+    eq(b.state, "closed")
+
+
 class _WrapClock:
     """Starts 256 ms before this port's ticks period ends (2**30 on ESP32)."""
 

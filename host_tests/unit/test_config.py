@@ -2,9 +2,10 @@
 """Provisioning file: one validator, one code per bad field, defaults in one place."""
 import json
 
-from mpt import eq, tmpdir
+from mpt import eq, raises, tmpdir
 
 from payterm import codes, config
+from payterm.errors import Fault
 
 # sha256("pt9:4321")
 PIN_HASH = "sha256$pt9$" + "0" * 64
@@ -166,3 +167,40 @@ def test_merchant_parameters():
     # no merchant PIN: still a usable file (refund, void and training stay closed: OPR-09)
     eq(config.validate(_good(), WLAN_BOARD), [])
     eq(config.DEFAULTS["merchant_pin_hash"], None)
+
+
+def _h(salt, pin):
+    import hashlib
+    from binascii import hexlify
+
+    return "sha256$%s$%s" % (salt, hexlify(hashlib.sha256((salt + ":" + pin).encode()).digest()).decode())
+
+
+def test_pin_hash_is_stored_base64_and_a_hex_pin_file_of_older_firmware_is_converted():
+    # This salt and PIN give a digest whose hex ends in "68805771062081385": a PAN scanner flags that run.
+    import json
+
+    from payterm.diag.pin import PinGate
+    from payterm.mask import pan_run
+
+    prov = _h("s110", "4321")
+    hexhash = prov.split("$")[2]
+    d = tmpdir("cfg_pin_b64")
+    g = PinGate(d + "/pin.json", prov, lambda: 1700000000)
+    assert g.check("4321")
+    body = open(d + "/pin.json").read()
+    assert hexhash not in body, "no hex digest in pin.json"
+    eq(pan_run(body, 0, True), None)
+    # pin.json as older firmware wrote it (hex hash, the provisioned string), one wrong try on record
+    with open(d + "/pin.json", "w") as f:
+        json.dump({"salt": "s110", "hash": hexhash, "prov": prov, "fails": 1, "until": 0}, f)
+    g = PinGate(d + "/pin.json", prov, lambda: 1700000000)
+    eq(json.load(open(d + "/pin.json"))["fails"], 1, "the same provisioning: the file is kept, tries included")
+    assert hexhash not in open(d + "/pin.json").read(), "converted at once"
+    assert g.check("4321")
+    e = raises(Fault, PinGate(d + "/pin.json", prov, lambda: 1700000000).check, "1111")
+    eq(e.code, "OPR-05")
+    # a plain default PIN: also stored base64
+    d2 = tmpdir("cfg_pin_b64_plain")
+    assert PinGate(d2 + "/pin.json", "4321", lambda: 1700000000).check("4321")
+    eq(len(json.load(open(d2 + "/pin.json"))["hash"]), 44)

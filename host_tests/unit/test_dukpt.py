@@ -6,7 +6,7 @@ initial key ID 1234567890123456) and the ASC X9 X9.24-3 test-vector supplement
 (intermediate derivation key registers, working keys per counter and usage).
 """
 import os
-from binascii import hexlify, unhexlify
+from binascii import a2b_base64, b2a_base64, hexlify, unhexlify
 
 from mpt import eq, raises, tmpdir, read_bytes, write_bytes
 
@@ -110,6 +110,11 @@ class MemState:
         self.data[key] = json.loads(json.dumps(value))  # what a reload would give
 
 
+def regs(st):
+    """The stored registers as lower-case hex (the vectors' form), None where erased."""
+    return [None if r is None else hexlify(a2b_base64(r)).decode() for r in st.data["dukpt"]["reg"]]
+
+
 def loaded(state=None, counter=1):
     d = dukpt.Dukpt(state if state is not None else MemState())
     d.install(bytearray(unhexlify(IK)), IKID, counter)
@@ -124,15 +129,15 @@ def test_initial_key_from_the_annex_b_bdk():
 def test_registers_after_load_and_after_two_transactions_match_the_supplement():
     st = MemState()
     d = loaded(st)
-    reg = st.data["dukpt"]["reg"]
+    reg = regs(st)
     eq(reg, list(REGISTERS_AFTER_LOAD), "registers after load")
     eq(st.data["dukpt"]["tc"], 1)
     d.begin().wipe()
-    reg = st.data["dukpt"]["reg"]
+    reg = regs(st)
     eq(reg[0], None, "register 0 erased after counter 1")
     eq(reg[1:], list(REGISTERS_AFTER_LOAD[1:]))
     d.begin().wipe()
-    reg = st.data["dukpt"]["reg"]
+    reg = regs(st)
     eq(reg[0], REGISTER0_AFTER_TX2)
     eq(reg[1], None, "register 1 erased after counter 2")
     eq(reg[2:], list(REGISTERS_AFTER_LOAD[2:]))
@@ -241,10 +246,58 @@ def test_no_copy_of_the_state_keeps_a_used_register():
     d = loaded(State(d_))
     with d.begin() as t:
         eq(t.counter, 1)
+    used = unhexlify(REGISTERS_AFTER_LOAD[0])
     for name in ("state.json", "state.bak"):
         body = read_bytes(d_ + "/" + name)
-        assert REGISTERS_AFTER_LOAD[0].encode() not in body, name
+        for form in (hexlify(used), b2a_base64(used, newline=False)):
+            assert form not in body, name
         assert b'"tc": 2' in body or b'"tc":2' in body, name
+
+
+def _pan_like(body):
+    """Runs of 12+ decimal digits in a state file, bare or in hex text (how a PAN scanner reads flash)."""
+    from payterm.mask import pan_run
+
+    r = pan_run(body, 0, True)
+    return None if r is None else bytes(body[r[0]:r[1]])
+
+
+def test_key_material_is_stored_base64_with_no_digit_run_a_pan_scanner_would_flag():
+    # The register of counter 3 holds "...1264238540518318..." in hex: a Luhn-valid 16-digit run.
+    d_ = tmpdir("dukpt_b64")
+    d = loaded(State(d_))
+    d.begin().wipe()
+    d.begin().wipe()
+    for name in ("state.json", "state.bak"):
+        body = read_bytes(d_ + "/" + name)
+        eq(_pan_like(body), None, name)
+    rec = State(d_).get("dukpt")
+    eq(rec["v"], 2)
+    eq(a2b_base64(rec["ikid"]), IKID)
+    eq(hexlify(a2b_base64(rec["reg"][0])).decode(), REGISTER0_AFTER_TX2)
+
+
+def test_hex_registers_of_version_1_are_read_and_saved_again_as_base64():
+    st = MemState()
+    loaded(st, counter=3)
+    rec = st.data["dukpt"]
+    old = {"v": 1, "ikid": hexlify(IKID).decode(), "tc": rec["tc"],
+           "reg": [None if r is None else hexlify(a2b_base64(r)).decode() for r in rec["reg"]]}
+    d_ = tmpdir("dukpt_v1")
+    s1 = State(d_)
+    s1.set("dukpt", old)
+    s1.set("dukpt", old)
+    d = dukpt.Dukpt(State(d_))
+    eq(d.ikid(), H(IKID))
+    for name in ("state.json", "state.bak"):
+        body = read_bytes(d_ + "/" + name)
+        eq(_pan_like(body), None, name + ": no hex left in either copy")
+        assert old["reg"][2].encode() not in body, name
+    eq(State(d_).get("dukpt")["v"], 2)
+    ik = unhexlify(IK)
+    with d.begin() as t:
+        eq(t.counter, 3)
+        eq(t.pin_key(), dukpt.working_key(ik, IKID, 3, dukpt.PIN_ENCRYPTION))
 
 
 def test_state_fallback_to_previous_copy_skips_a_counter():

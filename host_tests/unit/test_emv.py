@@ -29,6 +29,13 @@ async def code(card, **kw):
     raise AssertionError("no Fault")
 
 
+async def test_a_card_number_in_the_name_tag_is_not_kept_as_the_name():
+    c = await read(FakeCard(name="4761739001010010"))
+    eq(c.name, "*" * 16)
+    c = await read(FakeCard(name="SMITH/JOHN 3RD"))
+    eq(c.name, "JOHN 3RD SMITH")
+
+
 async def test_visa_read_extracts_everything():
     card = FakeCard(name="DOE/JANE")
     c = await read(card)

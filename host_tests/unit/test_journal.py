@@ -106,6 +106,33 @@ def test_refuses_full_pan():
     eq(b"4111111111111111" in read_bytes(d + "/journal.log"), False)
 
 
+def test_a_luhn_valid_host_reference_is_kept_and_not_written_as_a_digit_run():
+    # 412312000125: a 12-digit RRN whose last digit happens to be a valid Luhn check digit.
+    from payterm.mask import pan_run
+
+    d = tmpdir("jr_rrn")
+    j = Journal(d)
+    j.create("000001", {"kind": "sale", "st": "pending", "amt": 100, "pan": "476173******0010"})
+    j.update("000001", {"st": "approved", "rrn": "412312000125", "auth": "A1B2C3"})
+    eq(j.get("000001")["rrn"], "412312000125")
+    for _ in range(2):  # as written, and compacted
+        body = read_bytes(d + "/journal.log")
+        eq(b"412312000125" in body, False)
+        eq(pan_run(body), None, "no digit run a PAN scanner or the guard reads as a card number")
+        j = Journal(d)
+        eq((j.get("000001")["st"], j.get("000001")["rrn"]), ("approved", "412312000125"), "after a reboot")
+        j.compact()
+    import binascii
+    import struct
+
+    old = b'{"ref": "000001", "rrn": "000000000018"}'  # a record of older firmware: the reference whole
+    with open(d + "/journal.log", "ab") as f:
+        f.write(struct.pack(">II", len(old), binascii.crc32(old) & 0xFFFFFFFF) + old)
+    eq(Journal(d).get("000001")["rrn"], "000000000018")
+    e = raises(Fault, j.update, "000001", {"rrn": "4111111111111111"})
+    eq(e.code, "SYS-09", "a card number in the reference field is still refused")
+
+
 def test_compaction_keeps_open_transactions_and_bounds_the_file():
     d = tmpdir("jr_compact")
     j = Journal(d, max_bytes=4096, keep=5)

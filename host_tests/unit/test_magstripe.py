@@ -172,6 +172,16 @@ def test_repr_and_wipe_never_show_pan():
     eq(c.masked, "476173******0010", "masked survives the wipe")
 
 
+def test_a_card_number_in_the_name_field_is_not_kept_as_the_name():
+    # Found by the fuzzer: track 1 "B<PAN>^<PAN>^..." made the PAN the cardholder name (a str, unwipeable).
+    for field, want in ((PAN, "*" * 16), ("4761 7390 0101 0010", "**** **** **** ****"),
+                        ("DOE/%s" % PAN, "%s DOE" % ("*" * 16)), ("DOE/JOHN 3RD", "JOHN 3RD DOE")):
+        c = m.card_from_swipe(full(t1="B%s^%s^3012101000000" % (PAN, field)), NOW)
+        eq(c.name, want, field)
+        for s in (c.name, repr(c), c.masked):
+            assert PAN not in s, s
+
+
 def test_missing_start_sentinels_with_lrc():
     a = "%" + T1 + "?"
     b = ";" + T2 + "?"

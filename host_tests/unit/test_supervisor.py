@@ -164,6 +164,45 @@ async def test_no_retry_pause_that_leaves_no_time_to_read():
     assert link.sent == []
 
 
+async def test_link_test_reports_the_link_failure_while_the_breaker_is_open():
+    # The comm self-test while the breaker is open: not HST-04 (that says nothing about the network), but the
+    # link's own failure, and a success brings the link back at once.
+    sup, link, clk, status, diag = _make([_fault("NET-04", False), _fault("NET-04", False), {}], threshold=1,
+                                         open_ms=60000)
+    await _raises(sup.request(SALE))
+    eq(sup.breaker.state, "open")
+    e = await _raises(sup.echo(5000))
+    eq(e.code, "HST-04", "an ordinary echo is refused while open")
+    e = await _raises(sup.link_test(5000))
+    eq(e.code, "NET-04", "the link test says why the host is unreachable")
+    assert not e.sent
+    eq((sup.breaker.state, sup.breaker.trips, sup.retries), ("open", 2, 0), "a failed test reopens; not retried")
+    woken = []
+    sup.watch(lambda: woken.append(1))
+    resp = await sup.link_test(5000)
+    eq(resp["39"], "00")
+    eq([m["t"] for m in link.sent], ["0800"])
+    eq((sup.breaker.state, sup.online), ("closed", True), "a successful test closes the breaker")
+    eq(len(woken) >= 1, True, "workers told the link is back")
+
+
+async def test_link_test_preempts_the_background_probe():
+    sup, link, clk, status, diag = _make([_fault("NET-03", False), "hang", {}], threshold=1, open_ms=1000)
+    await _raises(sup.request(SALE))
+    clk.advance(1000)
+    bg = asyncio.create_task(sup.echo(5000, background=True))
+    for _ in range(20):
+        await asyncio.sleep_ms(1)
+        if link.hanging:
+            break
+    eq((link.hanging, sup.breaker.probing), (1, True), "the background probe is out and waits")
+    resp = await sup.link_test(5000)
+    eq(resp["39"], "00")
+    e = await _raises(bg)
+    eq(e.code, "HST-08")
+    eq(sup.breaker.state, "closed")
+
+
 # ---------------------------------------------------------------- breaker probe ends on any exit
 async def _tripped(outcomes, **kw):
     sup, link, clk, status, diag = _make([_fault("NET-03", False)] + outcomes, threshold=1, open_ms=1000, **kw)

@@ -87,6 +87,31 @@ def civil_date(epoch):
     return yoe + era * 400 + (1 if m <= 2 else 0), m, d
 
 
+_NAME_DIGITS = 12  # ISO/IEC 7812-1: the shortest card number
+
+
+def name_text(b):
+    """A cardholder name field (track 1 name, EMV tag 5F20; bytes-like) as printable text.
+
+    A field holding 12 digits or more carries a card number where the name belongs (a
+    damaged or forged card): its digits become '*' before any str exists, so no full PAN
+    ends up in an immutable string that cannot be wiped, nor on a receipt. Fewer digits
+    (JOHN DOE 3RD) stay.
+    """
+    n = 0
+    for c in b:
+        if 48 <= c <= 57:
+            n += 1
+    hide = n >= _NAME_DIGITS
+    out = []
+    for c in b:
+        if hide and 48 <= c <= 57:
+            out.append("*")
+        else:
+            out.append(chr(c) if 0x20 <= c < 0x7F else "?")
+    return "".join(out).strip()
+
+
 def _digits(s):
     for ch in s:
         if not ("0" <= ch <= "9"):

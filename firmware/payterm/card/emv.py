@@ -40,7 +40,7 @@ from micropython import const
 
 from payterm.errors import Fault
 from payterm.card import tlv, emvterm, emvrisk, emvms
-from payterm.card.card import Card, check_pan, check_expiry, same_bytes, zero, ENTRY_TAP, ENTRY_TAP_MAGSTRIPE
+from payterm.card.card import Card, check_pan, check_expiry, name_text, same_bytes, zero, ENTRY_TAP, ENTRY_TAP_MAGSTRIPE
 from payterm.card.emvterm import bcd, currency_code, dol_data, terminal_data, TERMINAL_TAGS  # noqa: F401
 from payterm.config import DEFAULTS
 
@@ -564,7 +564,7 @@ def _make_card(gpo, recs, crypt, fci, aid, label, tdata, now_epoch, kernel):
 
 
 def _name(b):
-    n = _text(b).strip()
+    n = name_text(b)
     k = n.find("/")
     if k >= 0:
         n = (n[k + 1:].strip() + " " + n[:k].strip()).strip()

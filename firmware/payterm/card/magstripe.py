@@ -16,7 +16,7 @@ buffer and the Card can both be overwritten once they are done with.
 from micropython import const
 
 from payterm.errors import Fault
-from payterm.card.card import Card, check_pan, check_expiry, same_bytes, ENTRY_SWIPE, ENTRY_FALLBACK
+from payterm.card.card import Card, check_pan, check_expiry, name_text, same_bytes, ENTRY_SWIPE, ENTRY_FALLBACK
 
 # ISO/IEC 7811-2 track 1 (IATA, 6-bit + parity) and ISO/IEC 7811-2 track 2 (ABA, 4-bit + parity)
 _SS1 = const(0x25)  # '%' track 1 start sentinel
@@ -214,7 +214,7 @@ def parse_track1(s):
     if a < 0 or b < 0:
         raise Fault("CRD-06", "track 1: field separators", _STAGE)
     pan = s[1:a]
-    name = _text(s[a + 1:b])
+    name = name_text(s[a + 1:b])
     rest = s[b + 1:]
     if len(rest) < 7:
         raise Fault("CRD-06", "track 1: short after name", _STAGE)

@@ -225,10 +225,23 @@ def _hex(b):
     return None if b is None else binascii.hexlify(b).decode()
 
 
+def _b64(b):
+    return None if b is None else binascii.b2a_base64(b, newline=False).decode()
+
+
+# Stored forms of the record's bytes, by record version: 1 = hex (read only), 2 = base64.
+# Key material is never stored in hex: a random key in hex holds a Luhn-valid run of 12-19
+# decimal digits often enough (one state file in ten) that a PAN scanner reads the flash as
+# holding card numbers; base64 has no such runs.
+_DECODE = {1: binascii.unhexlify, 2: binascii.a2b_base64}
+_V = const(2)
+
+
 class Dukpt:
     """The terminal's DUKPT registers and counter, kept in `state` under `key`.
 
-    The record is {"v": 1, "ikid": hex, "tc": next counter, "reg": [32 x hex or null]}.
+    The record is {"v": 2, "ikid": base64, "tc": next counter, "reg": [32 x base64 or null]};
+    a version 1 record (the same in hex) is read and saved again as version 2.
     Nothing else about the key is ever stored: no initial key, no working key.
     """
 
@@ -242,6 +255,11 @@ class Dukpt:
         rec = state.get(key, None)
         if rec is not None:
             self._parse(rec)
+            if self._error is None and rec.get("v") != _V:
+                try:
+                    self._save(self._ikid, self._tc, self._reg)  # both copies in the current form
+                except Fault:
+                    pass  # kept in RAM; the next begin() saves it again
             if self._error is None and getattr(state, "recovered", False) and self._tc < _TC_END:
                 # The state fell back to its previous copy, which may hold a counter
                 # that was already handed out: skip one so it is never used twice.
@@ -252,11 +270,12 @@ class Dukpt:
 
     def _parse(self, rec):
         try:
-            ikid = binascii.unhexlify(rec["ikid"])
+            dec = _DECODE[rec.get("v")]
+            ikid = dec(rec["ikid"])
             tc = rec["tc"]
-            reg = [None if r is None else bytearray(binascii.unhexlify(r)) for r in rec["reg"]]
+            reg = [None if r is None else bytearray(dec(r)) for r in rec["reg"]]
             sizes = [len(r) for r in reg if r is not None]
-            ok = (rec.get("v") == 1 and len(ikid) == _IKID_LEN and isinstance(tc, int)
+            ok = (len(ikid) == _IKID_LEN and isinstance(tc, int)
                   and 1 <= tc <= _TC_END and len(reg) == NUMREG)
             for n in sizes:
                 ok = ok and n in _KIND_OF_LEN and n == sizes[0]
@@ -365,7 +384,7 @@ class Dukpt:
         return binascii.hexlify(ikid).decode().upper()
 
     def _save(self, ikid, tc, reg):
-        rec = {"v": 1, "ikid": _hex(ikid), "tc": tc, "reg": [_hex(r) for r in reg]}
+        rec = {"v": _V, "ikid": _b64(ikid), "tc": tc, "reg": [_b64(r) for r in reg]}
         self._state.set(self._key, rec)
         # A second save replaces the backup copy, which still held the register just
         # used (X9.24-3 6.1: a used key is erased).

@@ -6,17 +6,42 @@ lockout state is kept in the same file so a reboot does not reset it.
 """
 from micropython import const
 import hashlib
-from binascii import hexlify
+from binascii import b2a_base64, unhexlify
 
 from payterm.diag import _store
 from payterm.errors import Fault
 
 _MAX_TRIES = const(3)
 _LOCK_S = const(300)
+_HEX_LEN = const(64)  # a SHA-256 in hex: the provisioning file's form, and older firmware's pin.json
+
+
+def _b64(raw):
+    return b2a_base64(raw, newline=False).decode()
 
 
 def _hash(salt, pin):
-    return hexlify(hashlib.sha256((salt + ":" + pin).encode()).digest()).decode()
+    """sha256(salt:pin), stored base64: a digest in hex holds a Luhn-valid 12-19 digit run often
+    enough (one file in a hundred) that a PAN scanner reads the flash as holding a card number."""
+    return _b64(hashlib.sha256((salt + ":" + pin).encode()).digest())
+
+
+def _stored(h):
+    """A hash in the stored form (base64); a hex one (provisioning file, older pin.json) converted."""
+    if isinstance(h, str) and len(h) == _HEX_LEN:
+        try:
+            return _b64(unhexlify(h))
+        except ValueError:
+            pass
+    return h
+
+
+def _mark(prov):
+    """What pin.json keeps of a provisioned "sha256$salt$hex" to notice a new one: salt$base64."""
+    if not (isinstance(prov, str) and prov.startswith("sha256$")):
+        return prov
+    _, salt, h = prov.split("$")
+    return salt + "$" + _stored(h)
 
 
 class PinGate:
@@ -34,14 +59,24 @@ class PinGate:
         # A provisioned "sha256$salt$hash" (payterm.config) replaces the stored PIN
         # whenever it changes; a plain default PIN only seeds a missing file.
         prov = default_pin if str(default_pin).startswith("sha256$") else None
-        if not isinstance(d, dict) or "hash" not in d or (prov and d.get("prov") != prov):
+        old_form = False
+        if isinstance(d, dict) and "hash" in d:
+            h, p = _stored(d["hash"]), _mark(d.get("prov"))
+            old_form = (h, p) != (d["hash"], d.get("prov"))  # hex of older firmware
+            d["hash"] = h
+            if p is not None:
+                d["prov"] = p
+        if not isinstance(d, dict) or "hash" not in d or (prov and d.get("prov") != _mark(prov)):
             old = d if isinstance(d, dict) else {}
             d = {"salt": "pt1", "fails": old.get("fails", 0), "until": old.get("until", 0)}
             if prov:
-                _, d["salt"], d["hash"] = prov.split("$")
-                d["prov"] = prov
+                _, d["salt"], h = prov.split("$")
+                d["hash"] = _stored(h)
+                d["prov"] = _mark(prov)
             else:
                 d["hash"] = _hash(d["salt"], default_pin)
+            _store.save(path, d)
+        elif old_form:
             _store.save(path, d)
         self._d = d
 

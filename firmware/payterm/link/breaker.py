@@ -40,16 +40,20 @@ class Breaker:
         self._opened_at = 0
         self._probing = False
 
-    def allow(self):
-        """May a request go out now? In half-open only the single probe may."""
+    def allow(self, now=False):
+        """May a request go out now? In half-open only the single probe may.
+
+        now=True (a technician's link test): an open breaker lets this caller
+        through at once as its probe, whatever is left of the open period.
+        """
         if self.state == CLOSED:
             return True
         if self.state == OPEN:
-            if time.ticks_diff(self._ticks(), self._opened_at) < self.period_ms:
+            if not now and time.ticks_diff(self._ticks(), self._opened_at) < self.period_ms:
                 return False
             self.state = HALF_OPEN
             self._probing = False
-        if self._probing:
+        if self._probing and not now:
             return False
         self._probing = True
         return True

@@ -203,13 +203,16 @@ class Supervisor:
         self.requests += 1
         if background:
             return await self._background(fields, deadline_ms, sec)
+        return await self._customer(fields, deadline_ms, False, sec)
+
+    async def _customer(self, fields, deadline_ms, now, sec=None):
         deadline = time.ticks_add(self._ticks(), self.max_wait_ms if deadline_ms is None else deadline_ms)
         self._fg += 1
         self._no_fg.clear()
         try:
             await self.preempt()
             async with self._fg_lock:
-                return await self._attempts(fields, deadline, self._status, sec)
+                return await self._attempts(fields, deadline, self._status, sec, now)
         finally:
             self._fg -= 1
             if not self._fg:
@@ -258,12 +261,12 @@ class Supervisor:
                 self._bg = False
                 self._preempting = False
 
-    async def _attempts(self, fields, deadline, say, sec=None):
+    async def _attempts(self, fields, deadline, say, sec=None, now=False):
         self.backoff.reset()
         is_probe = fields.get("t") == "0800"
         attempt = 1
         while True:
-            if not self.breaker.allow():
+            if not self.breaker.allow(now and attempt == 1):
                 raise _never_sent("HST-04", "breaker open %d ms more" % self.breaker.remaining_ms())
             probing = self.breaker.state == HALF_OPEN
             try:
@@ -362,6 +365,17 @@ class Supervisor:
             raise
         self.last_echo = (self._ticks(), time.ticks_diff(self._ticks(), t0), None)
         return r
+
+    async def link_test(self, deadline_ms):
+        """The technician's comm self-test: one 0800 echo now, at customer priority.
+
+        An open breaker lets it through at once as its probe (refused, the test
+        could only ever say HST-04, whatever the network does): it reports the
+        link's own failure (NET-*, HST-*), and its outcome closes or reopens the
+        breaker like any probe's.
+        """
+        self.requests += 1
+        return await self._customer(self._echo(_NMI_ECHO), deadline_ms, True)
 
     async def logon(self, deadline_ms=None):
         """0800 sign-on (field 70 = 001)."""

