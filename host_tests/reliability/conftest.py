@@ -19,4 +19,4 @@ if _NAME not in sys.modules:
     _spec.loader.exec_module(_mod)
 
 from payterm_system_fixtures import (  # noqa: E402,F401
-    FAST, acquirer, acquirer2, card_reader, cards, panel, sale, start_sale, terminal, terminal_config)
+    FAST, acquirer, acquirer2, card_reader, cards, panel, sale, start_sale, terminal, terminal_config, terminal_panel)

@@ -139,7 +139,8 @@ def terminal(request, tmp_path, acquirer, terminal_config, terminal_panel):
         reader.stop()
         for name, ch in (("console", emu.console), ("panel", emu.panel)):  # captures for the leak scan
             if ch is not None:
-                (tmp_path / ("%s.capture" % name)).write_bytes(bytes(getattr(ch, "buf", b"")))
+                buf = getattr(ch, "buf", b"")
+                (tmp_path / ("%s.capture" % name)).write_bytes(buf.encode() if isinstance(buf, str) else bytes(buf))
     if "Traceback" in out and "FATAL" in out:
         pytest.fail("firmware crashed:\n" + out[-3000:])
 
