@@ -64,8 +64,8 @@ def sale(stan, amount=1000):
 def run(tmp_path, sim, ops, ikid="12345678A0B1C2D3"):
     cfg = {"host": list(sim.address), "ops": ops, "dir": str(tmp_path), "ikid": ikid}
     (tmp_path / "drv.py").write_text(DRIVER)
-    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
-    p = subprocess.run([mpy_runtimes.binary("unix"), str(tmp_path / "drv.py"), str(tmp_path / "cfg.json")],
+    (tmp_path / "link_cfg.json").write_text(json.dumps(cfg))
+    p = subprocess.run([mpy_runtimes.binary("unix"), str(tmp_path / "drv.py"), str(tmp_path / "link_cfg.json")],
                        env=mpy_runtimes.env_for("unix"), cwd=mpy_runtimes.REPO, capture_output=True, text=True,
                        timeout=60)
     out = [json.loads(l[2:]) for l in p.stdout.splitlines() if l.startswith("@@")]
