@@ -294,15 +294,21 @@ class Emulator:
             env["PAYTERM_UART_" + n.upper()] = p.path
         return env
 
-    def start(self, wait_ready=True, timeout=20.0, provision=True):
-        """provision=False keeps the state directory's provision.json as it is (tests of a bad one)."""
+    def start(self, wait_ready=True, timeout=20.0, provision=True, env=None):
+        """provision=False keeps the state directory's provision.json as it is (tests of a bad one).
+
+        env: extra environment for this boot only, e.g. {"PAYTERM_CUT_AT": "12:partial"} (the host
+        HAL's power cut at a flash operation, boards/EMULATOR/README.md); the next start is without it.
+        """
         if provision:
             self.provision()
         self.console.skip()
         if self.panel is not None:
             self.panel.skip()
+        full_env = self.env()
+        full_env.update(env or {})
         out = open(self.stdout_path, "ab")
-        self.proc = subprocess.Popen([micropython_binary(), os.path.join(FIRMWARE, "main.py")], env=self.env(),
+        self.proc = subprocess.Popen([micropython_binary(), os.path.join(FIRMWARE, "main.py")], env=full_env,
                                      cwd=self.state_dir, stdin=subprocess.DEVNULL, stdout=out,
                                      stderr=subprocess.STDOUT)
         out.close()
