@@ -43,8 +43,22 @@ async def test_help_lists_every_command():
     _, _, _, c = _setup("c1")
     out = _ends_ok(await c.handle("help"))
     text = "\n".join(out)
-    for cmd in ("status", "faults", "stats", "wait", "selftest", "code", "export", "pin", "clear"):
+    for cmd in ("status", "faults", "stats", "wait", "selftest", "code", "export", "pin", "clear", "mem"):
         assert cmd in text, cmd
+
+
+async def test_mem_reports_the_heap_after_a_collection():
+    _, _, _, c = _setup("c_mem")
+    import gc
+
+    junk = [bytearray(1000) for _ in range(50)]
+    del junk
+    out = dict(l.split(" ", 1) for l in _ends_ok(await c.handle("mem")))
+    eq(sorted(out), ["mem_alloc", "mem_free"])
+    free, alloc = int(out["mem_free"]), int(out["mem_alloc"])
+    gc.collect()
+    assert alloc > 0 and free > 0
+    assert abs(alloc - gc.mem_alloc()) < 4096, "measured after a collection: %d vs %d" % (alloc, gc.mem_alloc())
 
 
 async def test_status_shows_live_info_and_last_fault():

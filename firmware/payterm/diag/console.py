@@ -55,6 +55,7 @@ HELP = (
     "logout               end technician login",
     "saf                  reversals and offline sales not yet settled with the host",
     "retry <ref>          send a failed offline sale again now (as a repeat)",
+    "mem                  heap after a garbage collection: free, allocated (bytes)",
 )
 
 
@@ -321,6 +322,13 @@ class Console:
 
     def _c_help(self, args):
         return list(HELP)
+
+    def _c_mem(self, args):
+        """The heap after gc.collect(): what a soak watches for growth."""
+        import gc
+
+        gc.collect()
+        return ["mem_free %d" % gc.mem_free(), "mem_alloc %d" % gc.mem_alloc()]
 
     def _c_status(self, args):
         d = self._status()
