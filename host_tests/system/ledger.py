@@ -115,12 +115,17 @@ class HostView:
             entries.sort(key=lambda e: e["ts"])
         self.entries = entries
         self.bookings = []
+        self._by_key = {}  # (tid, stan) -> bookings in order: a soak's ledger has thousands
         for e in entries:
             self._take(e)
 
+    def _book(self, b):
+        self.bookings.append(b)
+        self._by_key.setdefault((b.tid, b.stan), []).append(b)
+
     def _find(self, tid, stan, fam=None, voids=False):
-        for b in self.bookings:
-            if b.tid == tid and b.stan == stan and (voids or b.kind != "void") and (not fam or b.fam == fam):
+        for b in self._by_key.get((tid, stan), ()):
+            if (voids or b.kind != "void") and (not fam or b.fam == fam):
                 yield b
 
     def _take(self, e):
@@ -142,13 +147,13 @@ class HostView:
                 if cands:
                     b.target = cands[-1]
                     b.target.voids.append(b)
-            self.bookings.append(b)
+            self._book(b)
         elif kind == "advice":
             booked = e.get("booked")
             if booked is None:
                 booked = approved and not list(self._find(tid, stan, "0220"))
             if booked:
-                self.bookings.append(_Booking(e, "advice", "0220", 1))
+                self._book(_Booking(e, "advice", "0220", 1))
         elif kind == "reversal":
             booked = e.get("booked")
             ofam = _fam(e.get("orig_mti", ""))
@@ -227,8 +232,11 @@ def shown(t):
     return 0
 
 
-def _acceptable(t, records):
-    """(held, standing count) pairs the host may show for record t."""
+def _acceptable(t, records, voids_in_flight=None):
+    """(held, standing count) pairs the host may show for record t.
+
+    voids_in_flight: refs of originals a pending or reversing void names (computed from
+    `records` when not given)."""
     kind, st = t.get("kind"), t.get("st")
     full = (-_amt(t) if kind == "refund" else _amt(t), 1)
     none = (0, 0)
@@ -242,10 +250,22 @@ def _acceptable(t, records):
         ok = {none, full}  # not uploaded yet / given up on: the technician settles it
     else:
         ok = {none}
-    if full in ok and any(v.get("kind") == "void" and v.get("orig") == t.get("ref")
-                          and v.get("st") in ("pending", "reversing") for v in records):
+    if voids_in_flight is None:
+        voids_in_flight = _voids_in_flight(records)
+    if full in ok and t.get("ref") in voids_in_flight:
         ok.add(none)  # a void still in flight may have reached the host
     return ok
+
+
+def _voids_in_flight(records):
+    return {v.get("orig") for v in records if v.get("kind") == "void" and v.get("st") in ("pending", "reversing")}
+
+
+def _by_stan(records):
+    out = {}
+    for t in records:
+        out.setdefault(t.get("stan"), []).append(t)
+    return out
 
 
 class Reconciler:
@@ -307,10 +327,15 @@ class Reconciler:
                     key[1], len(es), ", ".join("%s %s rc=%s" % (e.get("kind"), e.get("mti"), e.get("rc")) for e in es)))
 
         held, standing, advices = host.holdings(), host.standing(), host.advice_bookings()
+        host_keys = {}
+        for k in set(held) | set(standing):
+            host_keys.setdefault(k[1], []).append(k)
+        in_flight = _voids_in_flight(judged)
+        judged_by_stan = _by_stan(judged)
 
         def host_for(t):
             tid, stan = _tid(t), t.get("stan")
-            keys = [k for k in set(held) | set(standing) if k[1] == stan and (tid is None or k[0] == tid)]
+            keys = [k for k in host_keys.get(stan, ()) if tid is None or k[0] == tid]
             return (sum(held.get(k, 0) for k in keys), sum(standing.get(k, 0) for k in keys),
                     sum(advices.get(k, 0) for k in keys), keys)
 
@@ -323,7 +348,7 @@ class Reconciler:
                 continue
             h, n, adv, keys = host_for(t)
             known.update(keys)
-            ok = _acceptable(t, judged)
+            ok = _acceptable(t, judged, in_flight)
             if (h, n) not in ok:
                 out.append("money: %s %s (%s%s) shows %d to the merchant; the host holds %d (%d standing)" % (
                     kind, stan, st, ", voided" if t.get("voided") and st != "voided" else "", shown(t), h, n))
@@ -335,14 +360,14 @@ class Reconciler:
         for key in sorted(set(held) | set(standing)):
             if key in known:
                 continue
-            rec = [t for t in judged if t.get("stan") == key[1] and _tid(t) in (None, key[0])]
+            rec = [t for t in judged_by_stan.get(key[1], ()) if _tid(t) in (None, key[0])]
             if rec and (held.get(key, 0) or standing.get(key, 0)):
                 out.append("money: host holds %d for STAN %s, a %s on the terminal" % (
                     held.get(key, 0), key[1], rec[0].get("kind")))
             if rec:
                 known.add(key)
         unknown = sorted(k for k in (host.received_keys() | set(held)) - known
-                         if not any(t.get("stan") == k[1] and _tid(t) in (None, k[0]) for t in judged))
+                         if not any(_tid(t) in (None, k[0]) for t in judged_by_stan.get(k[1], ())))
         if summary is None:
             for key in unknown:
                 out.append("unknown: host has STAN %s%s (holds %d) that the terminal's journal does not know" % (
