@@ -130,11 +130,22 @@ def lost_approvals(records, approved, seen=None):
     return out
 
 
+def terminal_stan_reuse(records):
+    """STANs the terminal's journal gave to two transactions (a void of an advice reuses its sale's by rule)."""
+    by = {}
+    for t in records:
+        if t.get("kind") in ("sale", "refund", "saf", "void") and t.get("stan") and not t.get("adv"):
+            by.setdefault(t["stan"], []).append(t.get("ref"))
+    return ["stan reused: STAN %s numbers journal records %s" % (s, ", ".join(sorted(refs)))
+            for s, refs in sorted(by.items()) if len(refs) > 1]
+
+
 def judge(records, ledger, approved=(), reconciler=None, pending_ok=False):
     """(problems, {figure: count}) for a journal snapshot against the host's ledger."""
     r = reconciler or Reconciler()
     r.observe(records)
-    problems = r.problems(list(ledger), pending_ok) + lost_approvals(records, approved, r.seen)
+    problems = r.problems(list(ledger), pending_ok) + lost_approvals(records, approved, r.seen) \
+        + terminal_stan_reuse(r.seen.values())
     counts = dict.fromkeys(PROBLEM_KINDS, 0)
     for p in problems:
         counts["lost" if p.startswith("lost:") else classify(p)] += 1
@@ -337,8 +348,14 @@ class EmuRig:
         return self.emu.state_dir
 
     # ------------------------------------------------------------ power
+    def start(self, env=None):
+        """Power on without waiting (the boot can then be cut). Never a second terminal on the same UARTs."""
+        assert not self.alive(), "the terminal is still running"
+        self.emu.start(wait_ready=False, env=env)
+
     def boot(self, env=None):
         """Power on and wait for the idle screen; AssertionError when the terminal does not come up."""
+        assert not self.alive(), "the terminal is still running"
         self.emu.start(env=env)
         self.emu.panel.wait_screen("READY", 20)
         self.boots += 1

@@ -394,7 +394,8 @@ def _scenario(rig, rng, name, killer, voided):
     cut = rng.uniform(0, SCENARIOS[name][1] * 1.2)
     try:
         if name == "boot":
-            rig.emu.start(wait_ready=False)
+            rig.kill()  # the power goes while the terminal is idle (or busy in the background) ...
+            rig.start()  # ... comes back, and goes again while it boots
             killer.arm(cut)
             return
         if name in ("sale", "declined", "timeout", "offline"):
@@ -444,44 +445,19 @@ def test_random_power_cuts(tmp_path, part):
     rec = Reconciler()
     history = []
     voided = set()
-    figures = dict.fromkeys(("lost", "double", "stan_reuse", "pending_forever", "other"), 0)
-    boot_failures = 0
+    figures = dict.fromkeys(("lost", "double", "stan_reuse", "pending_forever", "other", "boot_failed"), 0)
     t0 = time.monotonic()
     try:
-        rig.boot()
-        while rig.kills < RANDOM_KILLS:
-            name = _pick(rng)
-            killer = _Killer(rig)
-            _scenario(rig, rng, name, killer, voided)
-            killer.wait()
-            history.append(name)
-            R.clear_script(rig.acq)
-            if rng.random() < 0.2 and rig.kills < RANDOM_KILLS:
-                # The power comes back and goes again while the terminal boots (recovery in progress).
-                rig.host(True)
-                rig.emu.start(wait_ready=False)
-                time.sleep(rng.uniform(0, 0.4))
-                rig.kill()
-                history.append("boot")
-            try:
-                rig.boot()
-            except AssertionError as e:
-                boot_failures += 1
-                raise AssertionError("boot failed after kill %d (%s): %s" % (rig.kills, history[-3:], e))
-            settled = rig.settle(30)
-            problems, counts = R.judge(rig.journal(), rig.acq.ledger, rig.approvals(), reconciler=rec)
-            for k, n in counts.items():
-                figures[k] += n
-            if not settled:
-                problems.append("not settled 30 s after the boot")
-            if problems:
-                raise AssertionError("after kill %d (seed %d, flows %s):\n  %s" % (
-                    rig.kills, seed, " ".join(history[-6:]), "\n  ".join(problems)))
+        _random_cuts(rig, rng, rec, history, voided, figures)
         R.assert_no_card_data(rig.state_dir, rig.emu.console.buf, rig.emu.panel.buf)
+    except Exception as e:
+        tail = "\n".join(["", "panel (last lines):"] + rig.emu.panel.buf[-1500:].decode("utf-8", "replace").splitlines()[-25:]
+                         + ["console (last lines):"] + rig.emu.console.buf[-2500:].decode("utf-8", "replace").splitlines()[-30:])
+        raise AssertionError("%s (seed %d, flows %s)%s" % (e, seed, " ".join(history[-8:]), tail))
     finally:
         counts = rec.counts()
         R.record("power_cuts_random_%d" % part, kind="random", seed=seed, kill_points=rig.kills, boots=rig.boots,
-                 boot_failed=boot_failures, lost=figures["lost"], double=figures["double"],
+                 lost=figures["lost"], double=figures["double"], boot_failed=figures["boot_failed"],
                  stan_reuse=figures["stan_reuse"], pending_forever=figures["pending_forever"], other=figures["other"],
                  flows={n: history.count(n) for n in sorted(set(history))}, journal=counts,
                  seconds=round(time.monotonic() - t0, 1))
@@ -489,3 +465,35 @@ def test_random_power_cuts(tmp_path, part):
             part, rig.kills, rig.boots, time.monotonic() - t0,
             " ".join("%s=%d" % (n, history.count(n)) for n in sorted(set(history))), counts))
         rig.close()
+
+
+def _random_cuts(rig, rng, rec, history, voided, figures):
+    """Kill points until RANDOM_KILLS: a flow, the cut, maybe a cut during the boot, the boot, settle, judge."""
+    rig.boot()
+    while rig.kills < RANDOM_KILLS:
+        name = _pick(rng)
+        killer = _Killer(rig)
+        _scenario(rig, rng, name, killer, voided)
+        killer.wait()
+        history.append(name)
+        R.clear_script(rig.acq)
+        if rng.random() < 0.2 and rig.kills < RANDOM_KILLS:
+            # The power comes back and goes again while the terminal boots (recovery in progress).
+            rig.host(True)
+            rig.start()
+            time.sleep(rng.uniform(0, 0.4))
+            rig.kill()
+            history.append("boot")
+        try:
+            rig.boot()
+        except AssertionError as e:
+            figures["boot_failed"] += 1
+            raise AssertionError("boot failed after kill %d: %s" % (rig.kills, e))
+        settled = rig.settle(30)
+        problems, counts = R.judge(rig.journal(), rig.acq.ledger, rig.approvals(), reconciler=rec)
+        for k, n in counts.items():
+            figures[k] += n
+        if not settled:
+            problems.append("not settled 30 s after the boot")
+        if problems:
+            raise AssertionError("after kill %d:\n  %s" % (rig.kills, "\n  ".join(problems)))
