@@ -107,9 +107,10 @@ def _setup_offline_attempted(base):
     base.run([["work", 1]])  # the upload left, its answer was lost: the host may hold it
 
 
-def _cut_after_nth_append(base, ops, n, script=()):
-    """Run `ops` with the power cut before the n-th append to the journal (found with the flash log)."""
-    d = os.path.join(base.dir, "probe")
+def _cut_at(base, ops, pick, mode="before", script=()):
+    """Run `ops` on `base` with the power cut at the flash operation pick(rows) chooses from a dry run's
+    flash log (rows of [k, op, path])."""
+    d = os.path.join(base.dir, "probe-%d" % base.term.runs)
     term, sim = _copy(base, d)
     try:
         for a, mti in script:
@@ -117,12 +118,41 @@ def _cut_after_nth_append(base, ops, n, script=()):
         log = term.run(ops, flash_log=os.path.join(d, "flash.log")).flash_ops
     finally:
         sim.stop()
-    js = [int(k) for k, op, path in log if op == "append" and path.endswith("journal.log")]
+    k = pick(log)
     for a, mti in script:
         base.sim.script(a, mti=mti)
-    r = base.run(ops, cut="%d:before" % js[n - 1])
-    assert r.cut, "no cut at the %d-th journal append" % n
+    r = base.run(ops, cut="%d:%s" % (k, mode))
+    assert r.cut, "no cut at flash operation %d" % k
     return r
+
+
+def _cut_after_nth_append(base, ops, n, script=(), mode="before"):
+    """Run `ops` with the power cut at the n-th append to the journal (before it, or torn: partial)."""
+    def pick(log):
+        return [int(k) for k, op, path in log if op == "append" and path.endswith("journal.log")][n - 1]
+    return _cut_at(base, ops, pick, mode, script)
+
+
+def _setup_torn_tail(base):
+    """A sale whose outcome record was torn by the power cut: the boot finds a torn journal tail."""
+    _cut_after_nth_append(base, [["sale", 1500]], 2, mode="partial")
+    base.ctx["sale"] = {"ref": read_journal(base.term.state)[0]["ref"]}
+
+
+def _setup_state_cut_apart(base):
+    """The state save cut between its two renames: main moved to the backup, the new copy still .tmp."""
+    base.run([["sale", 700]])
+
+    def pick(log):
+        return [int(k) for k, op, path in log if op == "rename" and path.endswith("state.json")][0]
+    _cut_at(base, [["sale", 1500]], pick)
+    names = os.listdir(base.term.state)
+    assert "state.tmp" in names and "state.json" not in names, names
+
+
+def _setup_refund(base):
+    r = base.run([["refund", 800]])
+    base.ctx["sale"] = r.of("refund")[0]
 
 
 def _setup_in_flight(base):
@@ -226,6 +256,12 @@ FLOWS = [
     Flow("boot_void_repair", lambda c: [["recover"], ["work"]], after=_void_retry, setup=_setup_void_cut_apart,
          check=_check_voided_once),
     Flow("compaction", [["sale", 1500], ["sale", 1600]], setup=_setup_full_journal),
+    Flow("void_refund", lambda c: [["void", c["sale"]["ref"]]], after=_void_retry, setup=_setup_refund,
+         check=_check_voided_once),
+    # The boot itself repairs flash: a torn journal tail is cut off by a rewrite, a state save cut
+    # between its renames is finished. The power goes again during that repair.
+    Flow("boot_torn_tail", [["recover"], ["work"]], setup=_setup_torn_tail, check=_check_final(("reversed",))),
+    Flow("boot_state_promote", [["recover"], ["work"]], setup=_setup_state_cut_apart),
 ]
 
 
