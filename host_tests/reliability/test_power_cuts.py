@@ -533,3 +533,99 @@ def _random_cuts(rig, rng, rec, history, voided, figures):
             problems.append("not settled 30 s after the boot")
         if problems:
             raise AssertionError("after kill %d:\n  %s" % (rig.kills, "\n  ".join(problems)))
+
+
+# ---------------------------------------------------------------- deterministic: the emulated terminal
+def _emu_flow(rig):
+    """Boot (the cut may hit the boot), a sale and a refund through the panel and the card reader."""
+    end = time.monotonic() + 20
+    while True:  # the boot: READY on the console, or the cut
+        if not rig.alive():
+            raise R.Died()
+        try:
+            rig.emu.console.expect(r"# READY payterm", 0.1)
+            break
+        except AssertionError:
+            if time.monotonic() > end:
+                raise
+    rig.payment(1500, "sale", "visa")
+    rig.payment(700, "refund", "mastercard")
+
+
+def _emu_cut(d, k, mode):
+    rig = R.EmuRig(d)
+    try:
+        rig.start(env={"PAYTERM_CUT_AT": "%d:%s" % (k, mode)})
+        try:
+            _emu_flow(rig)
+            return None  # the boot, the sale and the refund had fewer than k flash operations
+        except R.Died:
+            pass
+        rig.kill()
+        problems = []
+        try:
+            rig.boot()
+        except AssertionError as e:
+            return ["boot failed: %s" % str(e)[-500:]], {"boot_failed": 1}
+        m = rig.payment(900, "sale", "mastercard")
+        if b"SALE APPROVED " not in m.group(0):
+            problems.append("the sale after the boot: %s" % m.group(0).decode())
+        if not rig.settle(30):
+            problems.append("not settled 30 s after the boot")
+        judged, counts = R.judge(rig.journal(), rig.acq.ledger, rig.approvals())
+        R.assert_no_card_data(rig.state_dir, rig.emu.console.buf, rig.emu.panel.buf)
+        return problems + judged, counts
+    finally:
+        rig.close()
+
+
+def test_emulator_cut_at_every_flash_operation(tmp_path):
+    """The whole firmware: power on, a sale and a refund through the panel, the power cut at flash
+    operation k counted from the boot (Emulator.start(env={"PAYTERM_CUT_AT": ...})), the boot, one
+    more sale."""
+    R.banner("emulated terminal: power cut at every flash operation of boot + sale + refund")
+    dry = R.EmuRig(tmp_path / "dry")
+    log = str(tmp_path / "flash.log")
+    try:
+        dry.start(env={"PAYTERM_FLASH_LOG": log})
+        _emu_flow(dry)
+        dry.kill()
+    finally:
+        dry.close()
+    with open(log) as f:
+        ops = [l.split() for l in f if l.strip()]
+    assert len(ops) >= 8, ops
+    plan = [(k, m) for k in range(1, len(ops) + 1) for i, m in enumerate(MODES) if R.FULL or (k + i) % 3 == 0]
+    results = {}
+
+    def one(km):
+        try:
+            results[km] = _emu_cut(str(tmp_path / ("k%d-%s" % km)), *km)
+        except Exception as e:
+            results[km] = (["%s: %s" % (type(e).__name__, str(e)[-800:])], {"other": 1})
+
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(one, plan))
+    figures = dict.fromkeys(("lost", "double", "stan_reuse", "pending_forever", "other", "boot_failed"), 0)
+    failures, kills = [], 0
+    for km in plan:
+        res = results.get(km)
+        if res is None:
+            continue
+        kills += 1
+        problems, counts = res
+        for key, n in counts.items():
+            figures[key] = figures.get(key, 0) + n
+        if problems:
+            k, m = km
+            failures.append("cut at %d:%s (%s %s): %s" % (k, m, ops[k - 1][1], os.path.basename(ops[k - 1][2]),
+                                                          "; ".join(problems)))
+    print("emulator boot + sale + refund: %d flash operations (%s), %d cuts, %.1fs" % (
+        len(ops), " ".join("%s:%s" % (op, os.path.basename(p)) for _, op, p in ops), kills, time.monotonic() - t0))
+    R.record("power_cuts_flash_emulator", kind="deterministic", flow="emulator boot + sale + refund", flash_ops=len(ops),
+             kill_points=kills, boots=kills - figures["boot_failed"], lost=figures["lost"], double=figures["double"],
+             stan_reuse=figures["stan_reuse"], pending_forever=figures["pending_forever"], other=figures["other"],
+             boot_failed=figures["boot_failed"], failures=failures[:20])
+    assert kills == len(plan), "only %d cuts of %d planned" % (kills, len(plan))
+    assert not failures, "%d of %d cuts broke the rules:\n  %s" % (len(failures), kills, "\n  ".join(failures[:15]))
