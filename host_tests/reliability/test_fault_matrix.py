@@ -261,7 +261,7 @@ def _script_fault(sim, cell):
 
 def _table(cells):
     w = max(len(f[1]) for f in FAULTS)
-    colw = 34
+    colw = 39
     lines = ["%-*s | %s" % (w, "fault \\ message", " | ".join("%-*s" % (colw, c) for c in COLUMNS))]
     lines.append("-" * len(lines[0]))
     by = {(c.row, c.col): c for c in cells}
