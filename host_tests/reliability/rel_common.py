@@ -478,3 +478,50 @@ class EmuRig:
         finally:
             self.reader.stop()
             self.acq.stop()
+
+
+# ---------------------------------------------------------------- the soak's traffic
+# The transaction core's parameters for mixed traffic: short timeouts, so a host timeout costs 0.3 s.
+MIX_CFG = {
+    "terminal_id": "TERM0001", "merchant_id": "MERCHANT0000001", "currency": 978,
+    "connect_timeout_ms": 300, "read_timeout_ms": 300, "max_wait_ms": 1500, "min_read_ms": 200,
+    "backoff_base_ms": 10, "backoff_cap_ms": 50, "max_attempts": 3,
+    "breaker_threshold": 3, "breaker_open_ms": 150, "breaker_open_max_ms": 300,
+    "worker_wait_ms": 800, "retry_base_ms": 30, "retry_cap_ms": 150, "worker_scan_ms": 200,
+    "floor_limit": 5000, "saf_max_count": 20, "saf_max_total": 60000, "saf_max_tries": 20,
+}
+
+
+def mixed_plan(rng, n, outage=0.008):
+    """Ops and the host's answer for each: (op, action or None). A host outage with k offline sales
+    ("down", k) starts at an op with probability `outage`; otherwise a void of the last approval 6%
+    (a refund when there is none), a refund 6%, a decline 6%, a host timeout 1.5%, an approved sale."""
+    out = []
+    last_ok = False
+    i = 0
+    while i < n:
+        r = rng.random()
+        if r < outage and n - i > 10:
+            k = rng.randint(3, 8)
+            out.append((("down", k), None))
+            i += k
+            last_ok = False
+            continue
+        r = (r - outage) / (1 - outage) if r >= outage else rng.random()
+        if r < 0.06 and last_ok:
+            out.append((["void", "last"], None))
+            last_ok = False
+        elif r < 0.12:
+            out.append((["refund", rng.randint(100, 3000)], None))
+            last_ok = True
+        elif r < 0.18:
+            out.append((["sale", rng.randint(100, 9000)], ("decline", rng.choice(["05", "51", "54", "57"]))))
+            last_ok = False
+        elif r < 0.195:
+            out.append((["sale", rng.randint(100, 9000)], "no_answer"))
+            last_ok = False
+        else:
+            out.append((["sale", rng.randint(100, 9000)], None))
+            last_ok = True
+        i += 1
+    return out

@@ -629,3 +629,97 @@ def test_emulator_cut_at_every_flash_operation(tmp_path):
              boot_failed=figures["boot_failed"], failures=failures[:20])
     assert kills == len(plan), "only %d cuts of %d planned" % (kills, len(plan))
     assert not failures, "%d of %d cuts broke the rules:\n  %s" % (len(failures), kills, "\n  ".join(failures[:15]))
+
+
+# ---------------------------------------------------------------- random: flash cuts in mixed traffic
+MIXED_RUNS = R.size(16, 200)
+
+
+def _mixed_run(d, rng):
+    """25 transactions of the soak's mix (the worker and link probes running as tasks, a small journal
+    that compacts often), the power cut at a random flash operation; the boot settles; judged."""
+    sim = AcquirerSim(name="primary").start()
+    try:
+        term = R.EngineTerminal(d, [sim], cfg=R.MIX_CFG, background=True, journal_max=6000, journal_keep=5,
+                                audit_drops=True)
+        rec = Reconciler()
+        ops, acts = [], {}
+        for j, (op, action) in enumerate(R.mixed_plan(rng, 25, outage=0.04)):
+            if op[0] == "down":
+                ops += [["sync", "down"]] + [["sale", rng.randint(100, 4000)] for _ in range(op[1])] + [["sync", "up"]]
+            else:
+                if action is not None:
+                    acts[j] = action
+                    ops.append(["sync", "s%d" % j])
+                ops.append(op)
+        ops.append(["settle", 5000])
+
+        def on_sync(name):
+            if name == "down":
+                sim.stop()
+            elif name == "up":
+                sim.start()
+            else:
+                R.clear_script(sim)
+                sim.script(acts[int(name[1:])], mti="0200")
+
+        def on_line(line):
+            if "dropped" in line:
+                rec.observe([line["dropped"]])
+
+        cut = "%d:%s" % (rng.randint(1, 120), rng.choice(MODES))
+        r = term.run(ops, on_sync=on_sync, on_line=on_line, cut=cut)
+        if not r.cut:
+            return None, cut
+        if not sim.running:
+            sim.start()
+        R.clear_script(sim)
+        try:
+            a = term.run([["recover"], ["settle", 8000], ["sale", 10], ["settle", 8000]], on_line=on_line)
+        except AssertionError as e:
+            return (["boot failed: %s" % str(e)[-500:]], {"boot_failed": 1}), cut
+        problems, counts = R.judge(term.journal(), sim.ledger, r.approved() + a.approved(), reconciler=rec)
+        if not a.of("sale")[-1]["approved"]:
+            problems.append("the sale after the boot: %r" % a.of("sale")[-1])
+        return (problems, counts), cut
+    finally:
+        sim.stop()
+
+
+def test_random_flash_cuts_in_mixed_traffic(tmp_path):
+    """The transaction core under the soak's mix with its background tasks: cut at a random flash
+    operation (seeded), then the boot; the interleavings of customer flows, reversals, uploads, probes
+    and compactions that a single flow does not have."""
+    seed = R.SEED * 1000 + 999
+    R.banner("random flash cuts in mixed traffic", runs=MIXED_RUNS, part_seed=seed)
+    rngs = [random.Random("%d/%d" % (seed, i)) for i in range(MIXED_RUNS)]
+    results = {}
+
+    def one(i):
+        try:
+            results[i] = _mixed_run(str(tmp_path / ("run%d" % i)), rngs[i])
+        except Exception as e:
+            results[i] = ((["%s: %s" % (type(e).__name__, str(e)[-800:])], {"other": 1}), "?")
+
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(one, range(MIXED_RUNS)))
+    figures = dict.fromkeys(("lost", "double", "stan_reuse", "pending_forever", "other", "boot_failed"), 0)
+    failures, kills = [], 0
+    for i in range(MIXED_RUNS):
+        res, cut = results[i]
+        if res is None:
+            continue
+        kills += 1
+        problems, counts = res
+        for key, n in counts.items():
+            figures[key] = figures.get(key, 0) + n
+        if problems:
+            failures.append("run %d (seed %d/%d) cut at %s: %s" % (i, seed, i, cut, "; ".join(problems)))
+    print("mixed traffic: %d runs, %d cut, %.1fs" % (MIXED_RUNS, kills, time.monotonic() - t0))
+    R.record("power_cuts_core_random", kind="random", seed=seed, runs=MIXED_RUNS, kill_points=kills,
+             boots=kills - figures["boot_failed"], lost=figures["lost"], double=figures["double"],
+             stan_reuse=figures["stan_reuse"], pending_forever=figures["pending_forever"], other=figures["other"],
+             boot_failed=figures["boot_failed"], failures=failures[:20])
+    assert kills >= MIXED_RUNS // 2, "only %d of %d runs were cut" % (kills, MIXED_RUNS)
+    assert not failures, "%d of %d cuts broke the rules:\n  %s" % (len(failures), kills, "\n  ".join(failures[:15]))

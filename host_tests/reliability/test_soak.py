@@ -35,52 +35,11 @@ WINDOW = R.size(100, 1000)
 EMU_WINDOW = R.size(50, 250)
 JOURNAL_MAX = R.size(16384, 65536)  # short: the journal reaches its steady state within the run
 HEAP_SLACK = 16384  # bytes the heap may differ by between windows (buffers, dict growth steps)
-READ_MS = 300
-
-CFG = {
-    "terminal_id": "TERM0001", "merchant_id": "MERCHANT0000001", "currency": 978,
-    "connect_timeout_ms": 300, "read_timeout_ms": READ_MS, "max_wait_ms": 1500, "min_read_ms": 200,
-    "backoff_base_ms": 10, "backoff_cap_ms": 50, "max_attempts": 3,
-    "breaker_threshold": 3, "breaker_open_ms": 150, "breaker_open_max_ms": 300,
-    "worker_wait_ms": 800, "retry_base_ms": 30, "retry_cap_ms": 150, "worker_scan_ms": 200,
-    "floor_limit": 5000, "saf_max_count": 20, "saf_max_total": 60000, "saf_max_tries": 20,
-}
+CFG = R.MIX_CFG
 # Files and their bounds: the journal's max_bytes, the fault log's 64 slots of 64 bytes; the state,
 # statistics and wait analysis are small fixed-size records.
 FILE_BOUNDS = {"journal.log": None, "faults.bin": 64 * 64, "state.json": 512, "state.bak": 512,
                "stats.json": 4096, "waits.json": 8192, "pin.json": 512, "provision.json": 4096}
-
-
-def _plan(rng, n):
-    """Ops and the host's answer for each: (op, action or None); offline runs are ("down", k)."""
-    out = []
-    last_ok = False
-    i = 0
-    while i < n:
-        r = rng.random()
-        if r < 0.008 and n - i > 10:
-            k = rng.randint(3, 8)
-            out.append((("down", k), None))
-            i += k
-            last_ok = False
-            continue
-        if r < 0.07 and last_ok:
-            out.append((["void", "last"], None))
-            last_ok = False
-        elif r < 0.13:
-            out.append((["refund", rng.randint(100, 3000)], None))
-            last_ok = True
-        elif r < 0.19:
-            out.append((["sale", rng.randint(100, 9000)], ("decline", rng.choice(["05", "51", "54", "57"]))))
-            last_ok = False
-        elif r < 0.205:
-            out.append((["sale", rng.randint(100, 9000)], "no_answer"))
-            last_ok = False
-        else:
-            out.append((["sale", rng.randint(100, 9000)], None))
-            last_ok = True
-        i += 1
-    return out
 
 
 def _pct(v, p):
@@ -127,7 +86,7 @@ def test_soak_engine(tmp_path):
     R.banner("soak (transaction core)", transactions=ENGINE_N, window=WINDOW)
     sim = AcquirerSim(name="primary").start()
     term = R.EngineTerminal(tmp_path, [sim], cfg=CFG, background=True, journal_max=JOURNAL_MAX, audit_drops=True)
-    plan = _plan(rng, ENGINE_N)
+    plan = R.mixed_plan(rng, ENGINE_N)
     actions = {}
     rec = Reconciler()
 
