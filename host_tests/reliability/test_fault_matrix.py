@@ -105,13 +105,6 @@ class Cell:
         return self.error is None and not self.problems and self.got == self.want
 
 
-def _status(run, ref):
-    for d in run.of("record"):
-        if d.get("ref") == ref:
-            return d
-    return {}
-
-
 def _first_fault(run, op="work"):
     """The first failure code logged before the first `op` ended (the worker's, or the link's
     behind an offline approval), not the follow-up sale's."""
