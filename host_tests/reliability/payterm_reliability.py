@@ -39,7 +39,8 @@ OUT = os.path.join(REPO, "build", "reliability")
 # (part, title, [(figure key, label)]): the summary block, in order.
 PARTS = (
     ("powercut", "power cuts", (("kill_points", "kill points"), ("boots", "boots"), ("lost", "lost"),
-                                ("double", "double"), ("stan_reuse", "STAN reuse"))),
+                                ("double", "double"), ("stan_reuse", "STAN reuse"),
+                                ("pending_forever", "pending forever"), ("boot_failed", "failed boots"))),
     ("matrix", "network matrix", (("cells_passed", "cells passed"), ("cells", "of"))),
     ("fuzz", "fuzz (parsers)", (("inputs", "inputs"), ("crashes", "crashes"), ("hangs", "hangs"),
                                 ("known", "known"))),
@@ -47,7 +48,10 @@ PARTS = (
                                    ("deaths", "process deaths"), ("sales_approved", "sales approved"),
                                    ("sales", "of"))),
     ("soak", "soak", (("transactions", "transactions"), ("heap_first", "heap first"), ("heap_last", "heap last"),
-                      ("p95_first", "p95 first"), ("p95_last", "p95 last"))),
+                      ("p95_first", "p95 ms first"), ("p95_last", "p95 ms last"))),
+    ("soak_emu", "soak (emulator)", (("transactions", "transactions"), ("heap_first", "heap first"),
+                                     ("heap_last", "heap last"), ("p95_first", "p95 ms first"),
+                                     ("p95_last", "p95 ms last"))),
     ("security", "security", (("pin_lockout", "PIN lockout"), ("tls", "TLS"))),
     ("leakscan", "leak scan", (("files", "files"), ("hits", "hits"), ("control", "control found"))),
 )
@@ -89,13 +93,22 @@ def pytest_configure(config):
     if wi is not None and "payterm_rel" in wi:
         d = wi["payterm_rel"]
         config._payterm_rel = _Session(d["mode"], d["seed"], d["run"], wi.get("workerid"))
+        _export(config._payterm_rel)
         return
     seed = config.getoption("--seed")
     if seed is None:
         seed = random.SystemRandom().randrange(1, 2 ** 31)
     run = "run-%s-%d" % (time.strftime("%Y%m%d-%H%M%S"), os.getpid())
     config._payterm_rel = _Session(config.getoption("--reliability"), seed, run, None)
+    _export(config._payterm_rel)
     _clean_old_runs()
+
+
+def _export(s):
+    """The size, seed and run directory for tests that read them from the environment (rel_common.py)."""
+    os.environ["PAYTERM_RELIABILITY"] = s.mode
+    os.environ["PAYTERM_SEED"] = str(s.seed)
+    os.environ["PAYTERM_REL_RUN"] = s.dir
 
 
 def _clean_old_runs(keep_s=6 * 3600):

@@ -127,12 +127,17 @@ class HostView:
             entries.sort(key=lambda e: e["ts"])
         self.entries = entries
         self.bookings = []
+        self._by_key = {}  # (tid, stan) -> bookings in order: a soak's ledger has thousands
         for e in entries:
             self._take(e)
 
+    def _book(self, b):
+        self.bookings.append(b)
+        self._by_key.setdefault((b.tid, b.stan), []).append(b)
+
     def _find(self, tid, stan, fam=None, voids=False):
-        for b in self.bookings:
-            if b.tid == tid and b.stan == stan and (voids or b.kind != "void") and (not fam or b.fam == fam):
+        for b in self._by_key.get((tid, stan), ()):
+            if (voids or b.kind != "void") and (not fam or b.fam == fam):
                 yield b
 
     def _take(self, e):
@@ -154,13 +159,13 @@ class HostView:
                 if cands:
                     b.target = cands[-1]
                     b.target.voids.append(b)
-            self.bookings.append(b)
+            self._book(b)
         elif kind == "advice":
             booked = e.get("booked")
             if booked is None:
                 booked = approved and not list(self._find(tid, stan, "0220"))
             if booked:
-                self.bookings.append(_Booking(e, "advice", "0220", 1))
+                self._book(_Booking(e, "advice", "0220", 1))
         elif kind == "reversal":
             booked = e.get("booked")
             ofam = _fam(e.get("orig_mti", ""))
@@ -246,26 +251,35 @@ def _void_done(v):
     return st == "approved" or (st == "reversed" and bool(v.get("adv")))
 
 
-def _cancelled(t, records):
+def _voids_done(records):
+    """Refs of the originals a void record names that took effect."""
+    return {v.get("orig") for v in records if v.get("kind") == "void" and _void_done(v)} - {None}
+
+
+def _cancelled(t, records, done=None):
     """The terminal shows t as voided (firmware: Journal.is_voided): its mark, or a void record naming
-    it that took effect (which holds even when a cut kept the mark from flash)."""
+    it that took effect (which holds even when a cut kept the mark from flash). done: _voids_done(records),
+    computed when not given."""
     if t.get("voided") or t.get("st") == "voided":
         return True
-    return any(v.get("kind") == "void" and v.get("orig") == t.get("ref") and _void_done(v) for v in records)
+    return t.get("ref") in (_voids_done(records) if done is None else done)
 
 
-def _unfinished(t, records):
+def _unfinished(t, records, done=None):
     """Still in flight: pending, reversing, or an offline sale whose void is cancelling its advice."""
     st = t.get("st")
-    return st in ("pending", "reversing") or (st == "voiding" and not _cancelled(t, records))
+    return st in ("pending", "reversing") or (st == "voiding" and not _cancelled(t, records, done))
 
 
-def _acceptable(t, records):
-    """(held, standing count) pairs the host may show for record t."""
+def _acceptable(t, records, voids_in_flight=None, done=None):
+    """(held, standing count) pairs the host may show for record t.
+
+    voids_in_flight: refs of originals a pending or reversing void names (computed from
+    `records` when not given)."""
     kind, st = t.get("kind"), t.get("st")
     full = (-_amt(t) if kind == "refund" else _amt(t), 1)
     none = (0, 0)
-    if _cancelled(t, records):
+    if _cancelled(t, records, done):
         ok = {none}
     elif kind in ("sale", "refund"):
         ok = {full} if st == "approved" else {none, full} if st in ("pending", "reversing") else {none}
@@ -276,11 +290,23 @@ def _acceptable(t, records):
     elif st == "voiding":
         ok = {none, full}  # its void (a reversal of the advice) is in flight: the advice may still be held
     else:
-        ok = {none}  # declined, reversed (an offline sale whose advice a void cancelled), ...
-    if full in ok and any(v.get("kind") == "void" and v.get("orig") == t.get("ref")
-                          and v.get("st") in ("pending", "reversing") for v in records):
+        ok = {none}
+    if voids_in_flight is None:
+        voids_in_flight = _voids_in_flight(records)
+    if full in ok and t.get("ref") in voids_in_flight:
         ok.add(none)  # a void still in flight may have reached the host
     return ok
+
+
+def _voids_in_flight(records):
+    return {v.get("orig") for v in records if v.get("kind") == "void" and v.get("st") in ("pending", "reversing")}
+
+
+def _by_stan(records):
+    out = {}
+    for t in records:
+        out.setdefault(t.get("stan"), []).append(t)
+    return out
 
 
 class Reconciler:
@@ -342,25 +368,31 @@ class Reconciler:
                     key[1], len(es), ", ".join("%s %s rc=%s" % (e.get("kind"), e.get("mti"), e.get("rc")) for e in es)))
 
         held, standing, advices = host.holdings(), host.standing(), host.advice_bookings()
+        host_keys = {}
+        for k in set(held) | set(standing):
+            host_keys.setdefault(k[1], []).append(k)
+        in_flight = _voids_in_flight(judged)
+        done = _voids_done(judged)
+        judged_by_stan = _by_stan(judged)
 
         def host_for(t):
             tid, stan = _tid(t), t.get("stan")
-            keys = [k for k in set(held) | set(standing) if k[1] == stan and (tid is None or k[0] == tid)]
+            keys = [k for k in host_keys.get(stan, ()) if tid is None or k[0] == tid]
             return (sum(held.get(k, 0) for k in keys), sum(standing.get(k, 0) for k in keys),
                     sum(advices.get(k, 0) for k in keys), keys)
 
         known = set()
         for t in judged:
             kind, st, stan = t.get("kind"), t.get("st"), t.get("stan")
-            if _unfinished(t, judged) and not pending_ok:
+            if _unfinished(t, judged, done) and not pending_ok:
                 out.append("pending: %s %s still %s" % (kind, stan, st))
             if kind not in _ORIGINAL_KINDS:
                 continue
             h, n, adv, keys = host_for(t)
             known.update(keys)
-            ok = _acceptable(t, judged)
+            ok = _acceptable(t, judged, in_flight, done)
             if (h, n) not in ok:
-                gone = _cancelled(t, judged)
+                gone = _cancelled(t, judged, done)
                 out.append("money: %s %s (%s%s) shows %d to the merchant; the host holds %d (%d standing)" % (
                     kind, stan, st, ", voided" if gone and st != "voided" else "", 0 if gone else shown(t), h, n))
             if kind == "saf" and st == "sent" and adv != 1:
@@ -371,14 +403,14 @@ class Reconciler:
         for key in sorted(set(held) | set(standing)):
             if key in known:
                 continue
-            rec = [t for t in judged if t.get("stan") == key[1] and _tid(t) in (None, key[0])]
+            rec = [t for t in judged_by_stan.get(key[1], ()) if _tid(t) in (None, key[0])]
             if rec and (held.get(key, 0) or standing.get(key, 0)):
                 out.append("money: host holds %d for STAN %s, a %s on the terminal" % (
                     held.get(key, 0), key[1], rec[0].get("kind")))
             if rec:
                 known.add(key)
         unknown = sorted(k for k in (host.received_keys() | set(held)) - known
-                         if not any(t.get("stan") == k[1] and _tid(t) in (None, k[0]) for t in judged))
+                         if not any(_tid(t) in (None, k[0]) for t in judged_by_stan.get(k[1], ())))
         if summary is None:
             for key in unknown:
                 out.append("unknown: host has STAN %s%s (holds %d) that the terminal's journal does not know" % (

@@ -43,7 +43,7 @@ async def test_help_lists_every_command():
     _, _, _, c = _setup("c1")
     out = _ends_ok(await c.handle("help"))
     text = "\n".join(out)
-    for cmd in ("status", "faults", "stats", "wait", "selftest", "code", "export", "pin", "clear"):
+    for cmd in ("status", "faults", "stats", "wait", "selftest", "code", "export", "pin", "clear", "mem"):
         assert cmd in text, cmd
 
 

@@ -413,8 +413,12 @@ class Emulator:
             env["PAYTERM_DISPLAY"] = self.display_kind
         return env
 
-    def start(self, wait_ready=True, timeout=20.0, provision=True):
-        """provision=False keeps the state directory's provision.json as it is (tests of a bad one)."""
+    def start(self, wait_ready=True, timeout=20.0, provision=True, env=None):
+        """provision=False keeps the state directory's provision.json as it is (tests of a bad one).
+
+        env: extra environment for this boot only, e.g. {"PAYTERM_CUT_AT": "12:partial"} (the host
+        HAL's power cut at a flash operation, boards/EMULATOR/README.md); the next start is without it.
+        """
         if provision:
             self.provision()
         if self.mpy is True and not self._built:
@@ -425,8 +429,10 @@ class Emulator:
             self.panel.skip()
         # Printer answers still queued for a VM that died must not answer the new one's queries.
         termios.tcflush(self.ptys["printer"].slave_fd, termios.TCIFLUSH)
+        full_env = self.env()
+        full_env.update(env or {})
         out = open(self.stdout_path, "ab")
-        self.proc = subprocess.Popen(self.command(), env=self.env(),
+        self.proc = subprocess.Popen(self.command(), env=full_env,
                                      cwd=self.state_dir, stdin=subprocess.DEVNULL, stdout=out,
                                      stderr=subprocess.STDOUT)
         out.close()

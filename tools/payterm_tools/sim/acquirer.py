@@ -23,7 +23,10 @@ what it approved, and reversals 0400/0401 and voids (0200, processing code
   only as 0221; repeats are answered 00 and not booked again;
 - missing or malformed mandatory fields -> 30, nothing booked (sale/refund:
   3 4 11 41 49 and 2 or 35; void: 3 4 11 41 90; reversal: 11 41 90;
-  advice: 3 4 11 41).
+  advice: 3 4 11 41);
+- a request the host is still deciding ("delay") is known to it from the
+  moment it arrived: a reversal or void naming it, on another connection,
+  waits for that decision instead of answering 25 (original not found).
 
 Each test scripts how the next requests are answered (`script()`, actions in
 ACTIONS) and reads back the ledger (one entry per request, see `_Book.decide`)
@@ -97,6 +100,7 @@ ACTIONS = {
     "approve_drop": "",         # the same as "close": book the approval, drop the connection unanswered
     "approve_close": "",        # answer, then close (one-shot connections)
     "reset": "",                # book, reset the connection (RST) without answering
+    "reset_mid": "",            # book, send the length header and half of the answer, then reset (RST)
     "garbage": "",              # book, answer a frame that does not decode
     "truncated": "",            # book, answer a cut frame
     "duplicate": "",            # book, answer twice
@@ -261,6 +265,7 @@ class _Book:
         self.origs = []
         self.received = {}   # (tid, stan, date) -> _Orig: 0200s received (duplicate detection)
         self.advised = {}    # (tid, stan, date) -> _Orig: advices
+        self.arriving = {}   # (tid, stan) -> threading.Event: received, still being decided ("delay")
         self.rrn = 0
         self.pin_tries = {}  # pan_masked -> wrong PIN tries in a row (the issuer's PIN try counter)
         self.issuer = Issuer()  # the cryptogram check (arqc=ok|bad|-) of sales, refunds and advices
@@ -623,6 +628,11 @@ class AcquirerSim:
         self._threads.append(t)
         return self
 
+    def drop(self):
+        """Close every open connection (FIN), as a host that restarts or drops idle connections."""
+        for c in list(self._conns):
+            c.close()
+
     def stop(self):
         self._running = False
         for t in self._timers:
@@ -776,10 +786,20 @@ class AcquirerSim:
             return
         action = self._next_action(mti)
         name = action[0]
+        arrived = None
         if name == "delay":
+            # Received: a reversal or void naming it waits for the decision (see the module docstring).
+            arrived = threading.Event()
+            with self._book.lock:
+                self._book.arriving[(req.get("41", ""), req.get("11", ""))] = arrived
             time.sleep(action[1] / 1000.0)
             action = _norm(action[2]) if len(action) > 2 else ("approve",)
             name = action[0]
+        elif _kind(mti, req.get("3", "")) in ("reversal", "void"):
+            with self._book.lock:
+                deciding = self._book.arriving.get((req.get("41", ""), _orig_stan(req)))
+            if deciding is not None:
+                deciding.wait(60)
         sec = _hsm.inspect(self.hsm, bytes(body), req, self.pins.get) if self.security else None
         if sec and sec["card_fields"]:
             req = dict(req, **sec["card_fields"])  # an advice's card data, decrypted by the HSM
@@ -787,6 +807,10 @@ class AcquirerSim:
         with self._book.lock:
             entry = self._book.decide(req, action, self.name, self.auth_code, sec)
             self._book.commit(entry)
+            if arrived is not None:
+                self._book.arriving.pop((req.get("41", ""), req.get("11", "")), None)
+        if arrived is not None:
+            arrived.set()
         self._log(req, name, entry["pan_masked"], len(body))
         if self.on_request:
             self.on_request(entry)
@@ -807,6 +831,11 @@ class AcquirerSim:
         elif name in ("close", "approve_drop"):
             c.close()
         elif name == "reset":
+            c.close(reset=True)
+        elif name == "reset_mid":
+            frame = self._frame(resp)
+            c.send(frame[: 2 + (len(frame) - 2) // 2])
+            time.sleep(0.02)
             c.close(reset=True)
         elif name == "garbage":
             c.send(_HDR.pack(12) + b"\xffGARBAGE\x00\x01\x02\x03")
