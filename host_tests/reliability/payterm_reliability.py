@@ -354,9 +354,11 @@ def pytest_sessionfinish(session, exitstatus):
                        "leakscan": s.leakscan, "failed": failed}, f, indent=1, sort_keys=True)
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
+def pytest_unconfigure(config):
+    """The summary block comes last, after pytest's own summary line: the tail of a CI log shows it."""
     s = getattr(config, "_payterm_rel", None)
-    if s is None or not getattr(s, "lines", None):
+    terminalreporter = config.pluginmanager.get_plugin("terminalreporter")
+    if s is None or not getattr(s, "lines", None) or terminalreporter is None:
         return
     terminalreporter.section("payterm reliability summary")
     for line in s.lines:

@@ -17,7 +17,7 @@ from payterm_tools import leakscan
 from payterm_tools.cli import main as payterm
 from payterm_tools.sim.cardsim import TEST_CARDS
 
-from payterm_system_fixtures import start_sale  # noqa: E402
+from payterm_system_fixtures import refund, start_sale  # noqa: E402
 from reliability.payterm_reliability import LEAKSCAN_EXCLUDE
 
 pytestmark = [pytest.mark.emulator_only, pytest.mark.reliability("leakscan")]
@@ -54,11 +54,7 @@ def test_artefacts_hold_no_card_data(rel, terminal, card_reader, acquirer, tmp_p
     out.append(_sale(terminal, card_reader, "700", "swipe", "visa", bad_lrc=2, tracks=(2,)))
     acquirer.script("no_answer", mti="0200")
     out.append(_sale(terminal, card_reader, "800", "swipe", "mastercard"))
-    terminal.panel.press("F1")
-    terminal.panel.wait_screen("REFUND", 10)
-    terminal.panel.press("900E")
-    terminal.panel.wait_screen("PRESENT CARD", 10)
-    card_reader.swipe("visa")
+    refund(terminal, card_reader, "900", "visa", how="swipe")
     out.append(terminal.console.expect(r"# (TXN|FAIL) [^\n]*", 30).group(0).decode())
     terminal.panel.wait_screen("READY", 15)
     assert sum("APPROVED" in l for l in out) >= 4 and any("code=CRD-07" in l for l in out), out

@@ -123,7 +123,40 @@ def test_magstripe_mode_cvc3_verifies_from_field_35():
     dd[-1] = "3"
     t2 = "%s=%s%s%s" % (pan, exp, sc, "".join(dd))
     iss = Issuer()
+    iss.ms_last[pan] = (1200, "")  # the issuer knows the card's last ATC, as a real one does
     assert iss.verify({"t": "0200", "35": t2, "22": "911", "4": "000000001500", "49": "978"}, pan) == ("ok", "")
     wrong = t2[:-2] + ("0" if t2[-2] != "0" else "1") + t2[-1]  # a CVC3 digit
     assert iss.verify({"t": "0200", "35": wrong, "22": "911"}, pan)[0] == "bad"
     assert iss.verify({"t": "0200", "35": pan + "=3012201", "22": "911"}, pan)[0] == "bad"
+
+
+def test_magstripe_mode_atc_is_rebuilt_from_the_cards_last_one_not_searched():
+    """Only the ATC's low 3 digits travel: the issuer tries the one ATC above the card's last with those
+    digits. A CVC3 computed at another ATC with the same low digits (a replay, or a guess that happens to
+    match one of 65 candidates) is refused; each verified tap moves the card's ATC on."""
+    from payterm_tools.sim.issuer import MS_DD, icc_cvc3
+
+    pan, exp, sc, un = "5413330089010467", "3012", "201", "559"
+
+    def track(cvc3_atc, atc_digits):
+        cvc3 = icc_cvc3(pan, exp, sc, cvc3_atc.to_bytes(2, "big"), bytes.fromhex("00000" + un))
+        dd = list(MS_DD)
+        put = lambda digits, bits: [dd.__setitem__(len(dd) - 1 - b, d) for b, d in zip(bits, reversed(digits))]  # noqa
+        put(("%05d" % cvc3)[-3:], [1, 2, 3])
+        put(un, [4, 5, 6])
+        put(("%05d" % atc_digits)[-3:], [9, 10, 11])
+        dd[-1] = "3"
+        return "%s=%s%s%s" % (pan, exp, sc, "".join(dd)), ("%05d" % cvc3)[-3:]
+
+    iss = Issuer()
+    first, _ = track(7, 7)
+    assert iss.verify({"t": "0200", "35": first, "22": "911"}, pan) == ("ok", "")
+    assert iss.ms_last[pan][0] == 7
+    assert iss.verify({"t": "0200", "35": first, "22": "911"}, pan)[0] == "ok"  # a retransmission
+    later, digits = track(2008, 2008)  # computed at ATC 2008: the issuer rebuilds 1008
+    at_1008 = ("%05d" % icc_cvc3(pan, exp, sc, (1008).to_bytes(2, "big"), bytes.fromhex("00000" + un)))[-3:]
+    assert digits != at_1008  # (fixed inputs: these two CVC3s differ)
+    assert iss.verify({"t": "0200", "35": later, "22": "911"}, pan)[0] == "bad"
+    nxt, _ = track(8, 8)
+    assert iss.verify({"t": "0200", "35": nxt, "22": "911"}, pan) == ("ok", "")
+    assert iss.verify({"t": "0200", "35": first, "22": "911"}, pan)[0] == "bad"  # ATC 7 again: a replay

@@ -104,28 +104,41 @@ def icc_cvc3(pan, expiry, service_code, atc, un):
     return int(_cvv.generate_cvc3(key, ms_track_template(pan, expiry, service_code), atc, un))
 
 
-def _ms_verify(req):
-    """CVC3 check of a mag-stripe mode tap: field 35 with CVC3, UN and ATC digits in its discretionary data."""
+def _ms_verify(req, last=None):
+    """CVC3 check of a mag-stripe mode tap: field 35 with CVC3, UN and ATC digits in its discretionary data.
+
+    The track carries only the ATC's low NATC digits. As an issuer does, the full ATC is rebuilt from the
+    last one this card used (`last`: (atc, track 2) of its last verified tap, None before the first): the
+    smallest ATC above it with those low digits, the only one tried (trying every ATC with those digits
+    would let a wrong CVC3 through one time in fifteen). The same track again (a retransmission) is
+    checked at the same ATC. Returns (result, why, atc).
+    """
     t2 = req.get("35", "").lstrip(";").rstrip("?")
     pan, sep, rest = t2.partition("=")
     if not sep or len(rest) < 7 + 12:
-        return "bad", "field 35 is not a mag-stripe mode track 2"
+        return "bad", "field 35 is not a mag-stripe mode track 2", None
     exp, sc, dd = rest[:4], rest[4:7], rest[7:]
     if not dd.isdigit():
-        return "bad", "discretionary data not numeric"
+        return "bad", "discretionary data not numeric", None
     at = lambda positions: "".join(dd[len(dd) - 1 - p] for p in reversed(positions))  # noqa: E731
     pc, pu = _bits(MS_PCVC3), _bits(MS_PUNATC)
     nun = len(pu) - MS_NATC
     if dd[-1] != str(nun):
-        return "bad", "nUN digit %s" % dd[-1]
+        return "bad", "nUN digit %s" % dd[-1], None
     cvc3 = at(pc)
     un = bytes.fromhex(at(pu[:nun]).rjust(8, "0"))
     atc_low = int(at(pu[nun:]))
     step = 10 ** MS_NATC
-    for atc in range(atc_low, 0x10000, step):
-        if str(icc_cvc3(pan, exp, sc, atc.to_bytes(2, "big"), un)).zfill(5)[-len(pc):] == cvc3:
-            return "ok", ""
-    return "bad", "CVC3 does not verify"
+    if last is not None and last[1] == t2:
+        atc = last[0]
+    else:
+        floor = -1 if last is None else last[0]
+        atc = atc_low + max(0, (floor - atc_low) // step + 1) * step
+        if atc > 0xFFFF:
+            return "bad", "ATC exhausted", None
+    if str(icc_cvc3(pan, exp, sc, atc.to_bytes(2, "big"), un)).zfill(5)[-len(pc):] == cvc3:
+        return "ok", "", atc
+    return "bad", "CVC3 does not verify at ATC %d" % atc, None
 
 
 def _psn(tags):
@@ -152,6 +165,7 @@ class Issuer:
     def __init__(self):
         self.checked = {"ok": 0, "bad": 0, "-": 0}
         self.last = None  # {tag hex: bytes} of the last field 55 checked (tests look at it)
+        self.ms_last = {}  # PAN -> (ATC, track 2) of its last mag-stripe mode tap that verified
 
     def verify(self, req, pan):
         """("ok" | "bad" | "-", why) for one request (decoded ISO 8583 fields, PAN in clear)."""
@@ -162,7 +176,11 @@ class Issuer:
     def _verify(self, req, pan):
         icc = _icc(req)
         if req.get("22", "")[:2] == MAGSTRIPE_ENTRY:
-            return _ms_verify(req)
+            key = req.get("35", "").lstrip(";").partition("=")[0]
+            res, why, atc = _ms_verify(req, self.ms_last.get(key))
+            if res == "ok":
+                self.ms_last[key] = (atc, req.get("35", "").lstrip(";").rstrip("?"))
+            return res, why
         if not icc:
             if req.get("22", "")[:2] in CHIP_ENTRY:
                 return "bad", "chip entry without field 55"
