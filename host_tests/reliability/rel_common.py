@@ -31,6 +31,7 @@ for _p in (HOST_TESTS, os.path.join(HOST_TESTS, "system"), os.path.join(REPO, "t
 
 import mpy_runtimes  # noqa: E402
 from ledger import SUMMARY_REF, Reconciler, read_journal  # noqa: E402
+from payterm_tools import keyinject  # noqa: E402
 from payterm_tools.sim.cardsim import TEST_CARDS  # noqa: E402
 
 DRIVER = os.path.join(HERE, "mp_engine_driver.py")
@@ -215,6 +216,8 @@ class EngineTerminal:
         self.root = str(root)
         self.state = os.path.join(self.root, "flash")
         os.makedirs(self.state, exist_ok=True)
+        if not keyinject.has_keys(self.state):
+            keyinject.inject(self.state)  # the initial key the acquirer simulator's HSM derives from
         self.hosts = hosts
         self.cfg = dict(cfg or {})
         self.tls = tls
@@ -345,12 +348,13 @@ def clear_script(sim):
 # value is a real terminal parameter (payterm.config.DEFAULTS).
 EMU_CFG = {
     "connect_timeout_ms": 500, "read_timeout_ms": 1000, "max_wait_ms": 4000, "min_read_ms": 400,
-    "card_timeout_ms": 8000, "result_ms": 30, "mag_gap_ms": 15,
+    "card_timeout_ms": 8000, "result_ms": 30, "result_min_ms": 30, "page_ms": 500, "mag_gap_ms": 15,
     "backoff_base_ms": 20, "backoff_cap_ms": 100, "max_attempts": 3,
     "breaker_open_ms": 300, "breaker_open_max_ms": 600,
     "worker_wait_ms": 1500, "retry_base_ms": 100, "retry_cap_ms": 400, "worker_scan_ms": 500,
     "saf_max_count": 20, "saf_max_total": 60000, "floor_limit": 5000,
 }
+MERCHANT_PIN = "1234"  # the emulator's (payterm_tools.emulator.MERCHANT_PIN)
 TXN_RE = re.compile(rb"# TXN (\d{6}) (SALE|REFUND|VOID) (APPROVED(?:_OFFLINE)?|DECLINED)([^\n]*)")
 
 
@@ -449,27 +453,44 @@ class EmuRig:
     def idle(self, timeout=10.0):
         self._screen("READY", timeout)
 
-    def payment(self, amount, kind="sale", card="visa", timeout=15.0):
-        """Key a sale (or refund) of `amount` minor units, swipe `card`; the console's TXN match."""
+    def _merchant_pin(self, title):
+        self._screen(r"^%s\b[^|]* \| MERCHANT PIN:" % title)
+        self._keys(MERCHANT_PIN + "E")
+
+    def payment(self, amount, kind="sale", card="visa", timeout=15.0, card_shown=None):
+        """Key a sale (or refund: the merchant PIN, then OK on its confirmation) of `amount` minor units,
+        swipe `card`; the console's TXN match. card_shown: a list that gets the moment PRESENT CARD showed."""
         self.idle()
         self.emu.console.skip()
         if kind == "refund":
             self._keys("F")
             self._screen("FUNCTION")
             self._keys("1")
+            self._merchant_pin("REFUND")
+            self._screen(r"REFUND \| EUR")
         self._keys("%dE" % amount)
         self._screen("PRESENT CARD")
+        if card_shown is not None:
+            card_shown.append(time.monotonic())
         self.reader.swipe(card)
+        if kind == "refund":
+            self._screen(r"REFUND\? \| .* \| TO CARD", timeout)
+            self._keys("E")
         return self._expect(self.emu.console, TXN_RE.pattern, timeout)
 
     def void(self, ref, timeout=15.0):
+        """F 2, the merchant PIN, the ref, OK on the confirmation (amount and card); the TXN match."""
         self.idle()
         self.emu.console.skip()
         self._keys("F")
         self._screen("FUNCTION")
         self._keys("2")
-        self._screen("VOID: REF NO")
+        self._merchant_pin("VOID")
+        self._screen("VOID: REF")
         self._keys(ref + "E")
+        screen = self._screen(r"E:YES C:NO|^\S.* \| (OPR|HST)-\d\d", timeout)
+        if "E:YES" in screen:
+            self._keys("E")
         return self._expect(self.emu.console, TXN_RE.pattern, timeout)
 
     def command(self, cmd, timeout=15.0):

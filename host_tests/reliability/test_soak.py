@@ -32,9 +32,9 @@ from ledger import Reconciler  # noqa: E402
 from payterm_tools.sim.acquirer import AcquirerSim  # noqa: E402
 
 ENGINE_N = R.size(300, 10000)
-EMU_N = R.size(150, 1500)
+EMU_N = R.size(60, 1500)
 WINDOW = R.size(100, 1000)
-EMU_WINDOW = R.size(50, 250)
+EMU_WINDOW = R.size(20, 250)
 JOURNAL_MAX = R.size(16384, 65536)  # short: the journal reaches its steady state within the run
 HEAP_SLACK = 16384  # bytes the heap may differ by between windows (buffers, dict growth steps)
 CFG = R.MIX_CFG
@@ -260,17 +260,9 @@ def test_soak_emulator(tmp_path):
                     m = rig.void(last_ref)
                     t2 = t1
                 else:
-                    rig.idle()
-                    rig.emu.console.skip()
-                    if kind == "refund":
-                        rig._keys("F")
-                        rig._screen("FUNCTION")
-                        rig._keys("1")
-                    rig._keys("%dE" % amount)
-                    rig._screen("PRESENT CARD")
-                    t2 = time.monotonic()
-                    rig.reader.swipe(rng.choice(["visa", "mastercard"]))
-                    m = rig._expect(rig.emu.console, R.TXN_RE.pattern, 20)
+                    shown = []
+                    m = rig.payment(amount, kind, rng.choice(["visa", "mastercard"]), timeout=20, card_shown=shown)
+                    t2 = shown[0]
                 t3 = time.monotonic()
                 rig.idle()
                 t4 = time.monotonic()

@@ -374,6 +374,23 @@ def test_install_file_loads_the_key_and_erases_the_file():
         eq(H(t.pin_key()), "AF8CB133A78F8DC2D1359F18527593FB")
 
 
+def test_install_file_left_by_a_power_cut_after_its_load_is_erased_and_not_loaded_again():
+    d_ = tmpdir("dukpt_again")
+    path = d_ + "/ikey.json"
+    st = MemState()
+    d = dukpt.Dukpt(st)
+    _key_file(path, IK, "1234567890123456")
+    eq(d.install_file(path), "1234567890123456")
+    d.begin().wipe()
+    d.begin().wipe()
+    # the registers were saved, then the power went before the erase: the same file again at boot
+    _key_file(path, IK, "1234567890123456")
+    d = dukpt.Dukpt(st)
+    eq(d.install_file(path), None, "the key already loaded: nothing loaded")
+    assert "ikey.json" not in os.listdir(d_), "the file is erased"
+    eq(d.next_counter(), 3, "the counter goes on: no key is used twice")
+
+
 def test_install_file_with_a_wrong_key_is_key02_and_the_file_is_erased_anyway():
     d_ = tmpdir("dukpt_badfile")
     path = d_ + "/ikey.json"

@@ -351,7 +351,8 @@ class Dukpt:
 
         The file is JSON {"ikid": 16 hex, "ik": 32 or 64 hex, "kcv": 10 hex}; kcv is the
         leftmost 5 bytes of AES-CMAC(ik, 16 zero bytes). Returns the IKID (hex), or None
-        when there is no file. KEY-02 when the file is not a valid key.
+        when there is no file or it holds the key already loaded (a load cut before the
+        erase: the file is erased, the counter goes on). KEY-02 when the file is not a valid key.
         """
         import json
 
@@ -374,6 +375,10 @@ class Dukpt:
 
             if not aes.equal(cmac.mac(ik, bytes(16), 5), kcv):
                 raise Fault("KEY-02", "initial key check value mismatch", _STAGE)
+            if self._ikid is not None and bytes(ikid) == bytes(self._ikid):
+                # The registers of this very key are saved: a power cut came between their save and
+                # the file's erase. Loading it again would restart the counter; the erase finishes.
+                return None
             self.install(ik, ikid)
         finally:
             if ik is not None:
