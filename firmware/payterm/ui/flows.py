@@ -420,7 +420,7 @@ class Cashier:
         t0 = self._ticks()
         self.app.diag.fault(code, "print", "before sale")  # the technician sees it before any receipt is lost
         self.app.event("PRINTER %s before sale" % code)
-        self.show(screens.paper_out(_display(code)), "confirm")
+        self.show(screens.paper_out(code), "confirm")
         self.panel.beep()
         ok = await self._yes()
         self._stage("confirm", time.ticks_diff(self._ticks(), t0))
