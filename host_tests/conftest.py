@@ -45,8 +45,6 @@ def pytest_addoption(parser):
 KNOWN_FAILING = {
     "host_tests/system/test_devices.py::test_whole_sale_on_the_local_display_and_keypad":
         "local-panel sale written before the 4x20 screen rework: its key sequence and screens are the old ones",
-    "host_tests/system/test_cashier.py::test_training_mode_reaches_no_acquirer_and_marks_every_screen_and_receipt":
-        "training mode with keys and the ESC/POS printer peer: receipts and screens not yet reconciled",
     "host_tests/system/test_technician.py::test_console_link_recent_and_why_customers_waited":
         "wait analysis stages after the PIN/EMV merge: expected ranking not reproduced",
     "host_tests/system/test_technician.py::test_wait_analysis_tells_a_slow_customer_from_a_slow_reader":

@@ -242,8 +242,16 @@ def test_training_mode_reaches_no_acquirer_and_marks_every_screen_and_receipt(te
     assert acquirer.ledger == [], "training reached the acquirer"
     assert [t for t in read_journal(terminal.state_dir) if not t["ref"].startswith("~")] == [], \
         "training reached the terminal's journal"
-    printed = terminal.printed()
-    assert printed.count("*** TRAINING - NOT A PAYMENT ***") >= 6, printed  # top and bottom of 3 receipts
+    # the sale, the practice decline and the void each printed, marked at the top (under the merchant's
+    # name, the title) and as the last line; read from the ESC/POS printer the driver prints on
+    p = terminal.printer
+    assert p.wait(lambda: len(p.receipts) >= 3, 10), p.current
+    receipts = [[l for l in r if l] for r in p.receipts]
+    assert len(receipts) == 3, receipts
+    for r, what in zip(receipts, ("SALE APPROVED", "SALE DECLINED ISS-51", "VOID APPROVED")):
+        assert what in r, (what, r)
+        assert "*** TRAINING - NOT A PAYMENT ***" in r[:4] and r[-1] == "*** TRAINING - NOT A PAYMENT ***", r
+        assert " ".join(r[:2]) == "PAYTERM DEMO SHOP", "the merchant's name is the title: %r" % r
     terminal.panel.press("F5")
     terminal.console.expect(r"# TRAINING OFF", 10)
     terminal.panel.wait_screen(r"TRAINING MODE OFF", 5)
