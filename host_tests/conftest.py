@@ -45,10 +45,6 @@ def pytest_addoption(parser):
 KNOWN_FAILING = {
     "host_tests/system/test_devices.py::test_whole_sale_on_the_local_display_and_keypad":
         "local-panel sale written before the 4x20 screen rework: its key sequence and screens are the old ones",
-    "host_tests/system/test_technician.py::test_console_link_recent_and_why_customers_waited":
-        "wait analysis stages after the PIN/EMV merge: expected ranking not reproduced",
-    "host_tests/system/test_technician.py::test_wait_analysis_tells_a_slow_customer_from_a_slow_reader":
-        "wait analysis stages after the PIN/EMV merge: card-read stage timing not split as expected",
     "host_tests/tools/test_leakscan.py::test_pan_as_bcd_in_binary_found":
         "the BCD rule's exclusions for key material (base64 keys) changed what bare BCD is found",
     "host_tests/reliability/test_fuzz_host.py::test_fuzz_host_responses[link]":
