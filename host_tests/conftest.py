@@ -43,8 +43,6 @@ def pytest_addoption(parser):
 # are marked xfail (not strict) so the rest of the suite gates the change; each entry is open work,
 # listed in the issue tracker's closing note, and goes as soon as the test passes again.
 KNOWN_FAILING = {
-    "host_tests/system/test_devices.py::test_whole_sale_on_the_local_display_and_keypad":
-        "local-panel sale written before the 4x20 screen rework: its key sequence and screens are the old ones",
     "host_tests/tools/test_leakscan.py::test_pan_as_bcd_in_binary_found":
         "the BCD rule's exclusions for key material (base64 keys) changed what bare BCD is found",
     "host_tests/reliability/test_fuzz_host.py::test_fuzz_host_responses[link]":
