@@ -54,8 +54,6 @@ KNOWN_FAILING = {
         "failed in the last clean-clone run, cause not yet diagnosed (the acquirer CLI after the security merge?)",
     "host_tests/tools/test_link_tls.py::test_tls_local_ca[signed-by-another-ca]":
         "failed in the last clean-clone run, cause not yet diagnosed (expected NET-04 from the wrong CA)",
-    "host_tests/tools/test_host_cli.py::test_emulate_runs_a_sale_a_person_would":
-        "failed in the last clean-clone run, cause not yet diagnosed (scripted emulator session vs the new screens)",
     "host_tests/reliability/test_fuzz_cards.py::test_fuzz_card_parsers[emv]":
         "EMV fuzz target reports crashes after the EMV kernel merge: harness or kernel, not yet triaged",
     "host_tests/reliability/test_leak_artefacts.py::test_artefacts_hold_no_card_data":
