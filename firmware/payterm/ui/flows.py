@@ -386,7 +386,7 @@ class Cashier:
             self._close_waits(None, card)
             return await self._failed(kind, card, "card")
         t1 = self._ticks()
-        pin = await pinentry.ask(app, kind, card, self._head)  # None: no PIN asked
+        pin = await pinentry.ask(app, kind, card, self._head, self.training is not None)  # None: no PIN asked
         if pin is not None:
             self._stage("pin", time.ticks_diff(self._ticks(), t1))
         if isinstance(pin, str):
