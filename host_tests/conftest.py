@@ -43,20 +43,6 @@ def pytest_addoption(parser):
 # are marked xfail (not strict) so the rest of the suite gates the change; each entry is open work,
 # listed in the issue tracker's closing note, and goes as soon as the test passes again.
 KNOWN_FAILING = {
-    "host_tests/system/test_devices.py::test_printer_fault_at_the_sale_shows_its_code_on_screen_and_console":
-        "the paper is now checked before the sale (continue without receipt?): the test expects the fault at print time",
-    "host_tests/system/test_devices.py::test_whole_sale_on_the_local_display_and_keypad":
-        "local-panel sale written before the 4x20 screen rework: its key sequence and screens are the old ones",
-    "host_tests/system/test_diag_system.py::test_printer_paper_out":
-        "the paper is now checked before the sale: the test expects HW-03 after the approval",
-    "host_tests/system/test_cashier.py::test_training_mode_reaches_no_acquirer_and_marks_every_screen_and_receipt":
-        "training mode with keys and the ESC/POS printer peer: receipts and screens not yet reconciled",
-    "host_tests/system/test_receipts.py::test_contactless_receipt_carries_what_a_scheme_asks_for":
-        "receipt read from the ESC/POS printer peer differs from the file printer the test was written for",
-    "host_tests/system/test_technician.py::test_console_link_recent_and_why_customers_waited":
-        "wait analysis stages after the PIN/EMV merge: expected ranking not reproduced",
-    "host_tests/system/test_technician.py::test_wait_analysis_tells_a_slow_customer_from_a_slow_reader":
-        "wait analysis stages after the PIN/EMV merge: card-read stage timing not split as expected",
     "host_tests/tools/test_leakscan.py::test_pan_as_bcd_in_binary_found":
         "the BCD rule's exclusions for key material (base64 keys) changed what bare BCD is found",
     "host_tests/reliability/test_fuzz_host.py::test_fuzz_host_responses[link]":
@@ -68,8 +54,6 @@ KNOWN_FAILING = {
         "failed in the last clean-clone run, cause not yet diagnosed (the acquirer CLI after the security merge?)",
     "host_tests/tools/test_link_tls.py::test_tls_local_ca[signed-by-another-ca]":
         "failed in the last clean-clone run, cause not yet diagnosed (expected NET-04 from the wrong CA)",
-    "host_tests/tools/test_host_cli.py::test_emulate_runs_a_sale_a_person_would":
-        "failed in the last clean-clone run, cause not yet diagnosed (scripted emulator session vs the new screens)",
     "host_tests/reliability/test_fuzz_cards.py::test_fuzz_card_parsers[emv]":
         "EMV fuzz target reports crashes after the EMV kernel merge: harness or kernel, not yet triaged",
     "host_tests/reliability/test_leak_artefacts.py::test_artefacts_hold_no_card_data":

@@ -6,9 +6,9 @@ transaction type, the masked PAN, the entry mode, for chip and contactless
 the application label and AID, the auth code, ref, STAN and RRN, amount and
 currency, the result, and which copy it is. The MERCHANT COPY of an approved
 sale whose cardholder verification is a signature has the signature line
-(the cardholder signs it; the CUSTOMER COPY says so). Training receipts say
-TRAINING at the top and the bottom: nothing was paid. A reprint says
-DUPLICATE.
+(the cardholder signs it; the CUSTOMER COPY says so). The first line, the
+title, is the merchant name. Training receipts say TRAINING at the top (under
+the title) and at the bottom: nothing was paid. A reprint says DUPLICATE.
 
 Lines are at most WIDTH characters (58 mm paper, font A).
 """
@@ -59,11 +59,12 @@ def _pair(left, right):
 
 def receipt(result, cfg, when, copy=CUSTOMER, training=False, duplicate=False):
     """Lines of one copy of the receipt for a Result; `when` is a time.localtime() tuple."""
-    lines = []
+    # The first line is the receipt's title (the printer driver prints it centred, bold, double
+    # size): always the merchant's name. The training mark comes right under it, printed whole.
+    name = cfg.get("merchant_name") or "PAYTERM"
+    lines = [name[:WIDTH]]
     if training:
         lines.append(TRAINING)
-    name = cfg.get("merchant_name") or "PAYTERM"
-    lines.append(name[:WIDTH])
     for a in cfg.get("merchant_address") or ():
         lines.append(str(a)[:WIDTH])
     lines.append("TID %s" % cfg.get("terminal_id", ""))

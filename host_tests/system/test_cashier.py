@@ -242,8 +242,16 @@ def test_training_mode_reaches_no_acquirer_and_marks_every_screen_and_receipt(te
     assert acquirer.ledger == [], "training reached the acquirer"
     assert [t for t in read_journal(terminal.state_dir) if not t["ref"].startswith("~")] == [], \
         "training reached the terminal's journal"
-    printed = terminal.printed()
-    assert printed.count("*** TRAINING - NOT A PAYMENT ***") >= 6, printed  # top and bottom of 3 receipts
+    # the sale, the practice decline and the void each printed, marked at the top (under the merchant's
+    # name, the title) and as the last line; read from the ESC/POS printer the driver prints on
+    p = terminal.printer
+    assert p.wait(lambda: len(p.receipts) >= 3, 10), p.current
+    receipts = [[l for l in r if l] for r in p.receipts]
+    assert len(receipts) == 3, receipts
+    for r, what in zip(receipts, ("SALE APPROVED", "SALE DECLINED ISS-51", "VOID APPROVED")):
+        assert what in r, (what, r)
+        assert "*** TRAINING - NOT A PAYMENT ***" in r[:4] and r[-1] == "*** TRAINING - NOT A PAYMENT ***", r
+        assert " ".join(r[:2]) == "PAYTERM DEMO SHOP", "the merchant's name is the title: %r" % r
     terminal.panel.press("F5")
     terminal.console.expect(r"# TRAINING OFF", 10)
     terminal.panel.wait_screen(r"TRAINING MODE OFF", 5)
@@ -254,3 +262,32 @@ def test_training_mode_reaches_no_acquirer_and_marks_every_screen_and_receipt(te
     card_reader.swipe("visa")
     assert _txn(terminal)[2] == "APPROVED"
     assert [e["amount"] for e in _auths(acquirer)] == [700], "live again"
+
+
+def _counts(terminal):
+    """The console's statistics without the clock (uptime goes on)."""
+    return [l for l in terminal.console.command("stats") if not l.startswith("uptime_s ")]
+
+
+def test_a_failed_pin_in_training_is_no_fault_of_the_terminal(terminal, card_reader, acquirer):
+    faults_before = terminal.console.command("faults 10")
+    stats_before = _counts(terminal)
+    terminal.panel.wait_screen("READY", 10)
+    terminal.panel.press("F5")
+    merchant_pin(terminal, "TRAINING")
+    terminal.console.expect(r"# TRAINING ON", 10)
+    terminal.panel.wait_screen(r"TRAINING MODE ON", 5)
+    terminal.panel.press("E")
+    start_sale(terminal, "1500")
+    card_reader.swipe("visa_pin")
+    terminal.console.expect(r"# PIN REQUIRED training", HOST_WAIT)
+    terminal.panel.wait_screen(r"ENTER PIN .*TRAINING", 10)
+    terminal.panel.press("C")  # the trainee cancels at the PIN: the sale fails as it would live
+    terminal.console.expect(r"# FAIL SALE code=PIN-04 stage=pin training", 10)
+    terminal.panel.wait_screen(r"PIN-04", 5)
+    dismiss(terminal)
+    assert terminal.console.command("faults 10") == faults_before, "training wrote to the terminal's fault log"
+    assert _counts(terminal) == stats_before, "training counted in the terminal's statistics"
+    assert acquirer.ledger == []
+    terminal.panel.press("F5")
+    terminal.console.expect(r"# TRAINING OFF", 10)

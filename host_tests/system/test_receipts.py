@@ -1,12 +1,12 @@
 """Receipts from the emulated printer: the fields a scheme asks for, paper checked before the sale, reprint.
 
-The emulator's printer writes each receipt to a file (`terminal.printed()`) and
-takes a paper-out or jam from `set_printer`, as the host HAL's printer does.
+The receipts are read from the ESC/POS printer simulator the firmware's driver
+prints on (`terminal.printer.receipts`: the lines of each receipt as printed, up to
+its cut); `set_printer` puts that printer out of paper, its cover open or jammed.
 """
 import os
 import re
 import sys
-import time
 
 import pytest
 
@@ -24,20 +24,13 @@ def _txn(terminal, timeout=HOST_WAIT):
 
 
 def _receipts(terminal):
-    """The printed receipts, each a list of lines (the host printer ends each with a dashed line)."""
-    out = []
-    for block in re.split(r"^-{24}$", terminal.printed(), flags=re.M):
-        lines = [l for l in block.strip("\n").split("\n") if l]
-        if lines:
-            out.append(lines)
-    return out
+    """The receipts the printer cut, each a list of its printed lines (the blank feed before the cut left out)."""
+    return [[l for l in r if l] for r in terminal.printer.receipts]
 
 
 def _wait_receipts(terminal, n, timeout=10):
-    deadline = time.monotonic() + timeout
-    while len(_receipts(terminal)) < n:
-        assert time.monotonic() < deadline, terminal.printed()
-        time.sleep(0.05)
+    p = terminal.printer
+    assert p.wait(lambda: len(p.receipts) >= n, timeout), "printing: %r" % p.current
     return _receipts(terminal)
 
 
@@ -48,7 +41,11 @@ def test_contactless_receipt_carries_what_a_scheme_asks_for(terminal, card_reade
     card_reader.remove()
     [r] = _wait_receipts(terminal, 1)
     auth = [e for e in acquirer.ledger if e["kind"] == "auth"][0]
-    want = [EMULATOR_PARAMS["merchant_name"]] + EMULATOR_PARAMS["merchant_address"] + [
+    # the title: the merchant name, centred in bold double size (16 characters a line: it wraps between words)
+    name = EMULATOR_PARAMS["merchant_name"]
+    title = [t for t, align, bold, size in terminal.printer.styled if (align, bold, size) == ("center", True, (2, 2))]
+    assert " ".join(title) == name and " ".join(r[:len(title)]) == name, (title, r)
+    want = EMULATOR_PARAMS["merchant_address"] + [
         "TID " + EMULATOR_PARAMS["terminal_id"], "MID " + EMULATOR_PARAMS["merchant_id"], "SALE",
         "CARD " + cards["visa"].masked, "ENTRY CONTACTLESS", "APP VISA CREDIT", "AID A0000000031010",
         "SALE APPROVED", "-- CUSTOMER COPY --"]
@@ -75,7 +72,7 @@ def test_paper_is_checked_before_the_sale_and_the_last_receipt_reprints(terminal
     terminal.set_printer("paper_out")
     terminal.panel.wait_screen("READY", 10)
     terminal.panel.press("1250E")
-    terminal.panel.wait_screen(r"^PRINTER PAPER OUT \| CONTINUE WITHOUT \| RECEIPT\? \| E:YES C:NO$", 10)
+    terminal.panel.wait_screen(r"^PRINTER PAPER OUT \| HW-03 \| CONTINUE WITHOUT \| RECEIPT\? E:YES C:NO$", 10)
     terminal.console.expect(r"# PRINTER HW-03 before sale", 5)
     terminal.panel.press("C")  # the cashier would rather fix the paper first: nothing happens
     terminal.console.expect(r"# FAIL SALE code=OPR-01", 10)

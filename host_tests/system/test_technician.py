@@ -13,6 +13,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from conftest import dismiss, start_sale  # noqa: E402
+from payterm_tools.sim.cardsim import TEST_PINS  # noqa: E402
 
 HOST_WAIT = 30
 PIN = "4321"
@@ -57,6 +58,15 @@ def _page_rows(terminal, title, scrolls=12):
 def _next_page(terminal, title):
     terminal.panel.press("#")
     terminal.panel.wait_screen(r"^%s" % re.escape(title), 5)
+
+
+def _waited(terminal, ref, timeout=15):
+    """The console's `# WAIT <ref> customer=..ms terminal=..ms <stage>=<ms>...` line, once the record is closed
+    (after the receipt): {stage: ms} with the two sides' sums as "customer" and "terminal"."""
+    m = terminal.console.expect(r"# WAIT %s customer=(\d+)ms terminal=(\d+)ms ([^\n]*)" % re.escape(ref), timeout)
+    rec = dict((k, int(v)) for k, v in (kv.split("=") for kv in m.group(3).decode().split()))
+    rec["customer"], rec["terminal"] = int(m.group(1)), int(m.group(2))
+    return rec
 
 
 def _history(terminal):
@@ -132,6 +142,7 @@ def test_console_link_recent_and_why_customers_waited(terminal, card_reader, acq
     card_reader.tap("mastercard")
     ok = _txn(terminal)[0]
     card_reader.remove()
+    _waited(terminal, ok)  # the record closes after the receipt has printed
     link = dict(l.split(": ", 1) for l in _answer(terminal.console.command("link")))
     assert link["host"] == "%s:%d" % tuple(acquirer.address) and link["link"] == "online"
     assert link["breaker"] == "closed" and int(link["requests"]) >= 2 and int(link["ambiguous"]) == 1, link
@@ -150,11 +161,14 @@ def test_console_link_recent_and_why_customers_waited(terminal, card_reader, acq
 
 
 def test_wait_analysis_tells_a_slow_customer_from_a_slow_reader(terminal, card_reader, acquirer):
+    # Customer time: until the card is presented, typing the PIN. Terminal time: reading the card,
+    # the host, printing. Each customer delay below is deliberate: it is what is measured.
     # a slow customer: 2 s to find the card, a normal swipe
     start_sale(terminal, "100")
     time.sleep(2.0)
     card_reader.swipe("visa")
-    _txn(terminal)
+    ref1 = _txn(terminal)[0]
+    live1 = _waited(terminal, ref1)
     dismiss(terminal)
     # a slow reader: the card at once, but the magstripe module delivers its tracks over ~1.5 s
     r, w = os.pipe()
@@ -169,13 +183,33 @@ def test_wait_analysis_tells_a_slow_customer_from_a_slow_reader(terminal, card_r
     for i in range(0, len(data), 4):  # each pause shorter than the 80 ms gap that ends a swipe
         os.write(real, data[i:i + 4])
         time.sleep(0.05)
-    _txn(terminal)
-    slow_customer, slow_reader = [h[2] for h in _history(terminal)[-2:]]
+    ref2 = _txn(terminal)[0]
+    live2 = _waited(terminal, ref2)
+    dismiss(terminal)
+    # a slow PIN: the card at once, then 1.5 s to type the PIN
+    start_sale(terminal, "300")
+    card_reader.swipe("visa_pin")
+    terminal.panel.wait_screen(r"ENTER PIN", HOST_WAIT)
+    time.sleep(1.5)
+    terminal.panel.press(TEST_PINS["visa_pin"] + "E")
+    ref3 = _txn(terminal)[0]
+    live3 = _waited(terminal, ref3)
+    hist = dict((h[1], h[2]) for h in _history(terminal))
+    slow_customer, slow_reader, slow_pin = hist[ref1], hist[ref2], hist[ref3]
     assert slow_customer["present"] >= 1900 and slow_customer["read"] < 600, slow_customer
     assert slow_reader["read"] >= 1000 and slow_reader["present"] < 900, slow_reader
-    for stages in (slow_customer, slow_reader):
+    assert slow_pin["pin"] >= 1400 and slow_pin["present"] < 900 and slow_pin["read"] < 600, slow_pin
+    for stages in (slow_customer, slow_reader, slow_pin):
         assert {"amount", "present", "read", "host", "print"} <= set(stages), stages
         assert "card" not in stages
+    # the same record on the console as it closed, each stage on its side
+    for stages, live in ((slow_customer, live1), (slow_reader, live2), (slow_pin, live3)):
+        assert dict((k, v) for k, v in live.items() if k not in ("customer", "terminal")) == stages, (live, stages)
+        cust = sum(v for k, v in stages.items() if k in ("amount", "confirm", "present", "pin"))
+        assert (live["customer"], live["terminal"]) == (cust, sum(stages.values()) - cust), live
+    assert live1["customer"] > live1["terminal"] and slow_customer["present"] >= 1900, "the customer was slow"
+    assert slow_reader["read"] > slow_reader["present"], "the reader was slow: terminal time"
+    assert live3["customer"] >= slow_pin["pin"] >= 1400, "typing the PIN is the customer's time"
     dismiss(terminal)
 
 

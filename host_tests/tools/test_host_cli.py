@@ -26,6 +26,8 @@ def test_emulate_runs_a_sale_a_person_would(tmp_path):
     assert "technician console: /dev/pts/" in out
     assert out.count("| APPROVED") >= 2, out
     assert "0200 000001 auth 1250 rc=00 476173******0010" in out
+    assert "0200 000002 auth 2000 rc=00 541333******0434" in out, "the second sale's keys were not dropped"
+    assert "| PAYTERM DEMO SHOP    |\n| READY" in out.rsplit("> E\n", 1)[1], "back at the idle screen"
     assert "board: EMULATOR" in out
     # the state directory is the terminal's flash and stays for the next run
     assert os.listdir(tmp_path / "flash")

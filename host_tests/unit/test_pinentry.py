@@ -153,3 +153,24 @@ async def test_ask_skips_refunds_and_cards_without_pin_and_wipes_a_card_on_cance
     eq(await pinentry.ask(app, "sale", c), "PIN-04")
     eq(c.wiped, True)
     eq(events, ["PIN REQUIRED", "fault PIN-04"])
+    # a practice sale in training mode: marked, and a failed entry is no fault of the terminal's
+    del events[:]
+    c = Wipeable(service_code="120")
+    app.panel.push(ord("C"))
+    eq(await pinentry.ask(app, "sale", c, training=True), "PIN-04")
+    eq(c.wiped, True)
+    eq(events, ["PIN REQUIRED training"])
+    for rows in app.panel.screens[-1:]:
+        assert [r for r in rows if r.endswith("TRAINING")], rows
+
+
+async def test_every_pin_screen_in_training_is_marked():
+    p = Recording()
+    for k in "123456789012E":
+        p.push(ord(k))
+    pin = await pinentry.enter(p, CFG, "SALE EUR 15.00", training=True)
+    eq(bytes(pin), b"123456789012")
+    for rows in p.screens:
+        assert [r for r in rows if r.endswith("TRAINING")], rows
+        assert len([r for r in rows if r.startswith("*")]) <= 1, rows
+    assert [r for r in p.screens[-1] if r.startswith("*" * 12)], p.screens[-1]

@@ -76,7 +76,8 @@ def test_decline_void_training_and_duplicate():
     v.orig = "000012"
     _has(printer.receipt(v, CFG, WHEN), "VOID", "CANCELS REF 000012", "VOID APPROVED")
     t = printer.receipt(_sale(Card("901")), CFG, WHEN, training=True)
-    eq(t[0], printer.TRAINING)
+    eq(t[0], CFG["merchant_name"], "the title is the merchant's name in training too")
+    eq(t[1], printer.TRAINING)
     eq(t[-1], printer.TRAINING)
     _has(printer.receipt(_sale(Card("901")), CFG, WHEN, duplicate=True), printer.DUPLICATE)
     assert printer.DUPLICATE not in printer.receipt(_sale(Card("901")), CFG, WHEN)

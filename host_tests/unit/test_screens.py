@@ -24,7 +24,7 @@ def _layouts():
         screens.ref_entry("VOID: REF", "000123"), screens.ref_entry("STATUS: REF", "", "REF IS 6 DIGITS"),
         screens.pin_entry("TRAINING", 12), screens.pin_entry("REFUND", 4, codes.lookup("OPR-07")[codes.DISPLAY]),
         screens.confirm_amount("SALE", LONG_AMOUNT), screens.confirm_card("REFUND", LONG_AMOUNT, MASKED),
-        screens.confirm_void("000123", "refund", LONG_AMOUNT, MASKED), screens.paper_out("PRINTER PAPER OUT"),
+        screens.confirm_void("000123", "refund", LONG_AMOUNT, MASKED), screens.paper_out("HW-03"),
         screens.card_prompt("SALE " + LONG_AMOUNT), screens.card_prompt("SALE " + LONG_AMOUNT, remove=True),
         screens.card_prompt("REFUND " + LONG_AMOUNT, "CARD READ ERROR"),
         screens.card_prompt("REFUND " + LONG_AMOUNT, "CARD READ ERROR", True),
@@ -91,3 +91,8 @@ def test_a_void_result_reads_as_a_cancellation_not_a_charge():
     eq(rows, ["VOID APPROVED", "SALE 000001 VOIDED", "EUR 6.00", "REF 000003"])
     eq(screens.approved("refund", "EUR 3.00", "A1", "000002")[0], "REFUND APPROVED")
     eq(screens.approved("sale", "EUR 3.00", "A1", "000002")[0], "APPROVED")
+
+
+def test_printer_question_before_the_sale_shows_the_code():
+    eq(screens.paper_out("HW-07"), ["PRINTER COVER OPEN", "HW-07", "CONTINUE WITHOUT", "RECEIPT? E:YES C:NO"])
+    eq(screens.mark(screens.paper_out("HW-03"))[1], "HW-03       TRAINING")

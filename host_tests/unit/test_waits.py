@@ -166,3 +166,13 @@ def test_a_failure_adding_under_a_tenth_of_a_stage_is_not_its_cause():
     w.done("x", "ISS-51")  # one quick decline
     top = w.summary()["top"][0]
     eq((top["stage"], top["code"], top["normal"]), ("host", None, True))
+
+
+def test_done_returns_the_record_it_folded_in():
+    d = tmpdir("w9")
+    w = Waits(d + "/w.json", lambda: 0)
+    w.wait("t1", "present", 2100)
+    w.wait("t1", "read", 40)
+    eq(w.done("t1"), {"present": 2100, "read": 40})
+    eq(w.done("t1"), None)  # closed once
+    eq(w.done("never"), None)

@@ -7,6 +7,7 @@ The acquirer's ledger is kept beside the state directory (`<state>.acquirer.json
 so it survives a restart like the terminal's flash does.
 """
 import os
+import re
 import shlex
 import sys
 import threading
@@ -67,6 +68,15 @@ def add_arguments(p):
 PAPER_USAGE = "usage: paper ok | out | jam | cover | cutter"
 HOST_USAGE = ("usage: host approve | decline RC | partial AMOUNT | no39 | drop | reversal RC | timeout | down | up"
               " | badmac | nomac")
+# A scripted session waits between steps as a person would (Session.settle): while a card is
+# processed (its `# CARD swipe|tap` event not yet followed by `# TXN` / `# FAIL`) and until the
+# screen has stayed the same for SETTLE_S, so keys are not typed into a screen that drops them.
+_CARD_TAKEN = re.compile(rb"^# CARD (swipe|tap) ", re.M)
+_CARD_DONE = re.compile(rb"^# (TXN|FAIL) ", re.M)
+_CARD_SEEN = re.compile(rb"^# (CARD |PIN REQUIRED|TXN |FAIL )", re.M)
+SETTLE_S = 0.6
+STEP_MAX_S = 60.0
+
 CONSOLE_USAGE = "usage: console CMD   (e.g. console status, console faults 5; console help lists them)"
 
 
@@ -230,6 +240,47 @@ class Session:
             self.say("unknown command %r: type `help`" % cmd)
         return True
 
+    def mark(self):
+        """Where the console output is now (settle() looks at what comes after)."""
+        with self.emu.console.cond:
+            return len(self.emu.console.buf)
+
+    @staticmethod
+    def _last_at(rx, buf):
+        last = -1
+        for m in rx.finditer(buf):
+            last = m.start()
+        return last
+
+    def settle(self, line, since, quiet=SETTLE_S, timeout=STEP_MAX_S):
+        """After a scripted step: wait until the terminal is done with it, as a person watching would.
+
+        A card (swipe/tap) is first waited for until the terminal reacts to it; then, while a card is
+        being processed, and until the screen has not changed for `quiet` seconds (at most `timeout`).
+        """
+        con = self.emu.console
+        end = time.monotonic() + timeout
+        word = (line.split() or [""])[0].lower()
+        if word in ("swipe", "tap"):
+            seen_by = min(end, time.monotonic() + 10.0)
+            with con.cond:
+                while not _CARD_SEEN.search(con.buf, since) and time.monotonic() < seen_by:
+                    con.cond.wait(0.1)
+        rows, changed = self.emu.panel.display(), time.monotonic()
+        while time.monotonic() < end:
+            time.sleep(0.05)
+            now = self.emu.panel.display()
+            if now != rows:
+                rows, changed = now, time.monotonic()
+                continue
+            with con.cond:
+                buf = bytes(con.buf)
+            busy = self._last_at(_CARD_TAKEN, buf) > self._last_at(_CARD_DONE, buf)
+            if not busy and time.monotonic() - changed >= quiet:
+                return
+            if not self.emu.running():
+                return
+
     def _paper(self, rest):
         states = {"ok": "ok", "out": "paper_out", "jam": "jam", "cover": "cover_open", "cutter": "cutter_jam"}
         if len(rest) == 1 and rest[0].lower() in states:
@@ -319,13 +370,14 @@ def run(args):
         for line in src:
             if args.script:
                 s.say("> " + line.rstrip())
+            since = s.mark() if args.script else 0
             try:
                 if not s.command(line.strip()):
                     break
             except ValueError as e:  # e.g. an unbalanced quote on the line
                 s.say("cannot read %r: %s" % (line.strip(), e))
             if args.script:
-                time.sleep(1.0)  # let the terminal answer before the next scripted step
+                s.settle(line.strip(), since)  # let the terminal answer before the next scripted step
                 s.show()
     except KeyboardInterrupt:
         pass

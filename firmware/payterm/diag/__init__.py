@@ -44,8 +44,9 @@ class Diag:
         self.waits.move(ref, src, dst, ms)
 
     def txn_done(self, ref, code=None):
-        """The transaction's wait record is complete; `code` is its failure code (None: no failure)."""
-        self.waits.done(ref, code)
+        """The transaction's wait record is complete; `code` is its failure code (None: no failure).
+        Returns the record {stage: ms} as folded in (None: nothing recorded)."""
+        return self.waits.done(ref, code)
 
     def boot(self, reason):
         self.st.boot(reason, int(self._clock()))
@@ -104,7 +105,7 @@ class NullDiag:
         pass
 
     def txn_done(self, ref, code=None):
-        pass
+        return None
 
     def boot(self, reason):
         pass

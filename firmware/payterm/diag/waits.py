@@ -112,9 +112,10 @@ class Waits:
         t[dst] = t.get(dst, 0) + ms
 
     def done(self, ref, code=None):
+        """Fold the transaction in; returns its record {stage: ms} (None: nothing was recorded for it)."""
         t = self._open.pop(ref, None)
         if not t:
-            return
+            return None
         key = code or NO_CODE
         self.txns += 1
         sums = {"customer": 0, "terminal": 0}
@@ -136,6 +137,7 @@ class Waits:
         if len(self.history) > _HISTORY:
             self.history.pop(0)
         self.save()
+        return t
 
     def save(self):
         _store.save(self.path, {

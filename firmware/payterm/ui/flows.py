@@ -44,6 +44,7 @@ import time
 from micropython import const
 
 from payterm import codes, printer
+from payterm.diag import waits
 from payterm.errors import Fault
 from payterm.txn.currency import alpha, format_amount
 from payterm.ui import pinentry, screens
@@ -341,7 +342,20 @@ class Cashier:
             d.wait(ref, st, ms)
         for st in ("connect", "retry"):
             d.wait_move(ref, "host", st, segs.get(st, 0))
-        d.txn_done(ref, code)
+        rec = d.txn_done(ref, code)
+        if rec:
+            # Live for the technician: how long this customer waited, on whose side, and where.
+            cust = term = 0
+            parts = []
+            for st in waits.CUSTOMER + waits.TERMINAL:
+                if st in rec:
+                    parts.append("%s=%d" % (st, rec[st]))
+            for st, ms in rec.items():
+                if waits.side(st) == "customer":
+                    cust += ms
+                else:
+                    term += ms
+            self._event("WAIT %s customer=%dms terminal=%dms %s" % (ref, cust, term, " ".join(parts)))
 
     # ------------------------------------------------------------ flows
     async def payment(self, kind, first=None):
@@ -372,7 +386,7 @@ class Cashier:
             self._close_waits(None, card)
             return await self._failed(kind, card, "card")
         t1 = self._ticks()
-        pin = await pinentry.ask(app, kind, card, self._head)  # None: no PIN asked
+        pin = await pinentry.ask(app, kind, card, self._head, self.training is not None)  # None: no PIN asked
         if pin is not None:
             self._stage("pin", time.ticks_diff(self._ticks(), t1))
         if isinstance(pin, str):
@@ -420,7 +434,7 @@ class Cashier:
         t0 = self._ticks()
         self.app.diag.fault(code, "print", "before sale")  # the technician sees it before any receipt is lost
         self.app.event("PRINTER %s before sale" % code)
-        self.show(screens.paper_out(_display(code)), "confirm")
+        self.show(screens.paper_out(code), "confirm")
         self.panel.beep()
         ok = await self._yes()
         self._stage("confirm", time.ticks_diff(self._ticks(), t0))

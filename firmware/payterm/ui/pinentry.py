@@ -24,6 +24,7 @@ Nothing here logs, displays or journals a digit.
 from micropython import const
 
 from payterm import codes
+from payterm.ui import screens
 
 _PIN_MIN = const(4)  # ISO 9564-1 5.2.1: 4 to 12 digits
 _PIN_MAX = const(12)
@@ -64,10 +65,11 @@ def _wipe(buf):
         buf[i] = 0
 
 
-async def enter(panel, cfg, head=""):
+async def enter(panel, cfg, head="", training=False):
     """The PIN as a new bytearray of ASCII digits (the caller's to zero), or a failure code.
 
-    panel: payterm.ui.panel.Panel (show, beep, key(timeout_ms), wipe_keys).
+    panel: payterm.ui.panel.Panel (show, beep, key(timeout_ms), wipe_keys); training: every
+    screen carries the TRAINING mark (payterm.ui.screens.mark).
     """
     timeout = cfg.get("pin_timeout_ms") or 30000
     buf = _buf
@@ -75,7 +77,8 @@ async def enter(panel, cfg, head=""):
     note = ""
     try:
         while True:
-            panel.show([head, note or _TITLE, "*" * n if n else "_", _HELP])
+            rows = [head, note or _TITLE, "*" * n if n else "_", _HELP]
+            panel.show(screens.mark(rows) if training else rows)
             k = await panel.key(timeout)
             if k is None:
                 return "PIN-03"
@@ -111,16 +114,21 @@ async def enter(panel, cfg, head=""):
             wipe()  # the keypad queue's ring held the digits too
 
 
-async def ask(app, kind, card, head=""):
+async def ask(app, kind, card, head="", training=False):
     """The cashier's step after the card read: None when this payment needs no PIN, else
-    the PIN (bytearray) or a failure code (the card is wiped then: nothing will be sent)."""
+    the PIN (bytearray) or a failure code (the card is wiped then: nothing will be sent).
+
+    training: a practice sale: its events say so, and a failed entry is not the terminal's
+    fault (nothing goes to the fault log or the statistics)."""
     if kind != "sale" or not required(card, app.cfg):
         return None
-    app.event("PIN REQUIRED")
-    r = await enter(app.panel, app.cfg, head)
+    mark = " training" if training else ""
+    app.event("PIN REQUIRED" + mark)
+    r = await enter(app.panel, app.cfg, head, training)
     if isinstance(r, str):
         card.wipe()
-        app.diag.fault(r, "pin", "sale %s" % card.masked)
+        if not training:
+            app.diag.fault(r, "pin", "sale %s" % card.masked)
     else:
-        app.event("PIN ENTERED")
+        app.event("PIN ENTERED" + mark)
     return r

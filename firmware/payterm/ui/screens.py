@@ -148,9 +148,10 @@ def confirm_void(ref, kind, amount_text, masked):
                 "E:YES C:NO"])
 
 
-def paper_out(display):
-    """The printer says it cannot print: go on without a receipt, or stop before the sale."""
-    return fit([display, "CONTINUE WITHOUT", "RECEIPT?", "E:YES C:NO"])
+def paper_out(code):
+    """The printer says it cannot print (paper out, cover open, jam): its display text and code
+    (what the cashier tells the technician), then go on without a receipt, or stop before the sale."""
+    return fit([codes.lookup(code)[codes.DISPLAY], code, "CONTINUE WITHOUT", "RECEIPT? E:YES C:NO"])
 
 
 # ------------------------------------------------------------------ card and processing
