@@ -70,8 +70,6 @@ KNOWN_FAILING = {
         "failed in the last clean-clone run, cause not yet diagnosed (expected NET-04 from the wrong CA)",
     "host_tests/tools/test_host_cli.py::test_emulate_runs_a_sale_a_person_would":
         "failed in the last clean-clone run, cause not yet diagnosed (scripted emulator session vs the new screens)",
-    "host_tests/reliability/test_fuzz_cards.py::test_fuzz_card_parsers[emv]":
-        "EMV fuzz target reports crashes after the EMV kernel merge: harness or kernel, not yet triaged",
     "host_tests/reliability/test_leak_artefacts.py::test_artefacts_hold_no_card_data":
         "failed in the last clean-clone run with 0 scan hits: the artefact check itself, not yet diagnosed",
 }

@@ -116,6 +116,110 @@ def mutate(data, rnd, extra=()):
     return bytes(b)
 
 
+# ---- structure-aware mutation of BER-TLV answers (the harness's own codec: the firmware's is what is tested)
+def _tlv_tree(b, depth=0):
+    """[[tag bytes, value bytes | [children]]] or None when b is not well-formed BER-TLV."""
+    out = []
+    i = 0
+    n = len(b)
+    while i < n:
+        if b[i] in (0x00, 0xFF):
+            i += 1
+            continue
+        t0 = i
+        i += 1
+        if b[t0] & 0x1F == 0x1F:
+            while i < n and b[i] & 0x80:
+                i += 1
+            i += 1
+        if i >= n or i - t0 > 3:
+            return None
+        tag = bytes(b[t0:i])
+        ln = b[i]
+        i += 1
+        if ln & 0x80:
+            k = ln & 0x7F
+            if k == 0 or k > 2 or i + k > n:
+                return None
+            ln = int.from_bytes(b[i:i + k], "big")
+            i += k
+        if i + ln > n:
+            return None
+        val = bytes(b[i:i + ln])
+        kids = _tlv_tree(val, depth + 1) if (tag[0] & 0x20) and depth < 6 else None
+        out.append([tag, kids if kids is not None else val])
+        i += ln
+    return out
+
+
+def _tlv_bytes(tree):
+    out = bytearray()
+    for tag, v in tree:
+        body = _tlv_bytes(v) if isinstance(v, list) else v
+        n = len(body)
+        out.extend(tag)
+        if n < 0x80:
+            out.append(n)
+        elif n < 0x100:
+            out.extend(bytes((0x81, n)))
+        else:
+            out.extend(bytes((0x82, n >> 8, n & 0xFF)))
+        out.extend(body)
+    return bytes(out)
+
+
+def _nodes(tree, acc):
+    for node in tree:
+        acc.append((tree, node))
+        if isinstance(node[1], list):
+            _nodes(node[1], acc)
+    return acc
+
+
+# DOL entries and lengths a card may get wrong: long-form and oversized lengths, zero, one short of a tag's size
+_ODD_LENGTHS = (b"\x00", b"\x01", b"\x7f", b"\x80", b"\x81\xff", b"\x82\x01\x00", b"\x82\xff\xff",
+                b"\x83\x01\x00\x00", b"\x83\xff\xff\xff", b"\xff")
+
+
+@harness
+def mutate_tlv(resp, rnd, extra=()):
+    """An answer whose templates stay well-formed (lengths recomputed) with one data object changed:
+    its value mutated, emptied, made long or replaced by a DOL with odd lengths; or an object dropped or doubled.
+    Falls back to mutate() when the answer is not TLV."""
+    body, sw = resp[:-2], resp[-2:]
+    tree = _tlv_tree(body) if len(resp) >= 2 else None
+    if not tree:
+        return mutate(resp, rnd, extra)
+    for _ in range(rnd.randint(1, 3)):
+        nodes = _nodes(tree, [])
+        parent, node = nodes[rnd.randint(0, len(nodes) - 1)]
+        op = rnd.randint(0, 7)
+        if op == 0:
+            parent.remove(node)
+            if not tree:
+                break
+        elif op == 1:
+            parent.insert(rnd.randint(0, len(parent)), [node[0], node[1]])
+        elif isinstance(node[1], list):
+            node[1] = mutate(_tlv_bytes(node[1]), rnd, extra)
+        elif op == 2:
+            node[1] = b""
+        elif op == 3:
+            node[1] = rand_bytes(rnd, rnd.randint(1, 300))
+        elif op == 4:  # a DOL with odd lengths (PDOL, CDOL1, UDOL) or data of odd sizes
+            dol = bytearray()
+            for _ in range(rnd.randint(1, 6)):
+                dol.extend((b"\x9f\x02", b"\x9f\x37", b"\x5a", b"\x57", b"\x9f\x6a", b"\x8a", b"\x9f\x1a",
+                            b"\xdf\x81\x01", b"\x70", b"\x9f\x66")[rnd.randint(0, 9)])
+                dol.extend(_ODD_LENGTHS[rnd.randint(0, len(_ODD_LENGTHS) - 1)] if rnd.randint(0, 2) == 0
+                           else bytes((rnd.randint(0, 40),)))
+            node[1] = bytes(dol)
+        else:
+            node[1] = mutate(node[1], rnd, extra)
+    out = _tlv_bytes(tree) + sw
+    return out
+
+
 CUR = {"input": b""}  # the input of the running case, for its reproducer
 
 
@@ -248,20 +352,40 @@ CARD_KINDS = (
     {"exp": "2001"},
     {"pdol": b""},
     {"pdol": b"\x9f\x02\x06\x9f\x1a\x02\x95\x05\x5f\x2a\x02\x9a\x03\x9c\x01\x9f\x37\x04"},
+    {"pan": "5413330089010434", "aids": (("A0000000041010", "MASTERCARD", 1),), "genac_format": 1},
+    {"ctq": b"\x00\x80"},
+    {"pan": "5413330089010434", "aids": (("A0000000041010", "MASTERCARD", 1),), "magstripe": True},
 )
+# Mag-stripe mode data of a Mastercard (test_emv_kernel's card): track 2 data and its bitmaps.
+_MS_RECS = (b"\x9f\x6b\x13\x54\x13\x33\x00\x89\x01\x04\x34\xd3\x01\x22\x01\x00\x00\x00\x00\x00\x00\x0f"
+            b"\x9f\x65\x02\x00\x0e\x9f\x66\x02\x0e\x70\x9f\x67\x01\x03")
+
+
+def _card_of(fk, kw):
+    kw = dict(kw)
+    if kw.pop("magstripe", False):
+        c = fk.FakeCard(kernel="qvsdc", aip=b"\x00\x00", extra=_MS_RECS, **kw)
+        c.kernel = "mchip-magstripe"  # records without CDOL1, mag-stripe data: COMPUTE CRYPTOGRAPHIC CHECKSUM
+        return c
+    return fk.FakeCard(**kw)
+
+
 APDU = {"ppse": b"\x00\xa4\x04\x00\x0e2PAY.SYS.DDF01\x00",
         "select": b"\x00\xa4\x04\x00\x07\xa0\x00\x00\x00\x03\x10\x10\x00",
-        "gpo": b"\x80\xa8\x00\x00\x02\x83\x00\x00", "read": b"\x00\xb2\x01\x0c\x00"}
+        "gpo": b"\x80\xa8\x00\x00\x02\x83\x00\x00", "read": b"\x00\xb2\x01\x0c\x00",
+        "genac": b"\x80\xae\x80\x00\x01\x00\x00", "ccc": b"\x80\x2a\x8e\x80\x01\x00\x00"}
 
 
 def _tlv_vectors():
     fk = _fakes()
     out = []
     for kw in CARD_KINDS:
-        c = fk.FakeCard(**kw)
+        c = _card_of(fk, kw)
         out.append(c.respond(APDU["ppse"])[:-2])
         out.append(c.respond(APDU["select"])[:-2])
         out.append(c.respond(APDU["gpo"])[:-2])
+        out.append(c.respond(APDU["genac"])[:-2])
+        out.append(c.respond(APDU["ccc"])[:-2])
         for r in c.records().values():
             out.append(r)
     out.append(b"\x9f\x02\x06\x5f\x2a\x02\x9f\x37\x04\x9f\x66\x04\x9a\x03")
@@ -289,42 +413,65 @@ def case_tlv(rnd):
     return "parsed", data
 
 
+def _emv_amount(rnd):
+    """Mostly amounts the card may be tapped for (under / over the CVM limit), now and then above the
+    contactless limit (CRD-14) or at the limits themselves."""
+    r = rnd.randint(0, 15)
+    if r < 8:
+        return rnd.randint(0, 5000)  # cl_cvm_limit: no CVM
+    if r < 13:
+        return rnd.randint(5001, 100000)  # CVM required, under cl_tx_limit
+    if r == 13:
+        return (0, 5000, 5001, 100000)[rnd.randint(0, 3)]
+    return rnd.randint(100001, 999999999999)
+
+
 async def case_emv(rnd):
     from payterm.card import emv
 
     fk = _fakes()
+    if not _TLV:
+        _TLV.extend(_tlv_vectors())
     kw = CARD_KINDS[rnd.randint(0, len(CARD_KINDS) - 1)]
-    card = fk.FakeCard(**kw)
-    steps = ("ppse", "select", "gpo", "read")
+    card = _card_of(fk, kw)
+    steps = ("ppse", "select", "gpo", "read", "genac", "ccc")
     hit = {}
     for st in steps:
         if rnd.randint(0, 2) == 0:
             hit[st] = rnd.randint(0, 5)
     if not hit:
-        hit[steps[rnd.randint(0, 3)]] = 0
+        hit[steps[rnd.randint(0, len(steps) - 1)]] = 0
     shown = []
+    cfg = {}
+    if kw.get("magstripe") or rnd.randint(0, 5) == 0:
+        cfg["cl_magstripe"] = True
+    if rnd.getrandbits(1):
+        cfg["online_pin"] = True
 
     @aharness
     async def xchg(apdu):
         resp = card.respond(bytes(apdu))
         st = card.seen[-1]
         how = hit.get(st)
-        if how is not None:
+        if how is not None and (st != "read" or rnd.getrandbits(1)):  # one record or several
             if how == 5:
                 raise Fault("CRD-11", "card left the field", "nfc")  # as the PN532 driver reports it
             if how == 4:
                 resp = rand_bytes(rnd, rnd.randint(0, 40))
             elif how == 3:
                 resp = (resp or b"")[:-2] + bytes((rnd.getrandbits(8), rnd.getrandbits(8)))
+            elif how == 2:
+                resp = mutate(resp or b"\x90\x00", rnd, _TLV)
             else:
-                resp = mutate(resp or b"\x90\x00", rnd, _TLV or [resp or b""])
+                resp = mutate_tlv(resp or b"\x90\x00", rnd, _TLV)
         if resp is None:
             raise Fault("CRD-11", "card left the field", "nfc")
         shown.append(resp)
+        CUR["input"] = b"|".join(shown)  # the card's answers so far: the reproducer of a crash
         return resp
 
     try:
-        c = await emv.read_card(xchg, rnd.randint(0, 999999), "978", {}, NOW, b"\x00\x00\x00\x01")
+        c = await emv.read_card(xchg, _emv_amount(rnd), "978", cfg, NOW, b"\x00\x00\x00\x01")
     except Fault as f:
         return fault_key(f), b"|".join(shown)
     return _check_card(c), b"|".join(shown)
