@@ -654,22 +654,77 @@ class SimConn:
         pass
 
 
+_SEAL = {}
+
+
+def _keys():
+    """The vector request's message keys with the firmware's own DUKPT and CMAC: the terminal's Seal
+    (MACs the request, checks the answer) and the host's MAC of an answer (the verification key)."""
+    if not _SEAL:
+        import binascii
+
+        from payterm.crypto import aes, dukpt, msgmac
+        from payterm.crypto.cmac import Cmac
+
+        ik = binascii.a2b_base64(VEC["ik"])
+        ikid = binascii.unhexlify(VEC["ikid"])
+        tc = VEC["counter"]
+        tx = dukpt.Transaction(ikid, tc, dukpt.intermediate_key(ik, ikid, tc))
+        if tx.field53() != VEC["ksn"]:
+            raise HarnessError("firmware KSN %s, vectors %s" % (tx.field53(), VEC["ksn"]))
+        _SEAL["sec"] = msgmac.Seal(tx)
+        k = tx.response_mac_key()
+        _SEAL["host"] = Cmac(k)
+        aes.wipe(k)
+        tx.wipe()
+    return _SEAL
+
+
+@harness
+def _framed(body):
+    return bytes((len(body) >> 8, len(body) & 0xFF)) + body
+
+
 async def case_link(rnd):
     from payterm.link import messages
     from payterm.link.link import Link
 
+    keys = _keys()
     clock = SimClock()
     frames = VEC["frames"]
-    # what the host sends back: mostly the matching answer (maybe broken), maybe after others' answers
+    kinds = VEC["kinds"]
+    answers = [i for i, k in enumerate(kinds) if k == "ok"]
+    others = [i for i, k in enumerate(kinds) if k == "other"]
+    # what the host sends back: mostly the matching answer (maybe broken), maybe after answers that do not match
     out = bytearray()
     for _ in range(rnd.randint(0, 2)):
-        out.extend(frames[rnd.randint(0, len(frames) - 1)])
-    ans = frames[rnd.randint(0, 1)]  # the 0210 approval / decline for STAN 000123
-    r = rnd.randint(0, 5)
+        out.extend(frames[others[rnd.randint(0, len(others) - 1)]])
+    i = answers[rnd.randint(0, len(answers) - 1)]
+    ans = frames[i]
+    r = rnd.randint(0, 11)
+    expect = None  # the outcome this answer must have: "rc=.." accepted, or the code it is refused with
     if r == 0:
-        ans = rand_bytes(rnd, rnd.randint(0, 80))
-    elif r <= 3:
-        ans = mutate(ans, rnd, frames)
+        broken = [f for f, k in zip(frames, kinds) if k == "broken"]
+        ans = rand_bytes(rnd, rnd.randint(0, 80)) if rnd.getrandbits(1) else broken[rnd.randint(0, len(broken) - 1)]
+    elif r <= 4:
+        # the host's own odd answer: the fields mutated, then MACed as the host MACs (reaches the parser
+        # and the checks behind the MAC check)
+        body = mutate(ans[2:-8], rnd, [f[2:-8] for f in frames if len(f) > 10])
+        ans = _framed(body + keys["host"].mac(body, 8))
+    elif r <= 6:
+        ans = mutate(ans, rnd, frames)  # damaged on the way: the MAC no longer matches (or the frame breaks)
+    elif r == 7:
+        k = rnd.randint(len(ans) - 8, len(ans) - 1)  # one MAC byte wrong
+        ans = ans[:k] + bytes((ans[k] ^ (1 << rnd.randint(0, 7)),)) + ans[k + 1:]
+        expect = "KEY-07"
+    elif r == 8:
+        ans = frames[kinds.index("no_mac")]
+        expect = "KEY-08"
+    elif r == 9:
+        ans = frames[kinds.index("bad_mac")]
+        expect = "KEY-07"
+    else:
+        expect = "rc=" + VEC["rcs"][i]  # the simulator's answer as it came: taken
     out.extend(ans)
     if rnd.randint(0, 3) == 0:
         out.extend(mutate(frames[rnd.randint(0, len(frames) - 1)], rnd, frames))
@@ -681,15 +736,21 @@ async def case_link(rnd):
     link = Link([("127.0.0.1", 9)], open_connection, clock, 1000, 2500)
     req = messages.sale("000123", "TERM0001", 1250, "978", {"2": "4761739001010010", "14": "3012"},
                         "MERCHANT0000001", NOW)
+    req[messages.F_KSN] = keys["sec"].field53()
     try:
-        resp = await link.exchange(req)
+        resp = await link.exchange(req, sec=keys["sec"])
     except Fault as f:
         if getattr(f, "sent", None) is not True:
             raise Bad("%s after the request was written but sent=%r" % (f.code, getattr(f, "sent", None)))
+        if expect is not None and f.code != expect:
+            raise Bad("answer refused with %s, expected %s" % (f.code, expect))
         return fault_key(f), bytes(out)
     if resp.get("11") != "000123" or resp.get("t") != "0210" or resp.get("41") != "TERM0001":
         raise Bad("accepted a response that does not match: %r" % ({k: resp.get(k) for k in ("t", "11", "41")},))
-    return "rc=" + str(resp.get("39")), bytes(out)
+    got = "rc=" + str(resp.get("39"))
+    if expect is not None and got != expect:
+        raise Bad("answer gave %s, expected %s" % (got, expect))
+    return got, bytes(out)
 
 
 # ---------------------------------------------------------------- keypad -> panel -> cashier
@@ -1072,6 +1133,8 @@ def main():
             v = json.load(f)
         VEC["responses"] = [bytes.fromhex(x) for x in v.get("responses", ())]
         VEC["frames"] = [bytes.fromhex(x) for x in v.get("frames", ())]
+        for k in ("kinds", "ik", "ikid", "counter", "ksn", "rcs"):
+            VEC[k] = v.get(k)
     asyncio.run(run(target, seed, first, count, bound_ms))
 
 
