@@ -754,9 +754,28 @@ async def case_link(rnd):
 
 
 # ---------------------------------------------------------------- keypad -> panel -> cashier
+# What the system tests type (README: merchant PIN 1234, technician PIN 4321): sales (with the confirmation
+# of a large amount), refund / void / training behind the merchant PIN, status, reprint, the technician menu.
 KEY_VECTORS = [b"1250E", b"1000E", b"0E", b"E", b"C", b"12B50E", b"F1500E", b"F2000001E", b"F3000001E",
                b"F94321E#####C", b"F90000E1111E2222E", b"F9C", b"999999999999E", b"F", b"FC", b"F9" + b"4" * 12 + b"E",
-               b"F94321E*8822E##E#C"]
+               b"F94321E*8822E##E#C", b"F11234E1500EE", b"F11234E1500EC", b"F10000E1234E1500EE", b"F1C",
+               b"F21234E000001EE", b"F21234E1EC", b"F21234EC", b"F3000002E", b"F4", b"1250EF4",
+               b"F51234E1250EF5", b"F51234EF94321E", b"F50000E0000E0000E0000E0000E", b"50000EE", b"50000EC",
+               b"60000E", b"1250E1234E", b"1250E123456789012E", b"1250EC", b"F11234E60000EEE"]
+_KEY_BOUND_MS = 1000  # fuzz time bound of a keypad case (the driver's default)
+
+
+class SimTicks:
+    """The UI's ticks(): real milliseconds plus every key wait the fuzz panel cut short (time compressed)."""
+
+    def __init__(self):
+        self.skipped = 0
+
+    def __call__(self):
+        return time.ticks_add(time.ticks_ms(), self.skipped)
+
+
+TICKS = SimTicks()
 
 
 class KeyStream:
@@ -792,7 +811,8 @@ def _ui_classes():
     from payterm.ui.panel import Panel
 
     class FastPanel(Panel):
-        """The real panel; its waits for a key end after 1 ms instead of seconds (time compressed)."""
+        """The real panel; its waits for a key end after 1 ms instead of seconds, and the UI's clock
+        (TICKS) moves on by the whole wait: time compressed, so result holds and timeouts end at once."""
 
         waiting = False
 
@@ -803,7 +823,10 @@ def _ui_classes():
                     return await Panel.key(self, None)
                 finally:
                     self.waiting = False
-            return await Panel.key(self, 1)
+            k = await Panel.key(self, 1)
+            if k is None:
+                TICKS.skipped += max(0, timeout_ms - 1)
+            return k
 
     return FastPanel
 
@@ -839,7 +862,11 @@ class StubCards:
                 raise Fault(("CRD-01", "CRD-05", "CRD-07", "HW-01")[rnd.randint(0, 3)], "stub", "card")
             tap = rnd.getrandbits(1)
             self.awaiting_removal = bool(tap)
-            return Card("tap" if tap else "swipe", bytearray(b"4761739001010010"), "3012", service_code="101")
+            sc = ("101", "201", "206", "120")[rnd.randint(0, 3)]  # x06 / x20: the cardholder's PIN is asked
+            card = Card("tap" if tap else "swipe", bytearray(b"4761739001010010"), "3012", service_code=sc)
+            if tap and rnd.randint(0, 2) == 0:
+                card.cvm = "online_pin"
+            return card
         finally:
             self.armed = False
 
@@ -854,6 +881,11 @@ class StubWorker:
     def failed(self):
         return list(self._failed)
 
+    def items(self):
+        """(kind, record, due ms or None) of the queue, as payterm.txn.worker.Worker.items."""
+        return [("advice", {"ref": f["ref"], "st": "pending", "tries": 1, "amt": 1250, "cur": 978}, None)
+                for f in self._failed]
+
     async def retry(self, ref):
         await asyncio.sleep_ms(0)
         if self.rnd.getrandbits(1):
@@ -861,55 +893,96 @@ class StubWorker:
         return ref
 
 
+class StubJournal:
+    def __init__(self, rnd):
+        self._recs = [{"ref": "%06d" % (i + 1), "kind": ("sale", "refund", "saf")[i % 3], "amt": 1250 * (i + 1),
+                       "cur": 978, "st": ("approved", "declined", "pending")[i % 3], "pan": "476173******0010",
+                       "ts": NOW - 60 * i} for i in range(rnd.randint(0, 3))]
+
+    def records(self):
+        return list(self._recs)
+
+    def get(self, ref):
+        for t in self._recs:
+            if t["ref"] == ref:
+                return t
+        return None
+
+
 class StubEngine:
+    """The engine as the cashier flows see it (payterm.txn.engine.Engine): sale, refund, void, look-up."""
+
     def __init__(self, rnd):
         self.rnd = rnd
         self.saf = self
+        self.journal = StubJournal(rnd)
         self.n = 0
 
     def summary(self):
         return {"pending": 0, "sent": 0, "declined": 0, "failed": 0}
 
     @aharness
-    async def _result(self, kind, card=None, amount=0):
+    async def _result(self, kind, card=None, amount=0, pin=None):
         from payterm.txn.result import Result
 
         await asyncio.sleep_ms(0)
         if card is not None:
             card.wipe()
+        if pin is not None:
+            for i in range(len(pin)):
+                pin[i] = 0
         self.n += 1
         ok = self.rnd.getrandbits(1)
-        return Result(ok, code=None if ok else "ISS-51", rc="00" if ok else "51", auth_code="A1B2C3" if ok else None,
-                      stan="%06d" % self.n, ref="%06d" % self.n, amount=amount, currency=978, kind=kind,
-                      masked="476173******0010")
+        r = Result(ok, code=None if ok else "ISS-51", rc="00" if ok else "51", auth_code="A1B2C3" if ok else None,
+                   stan="%06d" % self.n, ref="%06d" % self.n, amount=amount, currency=978, kind=kind,
+                   masked="476173******0010")
+        if card is not None:
+            r.card_info(card)
+        return r
 
-    async def sale(self, card, amount, cur):
-        return await self._result("sale", card, amount)
+    async def sale(self, card, amount, cur, pin=None):
+        return await self._result("sale", card, amount, pin)
 
     async def refund(self, card, amount, cur):
         return await self._result("refund", card, amount)
 
-    async def void(self, ref):
-        if self.rnd.getrandbits(1):
-            from payterm.txn.result import Result
+    def check_void(self, ref):
+        t = self.journal.get(ref)
+        if t is None:
+            return None, "OPR-04"
+        if t["kind"] != "sale" or t["st"] != "approved":
+            return t, "OPR-06"
+        return t, None
 
-            return Result(False, code="OPR-04", kind="void")
-        return await self._result("void")
+    async def void(self, ref):
+        from payterm.txn.result import Result
+
+        o, code = self.check_void(ref)
+        if code:
+            return Result(False, code=code, kind="void")
+        r = await self._result("void", amount=o["amt"])
+        r.orig = ref
+        return r
 
     def lookup(self, ref):
-        if self.rnd.getrandbits(1):
+        t = self.journal.get(ref)
+        if t is None:
             raise Fault("OPR-04", "no ref %s" % ref, "lookup")
-        return {"ref": ref, "kind": "sale", "amt": 1250, "cur": 978, "st": "approved"}
+        return t
 
     def status_of(self, t):
         return t.get("st", "?")
 
 
 class StubHal:
+    """What the flows take from the HAL: no printer, the UI's clock, flash for training mode."""
+
     printer = None
 
-    def ticks(self):
-        return time.ticks_ms()
+    def __init__(self, env):
+        self.storage = env["dir"]
+        self.clock = env["clock"]
+        self.ticks = TICKS
 
 
 _UI = {}
@@ -943,22 +1016,30 @@ def _ui_env():
 
     st.add("reader", broken)
     st.add("storage", ok)
-    _UI.update(diag=diag, clock=clock, pin=PinGate(d + "/pin.json", "4321", clock, diag=diag), selftests=st)
+    _UI.update(diag=diag, clock=clock, pin=PinGate(d + "/pin.json", "4321", clock, diag=diag), selftests=st, dir=d,
+               mpin=PinGate(d + "/mpin.json", "1234", clock, diag=diag, wrong="OPR-07", locked="OPR-08"))
     return _UI
 
 
 class StubApp:
     def __init__(self, panel, rnd):
         env = _ui_env()
+        from payterm.config import DEFAULTS
+
         self.panel = panel
-        self.cfg = {"currency": 978, "card_timeout_ms": 1000, "result_ms": 10}
+        # the terminal's parameters as provisioned (payterm.config defaults), result screens held briefly
+        self.cfg = dict(DEFAULTS)
+        self.cfg.update({"terminal_id": "TERM0001", "merchant_id": "MERCHANT0000001", "currency": 978,
+                         "merchant_name": "FUZZ SHOP", "card_timeout_ms": 1000, "result_ms": 10,
+                         "result_min_ms": 0, "page_ms": 500, "pin_debit": rnd.getrandbits(1) == 1})
         self.engine = StubEngine(rnd)
         self.cards = StubCards(rnd)
         self.worker = StubWorker(rnd)
-        self.hal = StubHal()
+        self.hal = StubHal(env)
         self.diag = env["diag"]
         self.selftests = env["selftests"]
         self.pin = env["pin"]
+        self.merchant_pin = env["mpin"]
         self.events = []
 
     def event(self, text):
@@ -987,7 +1068,7 @@ async def case_keypad(rnd):
             await asyncio.sleep_ms(0)
             for t in tasks:
                 if t.done():
-                    t.result()  # a task that ended raised: the crash is reported
+                    await t  # a task that ended raised (MicroPython's Task has no result()): the crash is reported
                     raise Bad("a UI task returned")
             if stream.drained and panel.waiting and not len(panel._keys):
                 break
@@ -1005,6 +1086,8 @@ async def case_keypad(rnd):
             key = "lookup"
         elif e == "TECHMENU" and key == "idle":
             key = "techmenu"
+        elif e == "TRAINING ON" and key == "idle":
+            key = "training"
     for f in env["diag"].faults(3):
         fault_key(Fault(f["code"]))
     return key, data
