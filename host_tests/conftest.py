@@ -57,8 +57,6 @@ KNOWN_FAILING = {
         "wait analysis stages after the PIN/EMV merge: expected ranking not reproduced",
     "host_tests/system/test_technician.py::test_wait_analysis_tells_a_slow_customer_from_a_slow_reader":
         "wait analysis stages after the PIN/EMV merge: card-read stage timing not split as expected",
-    "host_tests/tools/test_leakscan.py::test_pan_as_bcd_in_binary_found":
-        "the BCD rule's exclusions for key material (base64 keys) changed what bare BCD is found",
     # Failed in the clean-clone `make test` at the end of the session (1191 passed), not yet diagnosed:
     "host_tests/tools/test_acquirer.py::test_cli_serves_and_prints_masked":
         "failed in the last clean-clone run, cause not yet diagnosed (the acquirer CLI after the security merge?)",

@@ -57,6 +57,25 @@ def test_pan_as_bcd_in_binary_found(pan):
     assert [(h.kind, h.offset, h.masked) for h in hits] == [("pan-bcd", 17, leakscan.mask(pan))], hits
 
 
+def test_base64_key_files_and_binary_integers_are_not_bcd():
+    # What the terminal stores next to card data: key registers and PIN hashes in base64 (docs/keys.md),
+    # and little-endian integers, mostly zero bytes. Neither is a card number, in any number of files.
+    import base64
+    import struct
+
+    rnd = random.Random(20261202)
+    for _ in range(300):
+        reg = [base64.b64encode(bytes(rnd.getrandbits(8) for _ in range(16))).decode() if rnd.getrandbits(1)
+               else None for _ in range(32)]
+        keys = {"v": 2, "ikid": base64.b64encode(bytes(rnd.getrandbits(8) for _ in range(8))).decode(),
+                "tc": rnd.randint(1, 1 << 20), "reg": reg}
+        pin = {"salt": "pt1", "hash": base64.b64encode(bytes(rnd.getrandbits(8) for _ in range(32))).decode(),
+               "fails": 0, "until": 0}
+        assert leakscan.scan_bytes(json.dumps(keys).encode() + b"\n" + json.dumps(pin).encode()) == []
+        ints = struct.pack("<8I", *[rnd.choice((0, 1, 2, 5, 9, 12, 20, 99, 100, 1000)) for _ in range(8)])
+        assert leakscan.scan_bytes(b"\xaa" + ints + b"\xbb") == [], ints.hex()
+
+
 def test_integers_of_the_terminal_flash_formats_are_not_bcd():
     # Fault-log slots (payterm/diag/faultlog.py) with times and counts whose bytes happen to read as
     # BCD digits next to the text fields: found as "pan-bcd" when scanned raw, not once the slot checks out.

@@ -18,8 +18,10 @@ a card number starts with 1-9 (ISO/IEC 7812: 0 is not issued to cards) and is
 not one repeated digit; an ASCII run longer than 19 digits is checked once
 with its leading zeros removed (a zero-padded field); a BCD candidate starts
 on a byte boundary (or after one left-pad `0` nibble) and ends where the digit
-nibbles end (or one nibble before: the next tag's first nibble); binary BCD
-runs made only of printable bytes are text and judged as text.
+nibbles end (or one nibble before: the next tag's first nibble); a BCD
+candidate more than half zeros is taken for binary integers (a run of zeros
+inside a number is no reason: issuers' test ranges are full of them); binary
+BCD runs made only of printable bytes are text and judged as text.
 
 Hits carry the file, the byte offset and the masked number only: a report of
 a leak must not be a leak.
@@ -203,8 +205,10 @@ def _bcd_hits(data, base, path, out, seen, hextext=False):
         a, b = m.start(), m.end()
         for s, e, why in _bcd_spans(nib, a, b, hextext):
             d = nib[s:e]
-            if not card_number(d) or "000000" in d or d.count("0") * 2 > len(d):
-                continue  # zero bytes of binary integers make zero-rich runs; stored card numbers are not
+            if not card_number(d) or d.count("0") * 2 > len(d):
+                # zero bytes of binary integers make runs that are mostly zeros; stored card numbers are
+                # not (a run of zeros inside one is: test cards such as 6799990010000002, 6799998900000060018)
+                continue
             if not hextext:
                 chunk = data[s // 2:(e + 1) // 2 if why == "bare" else e // 2 + 1]
                 if not (_mostly_binary(chunk) if why == "bare" else any(x not in _PRINTABLE for x in chunk)):
