@@ -58,10 +58,6 @@ KNOWN_FAILING = {
     "host_tests/system/test_technician.py::test_wait_analysis_tells_a_slow_customer_from_a_slow_reader":
         "wait analysis stages after the PIN/EMV merge: card-read stage timing not split as expected",
     # Failed in the clean-clone `make test` at the end of the session (1191 passed), not yet diagnosed:
-    "host_tests/tools/test_acquirer.py::test_cli_serves_and_prints_masked":
-        "failed in the last clean-clone run, cause not yet diagnosed (the acquirer CLI after the security merge?)",
-    "host_tests/tools/test_link_tls.py::test_tls_local_ca[signed-by-another-ca]":
-        "failed in the last clean-clone run, cause not yet diagnosed (expected NET-04 from the wrong CA)",
     "host_tests/tools/test_host_cli.py::test_emulate_runs_a_sale_a_person_would":
         "failed in the last clean-clone run, cause not yet diagnosed (scripted emulator session vs the new screens)",
     "host_tests/reliability/test_leak_artefacts.py::test_artefacts_hold_no_card_data":
