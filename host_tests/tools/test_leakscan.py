@@ -76,6 +76,22 @@ def test_base64_key_files_and_binary_integers_are_not_bcd():
         assert leakscan.scan_bytes(b"\xaa" + ints + b"\xbb") == [], ints.hex()
 
 
+def test_text_fields_padded_with_nul_are_text_not_bcd():
+    # A fixed-width text field (the fault log's stage, 11 bytes) padded with NULs, then the next field's
+    # text: its letters are digit nibbles up to the "o" (6F reads as an F pad), NULs included, a Luhn-valid
+    # 19-digit "number" (found once the six-zero rule was gone). Text and its padding are judged as text.
+    import struct
+    import zlib
+
+    body = struct.pack("<BIIIH6s11s28s", 0xFA, 9, 1, 1, 1, b"SYS-09", b"dvawqogfiu", b"vrosa")
+    slot = body + struct.pack("<I", zlib.crc32(body))
+    assert leakscan.scan_bytes(slot) == []
+    assert leakscan.scan_bytes(b"\xfa\xcc\xcc\xcc\xcc" + body[15:]) == []
+    # a BCD number whose bytes are not text (99, 89, 01, 8F) with zeros inside: found
+    assert kinds(b"\xcc" + bcd("6799998900000060018") + b"\xcc") == [
+        ("pan-bcd", "679999*********0018")]
+
+
 def test_integers_of_the_terminal_flash_formats_are_not_bcd():
     # Fault-log slots (payterm/diag/faultlog.py) with times and counts whose bytes happen to read as
     # BCD digits next to the text fields: found as "pan-bcd" when scanned raw, not once the slot checks out.

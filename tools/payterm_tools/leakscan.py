@@ -21,7 +21,9 @@ on a byte boundary (or after one left-pad `0` nibble) and ends where the digit
 nibbles end (or one nibble before: the next tag's first nibble); a BCD
 candidate more than half zeros is taken for binary integers (a run of zeros
 inside a number is no reason: issuers' test ranges are full of them); binary
-BCD runs made only of printable bytes are text and judged as text.
+BCD runs made only of printable bytes are text and judged as text, and so
+are those ending in an F pad or D separator made of printable bytes and the
+NUL bytes that pad fixed-width text fields.
 
 Hits carry the file, the byte offset and the masked number only: a report of
 a leak must not be a leak.
@@ -48,6 +50,9 @@ _NIBBLE_RUN = re.compile(r"[0-9]{%d,}" % _MIN)
 _T2EQ_TAIL = re.compile(r"d[0-9]{2}(?:0[1-9]|1[0-2])[1-9][0-9]{2}")  # D YYMM SC: a real month, service code 1xx-9xx
 _TLV = re.compile(rb"\x5a[\x06-\x0a]|\x57[\x07-\x13]")  # EMV Book 3 Annex A: 5A n..19 (cn), 57 b..19
 _PRINTABLE = frozenset(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}
+# Text in binary files: printable bytes and the NUL bytes that pad fixed-width text fields (C strings,
+# struct "s" fields such as the fault log's stage and context): "selftest\0\0\0comm" is text, not BCD.
+_TEXTLIKE = _PRINTABLE | {0x00}
 
 
 def luhn_ok(digits):
@@ -211,8 +216,9 @@ def _bcd_hits(data, base, path, out, seen, hextext=False):
                 continue
             if not hextext:
                 chunk = data[s // 2:(e + 1) // 2 if why == "bare" else e // 2 + 1]
-                if not (_mostly_binary(chunk) if why == "bare" else any(x not in _PRINTABLE for x in chunk)):
-                    # bare digits need mostly binary bytes; a pad or separator is structure enough
+                if not (_mostly_binary(chunk) if why == "bare" else any(x not in _TEXTLIKE for x in chunk)):
+                    # bare digits need mostly binary bytes; a pad or separator is structure enough, unless
+                    # the only binary bytes are the NUL padding of text fields (text, then "o" reads as F)
                     continue  # printable bytes are text: the text rules judge them
             off = base + (s // 2 if not hextext else s)
             kind = "track2-bcd" if why == "d" else "pan-bcd"
