@@ -76,6 +76,20 @@ def test_base64_key_files_and_binary_integers_are_not_bcd():
         assert leakscan.scan_bytes(b"\xaa" + ints + b"\xbb") == [], ints.hex()
 
 
+def test_provisioned_pin_hash_is_not_a_card_number():
+    # What made a `make test` session fail its end scan with a random PIN salt: `payterm provision`
+    # wrote "tech_pin_hash": "sha256$<salt>$<hex>" whose hex held a Luhn-valid 12-digit run (pan-text
+    # and pan-bcd at the same offset).
+    digest = "33a55fed40db1b429976a745fff07c9980ec929fdcc3761a0aae586338007543"
+    assert leakscan.luhn_ok("586338007543")
+    prov = ('{"tech_pin_hash": "sha256$2Ca3auzYPPQQvJEJ$%s",\n "merchant_pin_hash": "sha256$emu$%s"}'
+            % (digest, digest)).encode()
+    assert leakscan.scan_bytes(prov) == []
+    assert kinds(b"dump " + digest.encode() + b"\n") != [], "the same hex outside a PIN hash is still judged"
+    assert kinds(b'{"h": "sha256$s$' + digest.encode() + b'", "pan": "' + PAN.encode() + b'"}') == [
+        ("pan-text", "476173******0010")]
+
+
 def test_text_fields_padded_with_nul_are_text_not_bcd():
     # A fixed-width text field (the fault log's stage, 11 bytes) padded with NULs, then the next field's
     # text: its letters are digit nibbles up to the "o" (6F reads as an F pad), NULs included, a Luhn-valid

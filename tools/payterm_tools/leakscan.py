@@ -25,6 +25,10 @@ BCD runs made only of printable bytes are text and judged as text, and so
 are those ending in an F pad or D separator made of printable bytes and the
 NUL bytes that pad fixed-width text fields.
 
+The digest of a provisioned PIN hash (`sha256$<salt>$<hex>`, payterm.config)
+is not looked at: random salts make its hex hold a Luhn-valid digit run now
+and then, and it is no card data.
+
 Hits carry the file, the byte offset and the masked number only: a report of
 a leak must not be a leak.
 """
@@ -50,6 +54,9 @@ _NIBBLE_RUN = re.compile(r"[0-9]{%d,}" % _MIN)
 _T2EQ_TAIL = re.compile(r"d[0-9]{2}(?:0[1-9]|1[0-2])[1-9][0-9]{2}")  # D YYMM SC: a real month, service code 1xx-9xx
 _TLV = re.compile(rb"\x5a[\x06-\x0a]|\x57[\x07-\x13]")  # EMV Book 3 Annex A: 5A n..19 (cn), 57 b..19
 _PRINTABLE = frozenset(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}
+# A PIN hash as provisioned (payterm.config pin_hash: "sha256$<salt>$<64 hex digits of the SHA-256>"): a
+# digest with a random salt, no card data; its hex holds Luhn-valid digit runs in a few percent of files.
+_PIN_HASH = re.compile(rb"(sha256\$[!-#%-~]{0,64}\$)[0-9a-fA-F]{64}(?![0-9a-fA-F])")
 # Text in binary files: printable bytes and the NUL bytes that pad fixed-width text fields (C strings,
 # struct "s" fields such as the fault log's stage and context): "selftest\0\0\0comm" is text, not BCD.
 _TEXTLIKE = _PRINTABLE | {0x00}
@@ -280,7 +287,7 @@ def blank_integers(data):
 def scan_bytes(data, path="<bytes>", base=0, known=()):
     """Hits in one buffer (offsets relative to `base`); `known`: card numbers to find even if not Luhn-valid."""
     out, seen = [], set()
-    data = bytes(data)
+    data = _PIN_HASH.sub(lambda m: m.group(1) + b"x" * 64, bytes(data))  # same length: offsets stay
     _text_hits(data, base, path, out, seen)
     ints_blanked = blank_integers(data)
     _bcd_hits(ints_blanked, base, path, out, seen)
