@@ -988,6 +988,24 @@ class StubHal:
 _UI = {}
 
 
+def _fast_training():
+    """Training mode's host answers after its real delay (400 ms, WAITING FOR HOST) on the UI's
+    compressed clock (TICKS), not in real time: two training sales would otherwise pass the time bound."""
+    from payterm.txn import training
+
+    base = training.TrainingHost
+
+    async def sleep_ms(ms):
+        TICKS.skipped += ms
+        await asyncio.sleep_ms(0)
+
+    class FastTrainingHost(base):
+        def __init__(self, status=None):  # as payterm.txn.training.engine() makes it: the default delay
+            base.__init__(self, status, sleep_ms=sleep_ms)
+
+    training.TrainingHost = FastTrainingHost
+
+
 def _ui_env():
     """One Diag, PIN gate and self-tests on scratch files, shared by the keypad and console cases."""
     if _UI:
@@ -1016,6 +1034,7 @@ def _ui_env():
 
     st.add("reader", broken)
     st.add("storage", ok)
+    _fast_training()
     _UI.update(diag=diag, clock=clock, pin=PinGate(d + "/pin.json", "4321", clock, diag=diag), selftests=st, dir=d,
                mpin=PinGate(d + "/mpin.json", "1234", clock, diag=diag, wrong="OPR-07", locked="OPR-08"))
     return _UI
