@@ -43,21 +43,6 @@ def pytest_addoption(parser):
 # are marked xfail (not strict) so the rest of the suite gates the change; each entry is open work,
 # listed in the issue tracker's closing note, and goes as soon as the test passes again.
 KNOWN_FAILING = {
-    "host_tests/tools/test_leakscan.py::test_pan_as_bcd_in_binary_found":
-        "the BCD rule's exclusions for key material (base64 keys) changed what bare BCD is found",
-    "host_tests/reliability/test_fuzz_host.py::test_fuzz_host_responses[link]":
-        "link fuzz target predates MACed messages: every answer is refused for its missing MAC",
-    "host_tests/reliability/test_fuzz_ui.py::test_fuzz_keypad_and_console[keypad]":
-        "keypad fuzz target predates merchant PIN / confirmation screens",
-    # Failed in the clean-clone `make test` at the end of the session (1191 passed), not yet diagnosed:
-    "host_tests/tools/test_acquirer.py::test_cli_serves_and_prints_masked":
-        "failed in the last clean-clone run, cause not yet diagnosed (the acquirer CLI after the security merge?)",
-    "host_tests/tools/test_link_tls.py::test_tls_local_ca[signed-by-another-ca]":
-        "failed in the last clean-clone run, cause not yet diagnosed (expected NET-04 from the wrong CA)",
-    "host_tests/reliability/test_fuzz_cards.py::test_fuzz_card_parsers[emv]":
-        "EMV fuzz target reports crashes after the EMV kernel merge: harness or kernel, not yet triaged",
-    "host_tests/reliability/test_leak_artefacts.py::test_artefacts_hold_no_card_data":
-        "failed in the last clean-clone run with 0 scan hits: the artefact check itself, not yet diagnosed",
 }
 
 

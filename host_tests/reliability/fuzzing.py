@@ -25,35 +25,71 @@ def signature(crash):
     return "%s:%s" % (crash["target"], lines[-1].strip() if lines else crash.get("kind"))
 
 
-def _answer(req, action):
-    """The frame a fresh acquirer simulator sends back over TCP for one request scripted with `action`."""
+# The KSN of every vector request: counter 1 of the simulator's test initial key (each request goes to
+# a fresh simulator, so the one KSN is never a replay there). The driver derives the same request's
+# MAC keys with the firmware's own DUKPT from the initial key written with the vectors.
+VECTOR_COUNTER = 1
+
+
+def _answer(req, action, seal=True):
+    """The first frame a fresh acquirer simulator sends back over TCP for one request scripted with
+    `action`; the request sealed as the terminal seals it (field 53 + MAC) unless seal=False."""
     import socket
 
     import iso8583
-    from iso8583.specs import default as spec
 
-    from payterm_tools.sim.acquirer import AcquirerSim
+    from payterm_tools.sim.acquirer import AcquirerSim, SPEC
+    from sealclient import SealedClient
 
-    body, _ = iso8583.encode(dict(req), spec)
-    with AcquirerSim(name="vectors") as sim, socket.create_connection(sim.address, timeout=5) as s:
+    with AcquirerSim(name="vectors") as sim:
         sim.script(action)
-        s.sendall(len(body).to_bytes(2, "big") + bytes(body))
-        out = b""
-        while len(out) < 2 or len(out) < 2 + int.from_bytes(out[:2], "big"):
-            chunk = s.recv(4096)
-            if not chunk:
-                break  # a frame cut short (`truncated` announces its real length): what came is the vector
-            out += chunk
-        return out
+        cl = SealedClient(sim.address, first_counter=VECTOR_COUNTER)
+        try:
+            if seal:
+                body = cl.encode(req)
+                assert cl.last_ksn == _vector_ksn(), cl.last_ksn
+            else:
+                body = bytes(iso8583.encode(dict(req), SPEC)[0])
+            cl.send_raw(body)
+            s = cl.s
+            out = b""
+            while len(out) < 2 or len(out) < 2 + int.from_bytes(out[:2], "big"):
+                try:
+                    chunk = s.recv(4096)
+                except socket.timeout:
+                    break
+                if not chunk:
+                    break  # a frame cut short (`truncated` announces its real length): what came is the vector
+                out += chunk
+        finally:
+            cl.close()
+        return out[:2 + int.from_bytes(out[:2], "big")] if len(out) >= 2 else out
+
+
+def _vector_ksn():
+    from payterm_tools.sim import hsm
+
+    return hsm.ksn_hex(hsm.TEST_IKID, VECTOR_COUNTER)
 
 
 def write_vectors(path):
-    """ISO 8583 frames the acquirer simulator sends, for STAN 000123 / TERM0001.
+    """ISO 8583 frames the acquirer simulator sends, for STAN 000123 / TERM0001, and the keys to check them.
 
     Each request goes to a fresh simulator (one book per request: the same
-    STAN again would be a duplicate, 94), scripted to answer with the
-    response code wanted; then its `garbage` and `truncated` answers.
+    STAN again would be a duplicate, 94), sealed with field 53 and its MAC as
+    the terminal sends it, scripted to answer with the response code wanted:
+    the simulator's HSM MACs each answer under the request's KSN. Then the
+    same sale answered without a MAC and with a wrong one, answers that do
+    not match (another STAN, MTI or terminal), and the `garbage` and
+    `truncated` answers. `kinds` says what each frame is (ok: a correctly
+    MACed answer; no_mac, bad_mac; other: no answer to a sale for STAN 000123
+    / TERM0001 with a valid MAC; broken: no ISO 8583 message); `ik` (base64) and `ikid`, `counter` give the
+    driver the request's keys (the test initial key, never a production one).
     """
+    import base64
+
+    from payterm_tools.sim import hsm
+
     base = {"3": "000000", "4": "000000001250", "7": "1123120000", "11": "000123", "12": "120000",
             "13": "1123", "22": "071", "41": "TERM0001", "42": "MERCHANT0000001", "49": "978",
             "2": "4761739001010010"}
@@ -63,19 +99,39 @@ def write_vectors(path):
             ("0401", {"90": "0200000123112312000000000000000000000000000"[:42]}, "00"),
             ("0220", {"38": "A1B2C3"}, "00"), ("0221", {}, "00"), ("0800", {"70": "301"}, "00"),
             ("0200", {}, "05"), ("0200", {}, "91")]
-    frames = []
+    frames, kinds, rcs = [], [], []
     for mti, extra, rc in reqs:
         req = dict(base, t=mti)
         req.update(extra)
         if mti == "0800":
             req = {"t": "0800", "7": "1123120000", "11": "000123", "41": "TERM0001", "70": "301"}
-        frames.append(_answer(req, ("decline", rc)))  # "decline" with an rc answers exactly that rc
-    frames.append(_answer(dict(base, t="0200"), "garbage"))
-    frames.append(_answer(dict(base, t="0200"), "truncated"))
+        # "decline" with an rc answers exactly that rc; a network message goes unsealed, as the terminal's
+        frames.append(_answer(req, ("decline", rc), seal=mti != "0800"))
+        kinds.append("ok" if mti == "0200" else "other")
+        rcs.append(rc)
+    for action, kind in ((("no_mac",), "no_mac"), (("bad_mac",), "bad_mac"), (("wrong_stan", False), "other"),
+                         (("wrong_mti", False), "other"), (("wrong_tid", False), "other"),
+                         (("garbage",), "broken"), (("truncated",), "broken")):
+        frames.append(_answer(dict(base, t="0200"), action))
+        kinds.append(kind)
+        rcs.append("00")
     for fr in frames:
         assert len(fr) > 2, "the acquirer simulator sent no answer: %r" % (frames,)
+    import iso8583
+
+    from payterm_tools.sim.acquirer import SPEC
+
+    box = hsm.Hsm()
+    for fr, kind, rc in zip(frames, kinds, rcs):
+        if kind == "ok":  # the simulator took the sealed request (no 30/63) and MACed its answer
+            got = iso8583.decode(fr[2:], SPEC)[0]
+            assert got.get("39") == rc and hsm.mac_tag(got) == fr[-8:], (rc, got)
+            assert box.response_mac(_vector_ksn(), fr[2:-8]) == fr[-8:], "answer not MACed under the request's KSN"
+    ik = box.initial_key(hsm.TEST_IKID)
     with open(path, "w") as f:
-        json.dump({"responses": [fr[2:].hex() for fr in frames], "frames": [fr.hex() for fr in frames]}, f)
+        json.dump({"responses": [fr[2:].hex() for fr in frames], "frames": [fr.hex() for fr in frames],
+                   "kinds": kinds, "rcs": rcs, "ikid": hsm.TEST_IKID.hex().upper(), "counter": VECTOR_COUNTER,
+                   "ksn": _vector_ksn(), "ik": base64.b64encode(ik).decode()}, f)
     return path
 
 

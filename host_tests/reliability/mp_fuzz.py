@@ -116,6 +116,110 @@ def mutate(data, rnd, extra=()):
     return bytes(b)
 
 
+# ---- structure-aware mutation of BER-TLV answers (the harness's own codec: the firmware's is what is tested)
+def _tlv_tree(b, depth=0):
+    """[[tag bytes, value bytes | [children]]] or None when b is not well-formed BER-TLV."""
+    out = []
+    i = 0
+    n = len(b)
+    while i < n:
+        if b[i] in (0x00, 0xFF):
+            i += 1
+            continue
+        t0 = i
+        i += 1
+        if b[t0] & 0x1F == 0x1F:
+            while i < n and b[i] & 0x80:
+                i += 1
+            i += 1
+        if i >= n or i - t0 > 3:
+            return None
+        tag = bytes(b[t0:i])
+        ln = b[i]
+        i += 1
+        if ln & 0x80:
+            k = ln & 0x7F
+            if k == 0 or k > 2 or i + k > n:
+                return None
+            ln = int.from_bytes(b[i:i + k], "big")
+            i += k
+        if i + ln > n:
+            return None
+        val = bytes(b[i:i + ln])
+        kids = _tlv_tree(val, depth + 1) if (tag[0] & 0x20) and depth < 6 else None
+        out.append([tag, kids if kids is not None else val])
+        i += ln
+    return out
+
+
+def _tlv_bytes(tree):
+    out = bytearray()
+    for tag, v in tree:
+        body = _tlv_bytes(v) if isinstance(v, list) else v
+        n = len(body)
+        out.extend(tag)
+        if n < 0x80:
+            out.append(n)
+        elif n < 0x100:
+            out.extend(bytes((0x81, n)))
+        else:
+            out.extend(bytes((0x82, n >> 8, n & 0xFF)))
+        out.extend(body)
+    return bytes(out)
+
+
+def _nodes(tree, acc):
+    for node in tree:
+        acc.append((tree, node))
+        if isinstance(node[1], list):
+            _nodes(node[1], acc)
+    return acc
+
+
+# DOL entries and lengths a card may get wrong: long-form and oversized lengths, zero, one short of a tag's size
+_ODD_LENGTHS = (b"\x00", b"\x01", b"\x7f", b"\x80", b"\x81\xff", b"\x82\x01\x00", b"\x82\xff\xff",
+                b"\x83\x01\x00\x00", b"\x83\xff\xff\xff", b"\xff")
+
+
+@harness
+def mutate_tlv(resp, rnd, extra=()):
+    """An answer whose templates stay well-formed (lengths recomputed) with one data object changed:
+    its value mutated, emptied, made long or replaced by a DOL with odd lengths; or an object dropped or doubled.
+    Falls back to mutate() when the answer is not TLV."""
+    body, sw = resp[:-2], resp[-2:]
+    tree = _tlv_tree(body) if len(resp) >= 2 else None
+    if not tree:
+        return mutate(resp, rnd, extra)
+    for _ in range(rnd.randint(1, 3)):
+        nodes = _nodes(tree, [])
+        parent, node = nodes[rnd.randint(0, len(nodes) - 1)]
+        op = rnd.randint(0, 7)
+        if op == 0:
+            parent.remove(node)
+            if not tree:
+                break
+        elif op == 1:
+            parent.insert(rnd.randint(0, len(parent)), [node[0], node[1]])
+        elif isinstance(node[1], list):
+            node[1] = mutate(_tlv_bytes(node[1]), rnd, extra)
+        elif op == 2:
+            node[1] = b""
+        elif op == 3:
+            node[1] = rand_bytes(rnd, rnd.randint(1, 300))
+        elif op == 4:  # a DOL with odd lengths (PDOL, CDOL1, UDOL) or data of odd sizes
+            dol = bytearray()
+            for _ in range(rnd.randint(1, 6)):
+                dol.extend((b"\x9f\x02", b"\x9f\x37", b"\x5a", b"\x57", b"\x9f\x6a", b"\x8a", b"\x9f\x1a",
+                            b"\xdf\x81\x01", b"\x70", b"\x9f\x66")[rnd.randint(0, 9)])
+                dol.extend(_ODD_LENGTHS[rnd.randint(0, len(_ODD_LENGTHS) - 1)] if rnd.randint(0, 2) == 0
+                           else bytes((rnd.randint(0, 40),)))
+            node[1] = bytes(dol)
+        else:
+            node[1] = mutate(node[1], rnd, extra)
+    out = _tlv_bytes(tree) + sw
+    return out
+
+
 CUR = {"input": b""}  # the input of the running case, for its reproducer
 
 
@@ -248,20 +352,40 @@ CARD_KINDS = (
     {"exp": "2001"},
     {"pdol": b""},
     {"pdol": b"\x9f\x02\x06\x9f\x1a\x02\x95\x05\x5f\x2a\x02\x9a\x03\x9c\x01\x9f\x37\x04"},
+    {"pan": "5413330089010434", "aids": (("A0000000041010", "MASTERCARD", 1),), "genac_format": 1},
+    {"ctq": b"\x00\x80"},
+    {"pan": "5413330089010434", "aids": (("A0000000041010", "MASTERCARD", 1),), "magstripe": True},
 )
+# Mag-stripe mode data of a Mastercard (test_emv_kernel's card): track 2 data and its bitmaps.
+_MS_RECS = (b"\x9f\x6b\x13\x54\x13\x33\x00\x89\x01\x04\x34\xd3\x01\x22\x01\x00\x00\x00\x00\x00\x00\x0f"
+            b"\x9f\x65\x02\x00\x0e\x9f\x66\x02\x0e\x70\x9f\x67\x01\x03")
+
+
+def _card_of(fk, kw):
+    kw = dict(kw)
+    if kw.pop("magstripe", False):
+        c = fk.FakeCard(kernel="qvsdc", aip=b"\x00\x00", extra=_MS_RECS, **kw)
+        c.kernel = "mchip-magstripe"  # records without CDOL1, mag-stripe data: COMPUTE CRYPTOGRAPHIC CHECKSUM
+        return c
+    return fk.FakeCard(**kw)
+
+
 APDU = {"ppse": b"\x00\xa4\x04\x00\x0e2PAY.SYS.DDF01\x00",
         "select": b"\x00\xa4\x04\x00\x07\xa0\x00\x00\x00\x03\x10\x10\x00",
-        "gpo": b"\x80\xa8\x00\x00\x02\x83\x00\x00", "read": b"\x00\xb2\x01\x0c\x00"}
+        "gpo": b"\x80\xa8\x00\x00\x02\x83\x00\x00", "read": b"\x00\xb2\x01\x0c\x00",
+        "genac": b"\x80\xae\x80\x00\x01\x00\x00", "ccc": b"\x80\x2a\x8e\x80\x01\x00\x00"}
 
 
 def _tlv_vectors():
     fk = _fakes()
     out = []
     for kw in CARD_KINDS:
-        c = fk.FakeCard(**kw)
+        c = _card_of(fk, kw)
         out.append(c.respond(APDU["ppse"])[:-2])
         out.append(c.respond(APDU["select"])[:-2])
         out.append(c.respond(APDU["gpo"])[:-2])
+        out.append(c.respond(APDU["genac"])[:-2])
+        out.append(c.respond(APDU["ccc"])[:-2])
         for r in c.records().values():
             out.append(r)
     out.append(b"\x9f\x02\x06\x5f\x2a\x02\x9f\x37\x04\x9f\x66\x04\x9a\x03")
@@ -289,42 +413,65 @@ def case_tlv(rnd):
     return "parsed", data
 
 
+def _emv_amount(rnd):
+    """Mostly amounts the card may be tapped for (under / over the CVM limit), now and then above the
+    contactless limit (CRD-14) or at the limits themselves."""
+    r = rnd.randint(0, 15)
+    if r < 8:
+        return rnd.randint(0, 5000)  # cl_cvm_limit: no CVM
+    if r < 13:
+        return rnd.randint(5001, 100000)  # CVM required, under cl_tx_limit
+    if r == 13:
+        return (0, 5000, 5001, 100000)[rnd.randint(0, 3)]
+    return rnd.randint(100001, 999999999999)
+
+
 async def case_emv(rnd):
     from payterm.card import emv
 
     fk = _fakes()
+    if not _TLV:
+        _TLV.extend(_tlv_vectors())
     kw = CARD_KINDS[rnd.randint(0, len(CARD_KINDS) - 1)]
-    card = fk.FakeCard(**kw)
-    steps = ("ppse", "select", "gpo", "read")
+    card = _card_of(fk, kw)
+    steps = ("ppse", "select", "gpo", "read", "genac", "ccc")
     hit = {}
     for st in steps:
         if rnd.randint(0, 2) == 0:
             hit[st] = rnd.randint(0, 5)
     if not hit:
-        hit[steps[rnd.randint(0, 3)]] = 0
+        hit[steps[rnd.randint(0, len(steps) - 1)]] = 0
     shown = []
+    cfg = {}
+    if kw.get("magstripe") or rnd.randint(0, 5) == 0:
+        cfg["cl_magstripe"] = True
+    if rnd.getrandbits(1):
+        cfg["online_pin"] = True
 
     @aharness
     async def xchg(apdu):
         resp = card.respond(bytes(apdu))
         st = card.seen[-1]
         how = hit.get(st)
-        if how is not None:
+        if how is not None and (st != "read" or rnd.getrandbits(1)):  # one record or several
             if how == 5:
                 raise Fault("CRD-11", "card left the field", "nfc")  # as the PN532 driver reports it
             if how == 4:
                 resp = rand_bytes(rnd, rnd.randint(0, 40))
             elif how == 3:
                 resp = (resp or b"")[:-2] + bytes((rnd.getrandbits(8), rnd.getrandbits(8)))
+            elif how == 2:
+                resp = mutate(resp or b"\x90\x00", rnd, _TLV)
             else:
-                resp = mutate(resp or b"\x90\x00", rnd, _TLV or [resp or b""])
+                resp = mutate_tlv(resp or b"\x90\x00", rnd, _TLV)
         if resp is None:
             raise Fault("CRD-11", "card left the field", "nfc")
         shown.append(resp)
+        CUR["input"] = b"|".join(shown)  # the card's answers so far: the reproducer of a crash
         return resp
 
     try:
-        c = await emv.read_card(xchg, rnd.randint(0, 999999), "978", {}, NOW, b"\x00\x00\x00\x01")
+        c = await emv.read_card(xchg, _emv_amount(rnd), "978", cfg, NOW, b"\x00\x00\x00\x01")
     except Fault as f:
         return fault_key(f), b"|".join(shown)
     return _check_card(c), b"|".join(shown)
@@ -507,22 +654,77 @@ class SimConn:
         pass
 
 
+_SEAL = {}
+
+
+def _keys():
+    """The vector request's message keys with the firmware's own DUKPT and CMAC: the terminal's Seal
+    (MACs the request, checks the answer) and the host's MAC of an answer (the verification key)."""
+    if not _SEAL:
+        import binascii
+
+        from payterm.crypto import aes, dukpt, msgmac
+        from payterm.crypto.cmac import Cmac
+
+        ik = binascii.a2b_base64(VEC["ik"])
+        ikid = binascii.unhexlify(VEC["ikid"])
+        tc = VEC["counter"]
+        tx = dukpt.Transaction(ikid, tc, dukpt.intermediate_key(ik, ikid, tc))
+        if tx.field53() != VEC["ksn"]:
+            raise HarnessError("firmware KSN %s, vectors %s" % (tx.field53(), VEC["ksn"]))
+        _SEAL["sec"] = msgmac.Seal(tx)
+        k = tx.response_mac_key()
+        _SEAL["host"] = Cmac(k)
+        aes.wipe(k)
+        tx.wipe()
+    return _SEAL
+
+
+@harness
+def _framed(body):
+    return bytes((len(body) >> 8, len(body) & 0xFF)) + body
+
+
 async def case_link(rnd):
     from payterm.link import messages
     from payterm.link.link import Link
 
+    keys = _keys()
     clock = SimClock()
     frames = VEC["frames"]
-    # what the host sends back: mostly the matching answer (maybe broken), maybe after others' answers
+    kinds = VEC["kinds"]
+    answers = [i for i, k in enumerate(kinds) if k == "ok"]
+    others = [i for i, k in enumerate(kinds) if k == "other"]
+    # what the host sends back: mostly the matching answer (maybe broken), maybe after answers that do not match
     out = bytearray()
     for _ in range(rnd.randint(0, 2)):
-        out.extend(frames[rnd.randint(0, len(frames) - 1)])
-    ans = frames[rnd.randint(0, 1)]  # the 0210 approval / decline for STAN 000123
-    r = rnd.randint(0, 5)
+        out.extend(frames[others[rnd.randint(0, len(others) - 1)]])
+    i = answers[rnd.randint(0, len(answers) - 1)]
+    ans = frames[i]
+    r = rnd.randint(0, 11)
+    expect = None  # the outcome this answer must have: "rc=.." accepted, or the code it is refused with
     if r == 0:
-        ans = rand_bytes(rnd, rnd.randint(0, 80))
-    elif r <= 3:
-        ans = mutate(ans, rnd, frames)
+        broken = [f for f, k in zip(frames, kinds) if k == "broken"]
+        ans = rand_bytes(rnd, rnd.randint(0, 80)) if rnd.getrandbits(1) else broken[rnd.randint(0, len(broken) - 1)]
+    elif r <= 4:
+        # the host's own odd answer: the fields mutated, then MACed as the host MACs (reaches the parser
+        # and the checks behind the MAC check)
+        body = mutate(ans[2:-8], rnd, [f[2:-8] for f in frames if len(f) > 10])
+        ans = _framed(body + keys["host"].mac(body, 8))
+    elif r <= 6:
+        ans = mutate(ans, rnd, frames)  # damaged on the way: the MAC no longer matches (or the frame breaks)
+    elif r == 7:
+        k = rnd.randint(len(ans) - 8, len(ans) - 1)  # one MAC byte wrong
+        ans = ans[:k] + bytes((ans[k] ^ (1 << rnd.randint(0, 7)),)) + ans[k + 1:]
+        expect = "KEY-07"
+    elif r == 8:
+        ans = frames[kinds.index("no_mac")]
+        expect = "KEY-08"
+    elif r == 9:
+        ans = frames[kinds.index("bad_mac")]
+        expect = "KEY-07"
+    else:
+        expect = "rc=" + VEC["rcs"][i]  # the simulator's answer as it came: taken
     out.extend(ans)
     if rnd.randint(0, 3) == 0:
         out.extend(mutate(frames[rnd.randint(0, len(frames) - 1)], rnd, frames))
@@ -534,21 +736,46 @@ async def case_link(rnd):
     link = Link([("127.0.0.1", 9)], open_connection, clock, 1000, 2500)
     req = messages.sale("000123", "TERM0001", 1250, "978", {"2": "4761739001010010", "14": "3012"},
                         "MERCHANT0000001", NOW)
+    req[messages.F_KSN] = keys["sec"].field53()
     try:
-        resp = await link.exchange(req)
+        resp = await link.exchange(req, sec=keys["sec"])
     except Fault as f:
         if getattr(f, "sent", None) is not True:
             raise Bad("%s after the request was written but sent=%r" % (f.code, getattr(f, "sent", None)))
+        if expect is not None and f.code != expect:
+            raise Bad("answer refused with %s, expected %s" % (f.code, expect))
         return fault_key(f), bytes(out)
     if resp.get("11") != "000123" or resp.get("t") != "0210" or resp.get("41") != "TERM0001":
         raise Bad("accepted a response that does not match: %r" % ({k: resp.get(k) for k in ("t", "11", "41")},))
-    return "rc=" + str(resp.get("39")), bytes(out)
+    got = "rc=" + str(resp.get("39"))
+    if expect is not None and got != expect:
+        raise Bad("answer gave %s, expected %s" % (got, expect))
+    return got, bytes(out)
 
 
 # ---------------------------------------------------------------- keypad -> panel -> cashier
+# What the system tests type (README: merchant PIN 1234, technician PIN 4321): sales (with the confirmation
+# of a large amount), refund / void / training behind the merchant PIN, status, reprint, the technician menu.
 KEY_VECTORS = [b"1250E", b"1000E", b"0E", b"E", b"C", b"12B50E", b"F1500E", b"F2000001E", b"F3000001E",
                b"F94321E#####C", b"F90000E1111E2222E", b"F9C", b"999999999999E", b"F", b"FC", b"F9" + b"4" * 12 + b"E",
-               b"F94321E*8822E##E#C"]
+               b"F94321E*8822E##E#C", b"F11234E1500EE", b"F11234E1500EC", b"F10000E1234E1500EE", b"F1C",
+               b"F21234E000001EE", b"F21234E1EC", b"F21234EC", b"F3000002E", b"F4", b"1250EF4",
+               b"F51234E1250EF5", b"F51234EF94321E", b"F50000E0000E0000E0000E0000E", b"50000EE", b"50000EC",
+               b"60000E", b"1250E1234E", b"1250E123456789012E", b"1250EC", b"F11234E60000EEE"]
+_KEY_BOUND_MS = 1000  # fuzz time bound of a keypad case (the driver's default)
+
+
+class SimTicks:
+    """The UI's ticks(): real milliseconds plus every key wait the fuzz panel cut short (time compressed)."""
+
+    def __init__(self):
+        self.skipped = 0
+
+    def __call__(self):
+        return time.ticks_add(time.ticks_ms(), self.skipped)
+
+
+TICKS = SimTicks()
 
 
 class KeyStream:
@@ -584,7 +811,8 @@ def _ui_classes():
     from payterm.ui.panel import Panel
 
     class FastPanel(Panel):
-        """The real panel; its waits for a key end after 1 ms instead of seconds (time compressed)."""
+        """The real panel; its waits for a key end after 1 ms instead of seconds, and the UI's clock
+        (TICKS) moves on by the whole wait: time compressed, so result holds and timeouts end at once."""
 
         waiting = False
 
@@ -595,7 +823,10 @@ def _ui_classes():
                     return await Panel.key(self, None)
                 finally:
                     self.waiting = False
-            return await Panel.key(self, 1)
+            k = await Panel.key(self, 1)
+            if k is None:
+                TICKS.skipped += max(0, timeout_ms - 1)
+            return k
 
     return FastPanel
 
@@ -631,7 +862,11 @@ class StubCards:
                 raise Fault(("CRD-01", "CRD-05", "CRD-07", "HW-01")[rnd.randint(0, 3)], "stub", "card")
             tap = rnd.getrandbits(1)
             self.awaiting_removal = bool(tap)
-            return Card("tap" if tap else "swipe", bytearray(b"4761739001010010"), "3012", service_code="101")
+            sc = ("101", "201", "206", "120")[rnd.randint(0, 3)]  # x06 / x20: the cardholder's PIN is asked
+            card = Card("tap" if tap else "swipe", bytearray(b"4761739001010010"), "3012", service_code=sc)
+            if tap and rnd.randint(0, 2) == 0:
+                card.cvm = "online_pin"
+            return card
         finally:
             self.armed = False
 
@@ -646,6 +881,11 @@ class StubWorker:
     def failed(self):
         return list(self._failed)
 
+    def items(self):
+        """(kind, record, due ms or None) of the queue, as payterm.txn.worker.Worker.items."""
+        return [("advice", {"ref": f["ref"], "st": "pending", "tries": 1, "amt": 1250, "cur": 978}, None)
+                for f in self._failed]
+
     async def retry(self, ref):
         await asyncio.sleep_ms(0)
         if self.rnd.getrandbits(1):
@@ -653,58 +893,117 @@ class StubWorker:
         return ref
 
 
+class StubJournal:
+    def __init__(self, rnd):
+        self._recs = [{"ref": "%06d" % (i + 1), "kind": ("sale", "refund", "saf")[i % 3], "amt": 1250 * (i + 1),
+                       "cur": 978, "st": ("approved", "declined", "pending")[i % 3], "pan": "476173******0010",
+                       "ts": NOW - 60 * i} for i in range(rnd.randint(0, 3))]
+
+    def records(self):
+        return list(self._recs)
+
+    def get(self, ref):
+        for t in self._recs:
+            if t["ref"] == ref:
+                return t
+        return None
+
+
 class StubEngine:
+    """The engine as the cashier flows see it (payterm.txn.engine.Engine): sale, refund, void, look-up."""
+
     def __init__(self, rnd):
         self.rnd = rnd
         self.saf = self
+        self.journal = StubJournal(rnd)
         self.n = 0
 
     def summary(self):
         return {"pending": 0, "sent": 0, "declined": 0, "failed": 0}
 
     @aharness
-    async def _result(self, kind, card=None, amount=0):
+    async def _result(self, kind, card=None, amount=0, pin=None):
         from payterm.txn.result import Result
 
         await asyncio.sleep_ms(0)
         if card is not None:
             card.wipe()
+        if pin is not None:
+            for i in range(len(pin)):
+                pin[i] = 0
         self.n += 1
         ok = self.rnd.getrandbits(1)
-        return Result(ok, code=None if ok else "ISS-51", rc="00" if ok else "51", auth_code="A1B2C3" if ok else None,
-                      stan="%06d" % self.n, ref="%06d" % self.n, amount=amount, currency=978, kind=kind,
-                      masked="476173******0010")
+        r = Result(ok, code=None if ok else "ISS-51", rc="00" if ok else "51", auth_code="A1B2C3" if ok else None,
+                   stan="%06d" % self.n, ref="%06d" % self.n, amount=amount, currency=978, kind=kind,
+                   masked="476173******0010")
+        if card is not None:
+            r.card_info(card)
+        return r
 
-    async def sale(self, card, amount, cur):
-        return await self._result("sale", card, amount)
+    async def sale(self, card, amount, cur, pin=None):
+        return await self._result("sale", card, amount, pin)
 
     async def refund(self, card, amount, cur):
         return await self._result("refund", card, amount)
 
-    async def void(self, ref):
-        if self.rnd.getrandbits(1):
-            from payterm.txn.result import Result
+    def check_void(self, ref):
+        t = self.journal.get(ref)
+        if t is None:
+            return None, "OPR-04"
+        if t["kind"] != "sale" or t["st"] != "approved":
+            return t, "OPR-06"
+        return t, None
 
-            return Result(False, code="OPR-04", kind="void")
-        return await self._result("void")
+    async def void(self, ref):
+        from payterm.txn.result import Result
+
+        o, code = self.check_void(ref)
+        if code:
+            return Result(False, code=code, kind="void")
+        r = await self._result("void", amount=o["amt"])
+        r.orig = ref
+        return r
 
     def lookup(self, ref):
-        if self.rnd.getrandbits(1):
+        t = self.journal.get(ref)
+        if t is None:
             raise Fault("OPR-04", "no ref %s" % ref, "lookup")
-        return {"ref": ref, "kind": "sale", "amt": 1250, "cur": 978, "st": "approved"}
+        return t
 
     def status_of(self, t):
         return t.get("st", "?")
 
 
 class StubHal:
+    """What the flows take from the HAL: no printer, the UI's clock, flash for training mode."""
+
     printer = None
 
-    def ticks(self):
-        return time.ticks_ms()
+    def __init__(self, env):
+        self.storage = env["dir"]
+        self.clock = env["clock"]
+        self.ticks = TICKS
 
 
 _UI = {}
+
+
+def _fast_training():
+    """Training mode's host answers after its real delay (400 ms, WAITING FOR HOST) on the UI's
+    compressed clock (TICKS), not in real time: two training sales would otherwise pass the time bound."""
+    from payterm.txn import training
+
+    base = training.TrainingHost
+
+    async def sleep_ms(ms):
+        TICKS.skipped += ms
+        await asyncio.sleep_ms(0)
+
+    class FastTrainingHost(base):
+        def __init__(self, status=None):  # as payterm.txn.training.engine() makes it: the default delay
+            base.__init__(self, status, sleep_ms=sleep_ms)
+
+    training.TrainingHost = FastTrainingHost
 
 
 def _ui_env():
@@ -735,22 +1034,31 @@ def _ui_env():
 
     st.add("reader", broken)
     st.add("storage", ok)
-    _UI.update(diag=diag, clock=clock, pin=PinGate(d + "/pin.json", "4321", clock, diag=diag), selftests=st)
+    _fast_training()
+    _UI.update(diag=diag, clock=clock, pin=PinGate(d + "/pin.json", "4321", clock, diag=diag), selftests=st, dir=d,
+               mpin=PinGate(d + "/mpin.json", "1234", clock, diag=diag, wrong="OPR-07", locked="OPR-08"))
     return _UI
 
 
 class StubApp:
     def __init__(self, panel, rnd):
         env = _ui_env()
+        from payterm.config import DEFAULTS
+
         self.panel = panel
-        self.cfg = {"currency": 978, "card_timeout_ms": 1000, "result_ms": 10}
+        # the terminal's parameters as provisioned (payterm.config defaults), result screens held briefly
+        self.cfg = dict(DEFAULTS)
+        self.cfg.update({"terminal_id": "TERM0001", "merchant_id": "MERCHANT0000001", "currency": 978,
+                         "merchant_name": "FUZZ SHOP", "card_timeout_ms": 1000, "result_ms": 10,
+                         "result_min_ms": 0, "page_ms": 500, "pin_debit": rnd.getrandbits(1) == 1})
         self.engine = StubEngine(rnd)
         self.cards = StubCards(rnd)
         self.worker = StubWorker(rnd)
-        self.hal = StubHal()
+        self.hal = StubHal(env)
         self.diag = env["diag"]
         self.selftests = env["selftests"]
         self.pin = env["pin"]
+        self.merchant_pin = env["mpin"]
         self.events = []
 
     def event(self, text):
@@ -779,7 +1087,7 @@ async def case_keypad(rnd):
             await asyncio.sleep_ms(0)
             for t in tasks:
                 if t.done():
-                    t.result()  # a task that ended raised: the crash is reported
+                    await t  # a task that ended raised (MicroPython's Task has no result()): the crash is reported
                     raise Bad("a UI task returned")
             if stream.drained and panel.waiting and not len(panel._keys):
                 break
@@ -797,6 +1105,8 @@ async def case_keypad(rnd):
             key = "lookup"
         elif e == "TECHMENU" and key == "idle":
             key = "techmenu"
+        elif e == "TRAINING ON" and key == "idle":
+            key = "training"
     for f in env["diag"].faults(3):
         fault_key(Fault(f["code"]))
     return key, data
@@ -925,6 +1235,8 @@ def main():
             v = json.load(f)
         VEC["responses"] = [bytes.fromhex(x) for x in v.get("responses", ())]
         VEC["frames"] = [bytes.fromhex(x) for x in v.get("frames", ())]
+        for k in ("kinds", "ik", "ikid", "counter", "ksn", "rcs"):
+            VEC[k] = v.get(k)
     asyncio.run(run(target, seed, first, count, bound_ms))
 
 

@@ -1,9 +1,12 @@
 """Fuzz the keypad and the technician console inside MicroPython (mp_fuzz.py).
 
 keypad: bytes on the panel UART through the real Panel reader task into the
-real cashier flows (Cashier: amount entry, function menu, refund, void,
-lookup, technician menu with the real PIN gate), with the engine and the card
-readers stubbed; console: lines (mutated real commands, invalid UTF-8,
+real cashier flows (Cashier: amount entry and its confirmation, function
+menu, refund / void / training behind the real merchant PIN gate (1234),
+status, reprint, cardholder PIN entry, technician menu with the real PIN
+gate), with the engine, the worker and the card readers stubbed, the terminal's
+default parameters, and the UI's clock moved on by every key wait the panel
+cuts short (time compressed); console: lines (mutated real commands, invalid UTF-8,
 control bytes, over-long lines) into `payterm.diag.console.Console.handle`
 with the real Diag and PIN gate on scratch files. 2,000 inputs in
 `make test`, 20,000 in `make reliability`.

@@ -5,7 +5,7 @@ the issuer, refused by the card checks (bad Luhn, expired, bad LRC), a host
 timeout that ends in a reversal, and a refund; then the console's `export`,
 `faults` and `stats`, and `payterm diag` (text report and the HTML page)
 are saved next to the flash directory (journal, state, fault log, stats,
-receipts, firmware log) and the console and panel captures. The scan runs
+firmware log), the printed receipts and the console and panel captures. The scan runs
 here on this test's files, and again at the end of the session over every
 file the session's tests produced (payterm_reliability._leakscan).
 """
@@ -69,9 +69,13 @@ def test_artefacts_hold_no_card_data(rel, terminal, card_reader, acquirer, tmp_p
     (tmp_path / "diag-report.txt").write_text(capsys.readouterr().out)
     assert "<svg" in html.read_text()
 
+    # The receipts as the ESC/POS printer peer printed them (what the customer and merchant take away).
+    receipts = terminal.printed()
+    assert receipts.count("APPROVED") >= 4, receipts[-2000:]
+    (tmp_path / "receipts.txt").write_text(receipts)
     flash = terminal.state_dir
     names = set(os.listdir(flash))
-    for want in ("journal.log", "faults.bin", "stats.json", "printer.out", "firmware.log"):
+    for want in ("journal.log", "faults.bin", "stats.json", "firmware.log", "waits.json"):
         assert want in names, "expected %s in the flash directory: %s" % (want, sorted(names))
     rep = leakscan.scan_paths([str(tmp_path)], exclude=LEAKSCAN_EXCLUDE, known=KNOWN)
     assert rep.hits == [], "full card data in the terminal's output: %s" % rep.hits

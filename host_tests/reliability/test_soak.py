@@ -215,8 +215,12 @@ def _emu_plan(rng, n):
     return out
 
 
-def _console_kv(lines):
-    return dict(l.split(" ", 1) for l in lines if " " in l and not l.startswith(("OK", "ERR")))
+def _console_mem(lines):
+    """The console's `mem free=<n> alloc=<n> peak=<n>` as ints."""
+    for l in lines:
+        if l.startswith("mem "):
+            return {k: int(v) for k, v in (w.split("=") for w in l.split()[1:])}
+    raise AssertionError("no mem line in %r" % (lines,))
 
 
 @pytest.mark.timeout(R.size(300, 1500))
@@ -279,12 +283,12 @@ def test_soak_emulator(tmp_path):
                 rec.observe(rig.journal())
             if count >= nxt:
                 assert rig.settle(30), "reversals/advices not settled within 30 s"
-                mem = _console_kv(rig.command("mem"))
+                mem = _console_mem(rig.command("mem"))
                 waits = [l for l in rig.command("wait") if l.startswith("stage ")]
                 sizes = {n: os.path.getsize(os.path.join(rig.state_dir, n)) for n in os.listdir(rig.state_dir)
                          if os.path.isfile(os.path.join(rig.state_dir, n))}
                 rows.append({
-                    "transactions": count, "heap_alloc": int(mem["mem_alloc"]), "heap_free": int(mem["mem_free"]),
+                    "transactions": count, "heap_alloc": mem["alloc"], "heap_free": mem["free"],
                     "journal_bytes": sizes.get("journal.log", 0),
                     "files_bytes": sum(v for k, v in sizes.items() if k not in ("firmware.log", "printer.out")),
                     "p50_ms": {k: round(_pct([int(x) for x in v], 50)) for k, v in lat.items()},

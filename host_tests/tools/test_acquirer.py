@@ -1,5 +1,6 @@
 """Acquirer simulator seen from a plain CPython client (pyiso8583 + sockets)."""
 import os
+import re
 import signal
 import socket
 import struct
@@ -159,16 +160,16 @@ def test_undecodable_request_is_logged_and_dropped(sim):
 
 
 def test_cli_serves_and_prints_masked(tmp_path):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    # --port 0: the CLI binds a free port itself and says which (a port found free here and closed
+    # again may be taken by another test's socket before the CLI binds it).
     env = dict(os.environ, PYTHONPATH=os.path.join(mpy_runtimes.REPO, "tools"), PYTHONUNBUFFERED="1")
-    p = subprocess.Popen([sys.executable, "-m", "payterm_tools.cli", "acquirer", "--port", str(port), "--decline", "51"],
+    p = subprocess.Popen([sys.executable, "-m", "payterm_tools.cli", "acquirer", "--port", "0", "--decline", "51"],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        assert "listening on 127.0.0.1:%d" % port in p.stdout.readline()
-        c = SealedClient(("127.0.0.1", port))  # the CLI host checks MACs, as an acquirer does
+        first = p.stdout.readline()
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", first)
+        assert m and int(m.group(1)) > 0, first
+        c = SealedClient(("127.0.0.1", int(m.group(1))))  # the CLI host checks MACs, as an acquirer does
         assert c.ask(msg("0200", 50))["39"] == "51"
         line = p.stdout.readline()
         c.close()

@@ -57,6 +57,55 @@ def test_pan_as_bcd_in_binary_found(pan):
     assert [(h.kind, h.offset, h.masked) for h in hits] == [("pan-bcd", 17, leakscan.mask(pan))], hits
 
 
+def test_base64_key_files_and_binary_integers_are_not_bcd():
+    # What the terminal stores next to card data: key registers and PIN hashes in base64 (docs/keys.md),
+    # and little-endian integers, mostly zero bytes. Neither is a card number, in any number of files.
+    import base64
+    import struct
+
+    rnd = random.Random(20261202)
+    for _ in range(300):
+        reg = [base64.b64encode(bytes(rnd.getrandbits(8) for _ in range(16))).decode() if rnd.getrandbits(1)
+               else None for _ in range(32)]
+        keys = {"v": 2, "ikid": base64.b64encode(bytes(rnd.getrandbits(8) for _ in range(8))).decode(),
+                "tc": rnd.randint(1, 1 << 20), "reg": reg}
+        pin = {"salt": "pt1", "hash": base64.b64encode(bytes(rnd.getrandbits(8) for _ in range(32))).decode(),
+               "fails": 0, "until": 0}
+        assert leakscan.scan_bytes(json.dumps(keys).encode() + b"\n" + json.dumps(pin).encode()) == []
+        ints = struct.pack("<8I", *[rnd.choice((0, 1, 2, 5, 9, 12, 20, 99, 100, 1000)) for _ in range(8)])
+        assert leakscan.scan_bytes(b"\xaa" + ints + b"\xbb") == [], ints.hex()
+
+
+def test_provisioned_pin_hash_is_not_a_card_number():
+    # What made a `make test` session fail its end scan with a random PIN salt: `payterm provision`
+    # wrote "tech_pin_hash": "sha256$<salt>$<hex>" whose hex held a Luhn-valid 12-digit run (pan-text
+    # and pan-bcd at the same offset).
+    digest = "33a55fed40db1b429976a745fff07c9980ec929fdcc3761a0aae586338007543"
+    assert leakscan.luhn_ok("586338007543")
+    prov = ('{"tech_pin_hash": "sha256$2Ca3auzYPPQQvJEJ$%s",\n "merchant_pin_hash": "sha256$emu$%s"}'
+            % (digest, digest)).encode()
+    assert leakscan.scan_bytes(prov) == []
+    assert kinds(b"dump " + digest.encode() + b"\n") != [], "the same hex outside a PIN hash is still judged"
+    assert kinds(b'{"h": "sha256$s$' + digest.encode() + b'", "pan": "' + PAN.encode() + b'"}') == [
+        ("pan-text", "476173******0010")]
+
+
+def test_text_fields_padded_with_nul_are_text_not_bcd():
+    # A fixed-width text field (the fault log's stage, 11 bytes) padded with NULs, then the next field's
+    # text: its letters are digit nibbles up to the "o" (6F reads as an F pad), NULs included, a Luhn-valid
+    # 19-digit "number" (found once the six-zero rule was gone). Text and its padding are judged as text.
+    import struct
+    import zlib
+
+    body = struct.pack("<BIIIH6s11s28s", 0xFA, 9, 1, 1, 1, b"SYS-09", b"dvawqogfiu", b"vrosa")
+    slot = body + struct.pack("<I", zlib.crc32(body))
+    assert leakscan.scan_bytes(slot) == []
+    assert leakscan.scan_bytes(b"\xfa\xcc\xcc\xcc\xcc" + body[15:]) == []
+    # a BCD number whose bytes are not text (99, 89, 01, 8F) with zeros inside: found
+    assert kinds(b"\xcc" + bcd("6799998900000060018") + b"\xcc") == [
+        ("pan-bcd", "679999*********0018")]
+
+
 def test_integers_of_the_terminal_flash_formats_are_not_bcd():
     # Fault-log slots (payterm/diag/faultlog.py) with times and counts whose bytes happen to read as
     # BCD digits next to the text fields: found as "pan-bcd" when scanned raw, not once the slot checks out.

@@ -278,3 +278,34 @@ async def test_magstripe_mode_when_the_terminal_takes_it():
     bad = FakeCard(aids=MC, pan=MC_PAN, kernel="qvsdc", aip=b"\x00\x00", extra=T(0x9F6B, static))
     bad.kernel = "mchip-magstripe"
     eq(await code(bad, cfg={"cl_magstripe": True}), "CRD-16", "no bitmaps")
+
+
+# ---------------------------------------------------------------- DOL lengths from the card (fuzz findings)
+
+
+async def test_a_dol_asking_for_more_than_a_command_carries_is_crd_13():
+    # The EMV fuzz target's crashes: a PDOL whose entries carry long-form lengths (5A 83FFFFFF: 16 MB,
+    # 8A 83FFFFFF) made dol_data allocate what the card asked for: MemoryError instead of a Fault.
+    amex = (("A00000002501", "AMEX", 1),)
+    eq(await code(FakeCard(pan="374245455400126", aids=amex, pdol=bytes.fromhex("9f02055a83ffffff9f6a81ff"))),
+       "CRD-13", "PDOL of the fuzz case (seed 6 case 342)")
+    eq(await code(FakeCard(pdol=bytes.fromhex("9f66188a83ffffff9f02069f661c"))), "CRD-13",
+       "PDOL of the fuzz case (seed 7 case 3629)")
+    eq(await code(FakeCard(pdol=bytes.fromhex("9f0281ff9f3702"))), "CRD-13", "255 + 2 bytes")
+    c = await read(FakeCard(pdol=bytes.fromhex("9f6604" "df0181f8")))
+    eq(len(c.auth_fields()["2"]), 16, "252 bytes of PDOL data still fit the GPO command")
+    mc = FakeCard(aids=MC, pan=MC_PAN)
+    mc.CDOL1 = bytes.fromhex("9f0206" "9f3783ffffff")
+    eq(await code(mc), "CRD-13", "CDOL1 asking for 16 MB")
+    static = bytes.fromhex("5413330089010434D3012201" + "0" * 13 + "F")
+    recs = (T(0x9F6B, static) + T(0x9F65, b"\x00\x0e") + T(0x9F66, b"\x0e\x70") + T(0x9F67, b"\x03")
+            + T(0x9F69, bytes.fromhex("9f6a8300ffff")))
+    ms = FakeCard(aids=MC, pan=MC_PAN, kernel="qvsdc", aip=b"\x00\x00", extra=recs)
+    ms.kernel = "mchip-magstripe"
+    eq(await code(ms, cfg={"cl_magstripe": True}), "CRD-13", "UDOL asking for 64 KB")
+    try:
+        emvterm.dol_data(bytes.fromhex("9f02830fffff"), {})
+    except Fault as f:
+        eq(f.code, "CRD-13")
+    else:
+        raise AssertionError("dol_data filled a 1 MB DOL")

@@ -18,8 +18,16 @@ a card number starts with 1-9 (ISO/IEC 7812: 0 is not issued to cards) and is
 not one repeated digit; an ASCII run longer than 19 digits is checked once
 with its leading zeros removed (a zero-padded field); a BCD candidate starts
 on a byte boundary (or after one left-pad `0` nibble) and ends where the digit
-nibbles end (or one nibble before: the next tag's first nibble); binary BCD
-runs made only of printable bytes are text and judged as text.
+nibbles end (or one nibble before: the next tag's first nibble); a BCD
+candidate more than half zeros is taken for binary integers (a run of zeros
+inside a number is no reason: issuers' test ranges are full of them); binary
+BCD runs made only of printable bytes are text and judged as text, and so
+are those ending in an F pad or D separator made of printable bytes and the
+NUL bytes that pad fixed-width text fields.
+
+The digest of a provisioned PIN hash (`sha256$<salt>$<hex>`, payterm.config)
+is not looked at: random salts make its hex hold a Luhn-valid digit run now
+and then, and it is no card data.
 
 Hits carry the file, the byte offset and the masked number only: a report of
 a leak must not be a leak.
@@ -46,6 +54,12 @@ _NIBBLE_RUN = re.compile(r"[0-9]{%d,}" % _MIN)
 _T2EQ_TAIL = re.compile(r"d[0-9]{2}(?:0[1-9]|1[0-2])[1-9][0-9]{2}")  # D YYMM SC: a real month, service code 1xx-9xx
 _TLV = re.compile(rb"\x5a[\x06-\x0a]|\x57[\x07-\x13]")  # EMV Book 3 Annex A: 5A n..19 (cn), 57 b..19
 _PRINTABLE = frozenset(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}
+# A PIN hash as provisioned (payterm.config pin_hash: "sha256$<salt>$<64 hex digits of the SHA-256>"): a
+# digest with a random salt, no card data; its hex holds Luhn-valid digit runs in a few percent of files.
+_PIN_HASH = re.compile(rb"(sha256\$[!-#%-~]{0,64}\$)[0-9a-fA-F]{64}(?![0-9a-fA-F])")
+# Text in binary files: printable bytes and the NUL bytes that pad fixed-width text fields (C strings,
+# struct "s" fields such as the fault log's stage and context): "selftest\0\0\0comm" is text, not BCD.
+_TEXTLIKE = _PRINTABLE | {0x00}
 
 
 def luhn_ok(digits):
@@ -203,12 +217,15 @@ def _bcd_hits(data, base, path, out, seen, hextext=False):
         a, b = m.start(), m.end()
         for s, e, why in _bcd_spans(nib, a, b, hextext):
             d = nib[s:e]
-            if not card_number(d) or "000000" in d or d.count("0") * 2 > len(d):
-                continue  # zero bytes of binary integers make zero-rich runs; stored card numbers are not
+            if not card_number(d) or d.count("0") * 2 > len(d):
+                # zero bytes of binary integers make runs that are mostly zeros; stored card numbers are
+                # not (a run of zeros inside one is: test cards such as 6799990010000002, 6799998900000060018)
+                continue
             if not hextext:
                 chunk = data[s // 2:(e + 1) // 2 if why == "bare" else e // 2 + 1]
-                if not (_mostly_binary(chunk) if why == "bare" else any(x not in _PRINTABLE for x in chunk)):
-                    # bare digits need mostly binary bytes; a pad or separator is structure enough
+                if not (_mostly_binary(chunk) if why == "bare" else any(x not in _TEXTLIKE for x in chunk)):
+                    # bare digits need mostly binary bytes; a pad or separator is structure enough, unless
+                    # the only binary bytes are the NUL padding of text fields (text, then "o" reads as F)
                     continue  # printable bytes are text: the text rules judge them
             off = base + (s // 2 if not hextext else s)
             kind = "track2-bcd" if why == "d" else "pan-bcd"
@@ -270,7 +287,7 @@ def blank_integers(data):
 def scan_bytes(data, path="<bytes>", base=0, known=()):
     """Hits in one buffer (offsets relative to `base`); `known`: card numbers to find even if not Luhn-valid."""
     out, seen = [], set()
-    data = bytes(data)
+    data = _PIN_HASH.sub(lambda m: m.group(1) + b"x" * 64, bytes(data))  # same length: offsets stay
     _text_hits(data, base, path, out, seen)
     ints_blanked = blank_integers(data)
     _bcd_hits(ints_blanked, base, path, out, seen)

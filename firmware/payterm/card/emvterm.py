@@ -59,6 +59,10 @@ CVM_RESULTS = {
     "cdcvm": b"\x01\x00\x02",  # verified by the card/device (C-2: OD-CVM)
 }
 
+# ISO/IEC 7816-4 5.1: a short command APDU carries at most 255 bytes of data (Lc is one byte), so no
+# DOL a card sends may ask for more (Book 3 5.4: each DOL length is one byte).
+_DOL_MAX = const(255)
+
 _ALPHA_CURRENCY = {"EUR": "978", "USD": "840", "GBP": "826", "CHF": "756", "JPY": "392", "SEK": "752"}
 
 _STAGE = "emv"
@@ -155,11 +159,18 @@ def dol_data(dol, tdata, cdata=None):
     (card data read so far) only; unknown or constructed tags are zeros.
     Shorter values are padded (n: leading zeros, cn: trailing F, others:
     trailing zeros), longer ones cut (n: leftmost digits, others: rightmost bytes).
+    A DOL asking for more than a command carries (255 bytes) is malformed card data: CRD-13.
     """
     from payterm.card import tlv
 
+    entries = tlv.parse_dol(dol)
+    total = 0
+    for _, ln in entries:
+        total += ln
+    if total > _DOL_MAX:  # checked before anything is allocated: the lengths are the card's
+        raise Fault("CRD-13", "DOL asks for %d bytes (at most %d fit a command)" % (total, _DOL_MAX), _STAGE)
     out = bytearray()
-    for tag, ln in tlv.parse_dol(dol):
+    for tag, ln in entries:
         if tag in TERMINAL_TAGS:
             v = tdata.get(tag)
         elif cdata is not None and not _constructed(tag):

@@ -380,13 +380,6 @@ class Console:
     def _c_help(self, args):
         return list(HELP)
 
-    def _c_mem(self, args):
-        """The heap after gc.collect(): what a soak watches for growth."""
-        import gc
-
-        gc.collect()
-        return ["mem_free %d" % gc.mem_free(), "mem_alloc %d" % gc.mem_alloc()]
-
     def _c_status(self, args):
         d = self._status()
         return ["%s: %s" % (k, d[k]) for k in sorted(d)]
