@@ -27,7 +27,7 @@ KNOWN = [c.pan for c in TEST_CARDS.values()]
 
 @pytest.fixture
 def terminal_config():
-    return {"result_ms": 300}
+    return {"result_ms": 300, "result_min_ms": 30, "page_ms": 500}
 
 
 def _sale(terminal, card_reader, amount, how, card, **kw):

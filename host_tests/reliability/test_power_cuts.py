@@ -324,6 +324,25 @@ def _flash_ops(flow, base, d):
         sim.stop()
 
 
+def _tally(plan, results, ops):
+    """Figures, failure lines and the number of cuts made, from each cut's (problems, counts)."""
+    figures = dict.fromkeys(("lost", "double", "stan_reuse", "pending_forever", "other", "boot_failed"), 0)
+    failures, kills = [], 0
+    for km in plan:
+        res = results.get(km)
+        if res is None:
+            continue
+        kills += 1
+        problems, counts = res
+        for key, n in counts.items():
+            figures[key] = figures.get(key, 0) + n
+        if problems:
+            k, m = km
+            failures.append("cut at %d:%s (%s %s): %s" % (k, m, ops[k - 1][1], os.path.basename(ops[k - 1][2]),
+                                                          "; ".join(problems)))
+    return figures, failures, kills
+
+
 @pytest.mark.parametrize("flow", FLOWS, ids=[f.name for f in FLOWS])
 def test_cut_at_every_flash_operation(tmp_path, flow):
     R.banner("power cut at every flash operation: " + flow.name)
@@ -350,21 +369,7 @@ def test_cut_at_every_flash_operation(tmp_path, flow):
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(one, plan))
-    figures = dict.fromkeys(("lost", "double", "stan_reuse", "pending_forever", "other", "boot_failed"), 0)
-    failures = []
-    kills = 0
-    for km in plan:
-        res = results.get(km)
-        if res is None:
-            continue
-        kills += 1
-        problems, counts = res
-        for key, n in counts.items():
-            figures[key] = figures.get(key, 0) + n
-        if problems:
-            k, m = km
-            failures.append("cut at %d:%s (%s %s): %s" % (k, m, ops[k - 1][1], os.path.basename(ops[k - 1][2]),
-                                                          "; ".join(problems)))
+    figures, failures, kills = _tally(plan, results, ops)
     print("%s: %d flash operations (%s), %d cuts, %.1fs" % (
         flow.name, len(ops), " ".join("%s:%s" % (op, os.path.basename(p)) for _, op, p in ops), kills,
         time.monotonic() - t0))
@@ -609,20 +614,7 @@ def test_emulator_cut_at_every_flash_operation(tmp_path):
     t0 = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
         list(pool.map(one, plan))
-    figures = dict.fromkeys(("lost", "double", "stan_reuse", "pending_forever", "other", "boot_failed"), 0)
-    failures, kills = [], 0
-    for km in plan:
-        res = results.get(km)
-        if res is None:
-            continue
-        kills += 1
-        problems, counts = res
-        for key, n in counts.items():
-            figures[key] = figures.get(key, 0) + n
-        if problems:
-            k, m = km
-            failures.append("cut at %d:%s (%s %s): %s" % (k, m, ops[k - 1][1], os.path.basename(ops[k - 1][2]),
-                                                          "; ".join(problems)))
+    figures, failures, kills = _tally(plan, results, ops)
     print("emulator boot + sale + refund: %d flash operations (%s), %d cuts, %.1fs" % (
         len(ops), " ".join("%s:%s" % (op, os.path.basename(p)) for _, op, p in ops), kills, time.monotonic() - t0))
     R.record("power_cuts_flash_emulator", kind="deterministic", flow="emulator boot + sale + refund", flash_ops=len(ops),

@@ -109,19 +109,24 @@ def test_acquirer_declines_a_bad_arqc_82_and_answers_a_good_one_with_an_arpc():
         sim.stop()
 
 
-def test_magstripe_mode_cvc3_verifies_from_field_35():
+def _ms_track(pan, exp, sc, un, cvc3_atc, atc_digits):
+    """A mag-stripe mode track 2 (the simulated cards' PCVC3/PUNATC layout): the CVC3 computed at
+    ATC cvc3_atc, the low 3 digits of atc_digits. Returns (track, its 3 CVC3 digits)."""
     from payterm_tools.sim.issuer import MS_DD, icc_cvc3
 
-    pan, exp, sc = "5413330089010467", "3012", "201"
-    atc, un = 1234, "559"
-    cvc3 = icc_cvc3(pan, exp, sc, atc.to_bytes(2, "big"), bytes.fromhex("00000559"))
+    cvc3 = icc_cvc3(pan, exp, sc, cvc3_atc.to_bytes(2, "big"), bytes.fromhex("00000" + un))
     dd = list(MS_DD)
     put = lambda digits, bits: [dd.__setitem__(len(dd) - 1 - b, d) for b, d in zip(bits, reversed(digits))]  # noqa
     put(("%05d" % cvc3)[-3:], [1, 2, 3])
     put(un, [4, 5, 6])
-    put(("%05d" % atc)[-3:], [9, 10, 11])
+    put(("%05d" % atc_digits)[-3:], [9, 10, 11])
     dd[-1] = "3"
-    t2 = "%s=%s%s%s" % (pan, exp, sc, "".join(dd))
+    return "%s=%s%s%s" % (pan, exp, sc, "".join(dd)), ("%05d" % cvc3)[-3:]
+
+
+def test_magstripe_mode_cvc3_verifies_from_field_35():
+    pan, exp, sc = "5413330089010467", "3012", "201"
+    t2, _ = _ms_track(pan, exp, sc, "559", 1234, 1234)
     iss = Issuer()
     iss.ms_last[pan] = (1200, "")  # the issuer knows the card's last ATC, as a real one does
     assert iss.verify({"t": "0200", "35": t2, "22": "911", "4": "000000001500", "49": "978"}, pan) == ("ok", "")
@@ -134,19 +139,12 @@ def test_magstripe_mode_atc_is_rebuilt_from_the_cards_last_one_not_searched():
     """Only the ATC's low 3 digits travel: the issuer tries the one ATC above the card's last with those
     digits. A CVC3 computed at another ATC with the same low digits (a replay, or a guess that happens to
     match one of 65 candidates) is refused; each verified tap moves the card's ATC on."""
-    from payterm_tools.sim.issuer import MS_DD, icc_cvc3
+    from payterm_tools.sim.issuer import icc_cvc3
 
     pan, exp, sc, un = "5413330089010467", "3012", "201", "559"
 
     def track(cvc3_atc, atc_digits):
-        cvc3 = icc_cvc3(pan, exp, sc, cvc3_atc.to_bytes(2, "big"), bytes.fromhex("00000" + un))
-        dd = list(MS_DD)
-        put = lambda digits, bits: [dd.__setitem__(len(dd) - 1 - b, d) for b, d in zip(bits, reversed(digits))]  # noqa
-        put(("%05d" % cvc3)[-3:], [1, 2, 3])
-        put(un, [4, 5, 6])
-        put(("%05d" % atc_digits)[-3:], [9, 10, 11])
-        dd[-1] = "3"
-        return "%s=%s%s%s" % (pan, exp, sc, "".join(dd)), ("%05d" % cvc3)[-3:]
+        return _ms_track(pan, exp, sc, un, cvc3_atc, atc_digits)
 
     iss = Issuer()
     first, _ = track(7, 7)
