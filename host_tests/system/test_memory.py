@@ -31,7 +31,7 @@ def s3_terminal(request, tmp_path, acquirer):
     if request.config.getoption("--port"):
         pytest.skip("runs the emulator with a bounded heap")
     heap = memory.emulator_heap(BOARD)
-    cfg = dict(FAST, result_ms=100)  # the approved screen shortened: 100 sales in about a minute
+    cfg = dict(FAST, result_ms=100, result_min_ms=30, page_ms=500)  # short result screens: 100 sales in about a minute
     emu = Emulator(str(tmp_path / "flash"), [acquirer.address], config=cfg, mpy=True, heap=heap)
     reader = CardReaderSim(emu.ptys["mag"].fd, emu.ptys["nfc"].fd)
     reader.start()
