@@ -110,11 +110,31 @@ class Bridge:
             except (OSError, ValueError):
                 time.sleep(0.05)
 
-    def feed(self, data):
-        try:
-            os.write(self.pty.fd, data)
-        except OSError:
-            pass  # nobody reading the outside end: drop, never block the firmware
+    def feed(self, data, wait_s=0.5):
+        """Copy firmware output to the outside end. While someone reads there (the last write went
+        through), a full pty buffer is waited for (up to wait_s), as a cable with a listener loses
+        nothing; once a wait ran out nobody is reading: drop, never stall the firmware's channel,
+        until a write goes through again (the reader opened the port and flushed it)."""
+        import select
+
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(self.pty.fd, view)
+            except BlockingIOError:
+                n = 0
+            except OSError:
+                return
+            if n:
+                self._listening = True
+                view = view[n:]
+                continue
+            if not getattr(self, "_listening", True):
+                return  # nobody reading the outside end: drop
+            _, w, _ = select.select([], [self.pty.fd], [], wait_s)
+            if not w:
+                self._listening = False
+                return
 
     def close(self):
         self._stop = True
