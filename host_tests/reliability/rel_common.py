@@ -208,6 +208,20 @@ class RunResult:
         return [d["ref"] for d in self.ops if d.get("approved") and d.get("ref")]
 
 
+def host_sync(sim, action_of):
+    """on_sync for EngineTerminal.run: "down"/"up" stop and start the host, "s<j>" scripts the host's
+    answer to the next 0200 with action_of(j)."""
+    def on_sync(name):
+        if name == "down":
+            sim.stop()
+        elif name == "up":
+            sim.start()
+        else:
+            clear_script(sim)
+            sim.script(action_of(int(name[1:])), mti="0200")
+    return on_sync
+
+
 class EngineTerminal:
     """The firmware's transaction core in one MicroPython VM per run, on a state directory that persists."""
 

@@ -324,23 +324,29 @@ def _flash_ops(flow, base, d):
         sim.stop()
 
 
-def _tally(plan, results, ops):
-    """Figures, failure lines and the number of cuts made, from each cut's (problems, counts)."""
+def _tally(plan, results, describe):
+    """Figures, failure lines and the number of cuts made, from each cut's (problems, counts) in
+    results (None: no cut was made); describe(key, problems) words a failure."""
     figures = dict.fromkeys(("lost", "double", "stan_reuse", "pending_forever", "other", "boot_failed"), 0)
     failures, kills = [], 0
-    for km in plan:
-        res = results.get(km)
+    for key in plan:
+        res = results.get(key)
         if res is None:
             continue
         kills += 1
         problems, counts = res
-        for key, n in counts.items():
-            figures[key] = figures.get(key, 0) + n
+        for k, n in counts.items():
+            figures[k] = figures.get(k, 0) + n
         if problems:
-            k, m = km
-            failures.append("cut at %d:%s (%s %s): %s" % (k, m, ops[k - 1][1], os.path.basename(ops[k - 1][2]),
-                                                          "; ".join(problems)))
+            failures.append(describe(key, problems))
     return figures, failures, kills
+
+
+def _at_op(ops):
+    def describe(km, problems):
+        k, m = km
+        return "cut at %d:%s (%s %s): %s" % (k, m, ops[k - 1][1], os.path.basename(ops[k - 1][2]), "; ".join(problems))
+    return describe
 
 
 @pytest.mark.parametrize("flow", FLOWS, ids=[f.name for f in FLOWS])
@@ -369,7 +375,7 @@ def test_cut_at_every_flash_operation(tmp_path, flow):
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(one, plan))
-    figures, failures, kills = _tally(plan, results, ops)
+    figures, failures, kills = _tally(plan, results, _at_op(ops))
     print("%s: %d flash operations (%s), %d cuts, %.1fs" % (
         flow.name, len(ops), " ".join("%s:%s" % (op, os.path.basename(p)) for _, op, p in ops), kills,
         time.monotonic() - t0))
@@ -614,7 +620,7 @@ def test_emulator_cut_at_every_flash_operation(tmp_path):
     t0 = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
         list(pool.map(one, plan))
-    figures, failures, kills = _tally(plan, results, ops)
+    figures, failures, kills = _tally(plan, results, _at_op(ops))
     print("emulator boot + sale + refund: %d flash operations (%s), %d cuts, %.1fs" % (
         len(ops), " ".join("%s:%s" % (op, os.path.basename(p)) for _, op, p in ops), kills, time.monotonic() - t0))
     R.record("power_cuts_flash_emulator", kind="deterministic", flow="emulator boot + sale + refund", flash_ops=len(ops),
@@ -648,14 +654,7 @@ def _mixed_run(d, rng):
                 ops.append(op)
         ops.append(["settle", 5000])
 
-        def on_sync(name):
-            if name == "down":
-                sim.stop()
-            elif name == "up":
-                sim.start()
-            else:
-                R.clear_script(sim)
-                sim.script(acts[int(name[1:])], mti="0200")
+        on_sync = R.host_sync(sim, lambda j: acts[j])
 
         def on_line(line):
             if "dropped" in line:
@@ -698,18 +697,9 @@ def test_random_flash_cuts_in_mixed_traffic(tmp_path):
     t0 = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(one, range(MIXED_RUNS)))
-    figures = dict.fromkeys(("lost", "double", "stan_reuse", "pending_forever", "other", "boot_failed"), 0)
-    failures, kills = [], 0
-    for i in range(MIXED_RUNS):
-        res, cut = results[i]
-        if res is None:
-            continue
-        kills += 1
-        problems, counts = res
-        for key, n in counts.items():
-            figures[key] = figures.get(key, 0) + n
-        if problems:
-            failures.append("run %d (seed %d/%d) cut at %s: %s" % (i, seed, i, cut, "; ".join(problems)))
+    figures, failures, kills = _tally(range(MIXED_RUNS), {i: results[i][0] for i in range(MIXED_RUNS)},
+                                      lambda i, problems: "run %d (seed %d/%d) cut at %s: %s" % (
+                                          i, seed, i, results[i][1], "; ".join(problems)))
     print("mixed traffic: %d runs, %d cut, %.1fs" % (MIXED_RUNS, kills, time.monotonic() - t0))
     R.record("power_cuts_core_random", kind="random", seed=seed, runs=MIXED_RUNS, kill_points=kills,
              boots=kills - figures["boot_failed"], lost=figures["lost"], double=figures["double"],

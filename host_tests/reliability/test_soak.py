@@ -121,14 +121,7 @@ def test_soak_engine(tmp_path):
                 yield ["window", count]
                 nxt += WINDOW
 
-    def on_sync(name):
-        if name == "down":
-            sim.stop()
-        elif name == "up":
-            sim.start()
-        else:
-            R.clear_script(sim)
-            sim.script(actions.pop(int(name[1:])), mti="0200")
+    on_sync = R.host_sync(sim, lambda j: actions.pop(j))
 
     def on_line(d):
         if "dropped" in d:
