@@ -81,26 +81,26 @@ def _summary_record(name, figures):
         return
     figs = {k: figures[v] for k, v in keys.items() if v in figures}
     rec = {"part": part, "test": name, "time": time.time(), "seed": SEED, "mode": MODE, "figures": figs}
-    os.makedirs(run, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=run, prefix=".tmp-")
+    _write_json(run, "%s--%s.json" % (part, name), rec)
+
+
+def _write_json(d, name, obj, indent=None):
+    """d/name holds obj whole or not at all (a concurrent reader never sees half a file)."""
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
     with os.fdopen(fd, "w") as f:
-        json.dump(rec, f, sort_keys=True)
-    os.replace(tmp, os.path.join(run, "%s--%s.json" % (part, name)))
+        json.dump(obj, f, indent=indent, sort_keys=True)
+    os.replace(tmp, os.path.join(d, name))
 
 
 def record(name, **figures):
     """One JSON file per test in build/reliability/, and its figures on the summary block's line."""
-    os.makedirs(OUT, exist_ok=True)
     figures.setdefault("mode", MODE)
     figures.setdefault("seed", SEED)
     figures.setdefault("time", round(time.time(), 1))
-    path = os.path.join(OUT, name + ".json")
-    fd, tmp = tempfile.mkstemp(dir=OUT, prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        json.dump(figures, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    _write_json(OUT, name + ".json", figures, indent=1)
     _summary_record(name, figures)
-    return path
+    return os.path.join(OUT, name + ".json")
 
 
 def assert_no_card_data(*paths_or_text):
