@@ -212,6 +212,22 @@ natmod: setup
 	mv firmware/cmodules/recqueue/recqueue.mpy $(NATMOD_OUT)/recqueue.mpy
 	@echo "natmod: $(NATMOD_OUT)/recqueue.mpy"
 
+# The unix port of MPY_DIR (v1.28, lib/axtls checked out) built for 32 bits with the firmware frozen in
+# (boards/EMULATOR/manifest.py) and recqueue built in: what a terminal's image holds, bytecode, constants
+# and qstrs in the binary and only objects on the heap. `payterm emulate --frozen` and `make memory-frozen`
+# run it. Not needed by the tests.
+EMU_FROZEN := $(CURDIR)/$(BUILD)/unix-frozen32
+emulator-frozen: setup sysdeps
+	@test -n "$(MPY_DIR)" || { echo "make emulator-frozen needs MPY_DIR=/path/to/micropython (v1.28)"; exit 2; }
+	@test -f "$(MPY_DIR)/ports/unix/Makefile" || { echo "$(MPY_DIR) has no ports/unix: a full MicroPython tree is needed"; exit 2; }
+	@test -f "$(MPY_DIR)/lib/axtls/crypto/aes.c" || { echo "$(MPY_DIR)/lib/axtls is empty: git -C $(MPY_DIR) submodule update --init lib/axtls"; exit 2; }
+	@test -f "$(MPY_DIR)/lib/micropython-lib/README.md" || { echo "$(MPY_DIR)/lib/micropython-lib is empty: git -C $(MPY_DIR) submodule update --init lib/micropython-lib"; exit 2; }
+	$(MAKE) -C $(MPY_DIR)/mpy-cross
+	$(MAKE) -C $(MPY_DIR)/ports/unix BUILD=$(EMU_FROZEN) PROG=micropython MICROPY_FORCE_32BIT=1 \
+	    MICROPY_PY_FFI=0 MICROPY_PY_BTREE=0 MICROPY_SSL_MBEDTLS=0 MICROPY_SSL_AXTLS=1 \
+	    FROZEN_MANIFEST=$(CURDIR)/boards/EMULATOR/manifest.py USER_C_MODULES=$(CMODULES)
+	@echo "emulator-frozen: $(EMU_FROZEN)/micropython"
+
 clean:
 	rm -rf $(BUILD)/core $(BUILD)/core-asan $(BUILD)/core-romtext $(BUILD)/core-m32 $(BUILD)/riscv $(BUILD)/natmod-* $(BUILD)/mpy .pytest_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +

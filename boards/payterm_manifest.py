@@ -1,12 +1,13 @@
 # The payterm firmware as frozen into a terminal image, included by each board's manifest.py.
 #
 # Every module of the payterm package except the host HAL (ptys, termios, environment: the
-# emulator's, never a device's). main.py stays a file on the filesystem (`make deploy` copies
+# emulator's, never a device's); `include(..., host=True)` (the EMULATOR board's frozen image) keeps it. main.py stays a file on the filesystem (`make deploy` copies
 # it): the port runs /main.py at boot, not a frozen one. recqueue.py is not frozen either:
 # `make firmware` builds the recqueue C module in, which an import finds first.
 import os
 
-HOST_ONLY = ("payterm/hal/host.py",)
+options.defaults(host=False)
+HOST_ONLY = () if options.host else ("payterm/hal/host.py",)
 
 _fw = os.path.abspath(os.path.join("..", "firmware"))  # the manifest runs in boards/
 _files = []

@@ -1,11 +1,14 @@
 """`make memory`: where the firmware's heap goes, measured in the emulator (MicroPython unix port, 64-bit).
 
-Prints, for the deployed form (.mpy compiled for the host, host HAL included) and for source:
+Prints, for the deployed form (.mpy compiled for the host, host HAL included), for source and, when
+build/unix-frozen32 exists (`make emulator-frozen MPY_DIR=...`), for the firmware frozen into a 32-bit
+unix port as in a terminal's image:
 - boot heap: `mem` alloc (after gc.collect()) once the terminal says READY, in the default 2 MiB heap;
 - the smallest heap (-X heapsize, 4 KB steps) in which the firmware boots, and in which it boots and
   approves --peak-sales sales; the data-heap peak per transaction is that heap's usable bytes
   (free + alloc) less the post-boot baseline;
 - heap after gc.collect() every 100 sales across --sales sales (first, last, least-squares slope);
+- the frozen image only: --budget-sales sales in each board's heap budget, untranslated (32-bit);
 - the .mpy total of every TERMINAL_* board against its code_budget_bytes;
 - the heap budget of each board translated for the emulator (payterm_tools.memory), and the 64/32-bit
   ratio measured again when build/core-m32 (make core-m32) and build/core exist.
@@ -25,7 +28,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, "host_tests", "system"))
 
-from payterm_tools import FIRMWARE, build, memory  # noqa: E402
+from payterm_tools import FIRMWARE, FROZEN_EMULATOR, build, memory  # noqa: E402
 from payterm_tools.emulator import Emulator  # noqa: E402
 from payterm_tools.sim.acquirer import AcquirerSim  # noqa: E402
 from payterm_tools.sim.cardsim import TEST_CARDS, CardReaderSim  # noqa: E402
@@ -49,12 +52,13 @@ def parse_mem(line):
 class Terminal:
     """The emulator with the simulators, for one measurement run."""
 
-    def __init__(self, mpy, heap, workdir):
+    def __init__(self, form, heap, workdir):
+        """form: the Emulator's keywords for the firmware's form ({"mpy": True}, {}, {"frozen": path})."""
         self.dir = tempfile.mkdtemp(prefix="mem", dir=workdir)
         self.acq = AcquirerSim(host="127.0.0.1", port=0, name="primary")
         self.acq.start()
         self.emu = Emulator(os.path.join(self.dir, "flash"), [self.acq.address], config=dict(PARAMS),
-                            mpy=mpy, heap=heap)
+                            heap=heap, **form)
         self.reader = CardReaderSim(self.emu.ptys["mag"].fd, self.emu.ptys["nfc"].fd)
         self.reader.start()
         self.n = 0
@@ -91,11 +95,12 @@ class Terminal:
         self.acq.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
         shutil.rmtree(self.dir + ".mpy", ignore_errors=True)
+        shutil.rmtree(self.dir + ".frozen", ignore_errors=True)
 
 
-def runs_in(heap, mpy, sales, workdir):
+def runs_in(heap, form, sales, workdir):
     """True when the firmware boots in `heap` bytes and approves `sales` sales; also its mem line."""
-    t = Terminal(mpy, heap, workdir)
+    t = Terminal(form, heap, workdir)
     try:
         t.start()
         for _ in range(sales):
@@ -107,9 +112,9 @@ def runs_in(heap, mpy, sales, workdir):
         t.close()
 
 
-def smallest_heap(mpy, sales, lo, hi, workdir, step=4096):
+def smallest_heap(form, sales, lo, hi, workdir, step=4096):
     """Smallest heap (multiple of step) in [lo, hi] that runs; (heap, mem at that heap)."""
-    ok, m = runs_in(hi, mpy, sales, workdir)
+    ok, m = runs_in(hi, form, sales, workdir)
     if not ok:
         return None, None
     best = (hi, m)
@@ -117,7 +122,7 @@ def smallest_heap(mpy, sales, lo, hi, workdir, step=4096):
     hi = hi // step
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        ok, m = runs_in(mid * step, mpy, sales, workdir)
+        ok, m = runs_in(mid * step, form, sales, workdir)
         if ok:
             hi, best = mid, (mid * step, m)
         else:
@@ -136,9 +141,9 @@ def slope(points):
     return sum((p[0] - mx) * (p[1] - my) for p in points) / d if d else 0.0
 
 
-def soak(mpy, sales, every, workdir):
+def soak(form, sales, every, workdir, heap=None):
     """Heap after gc.collect() every `every` sales: [(sales, alloc)], boot mem."""
-    t = Terminal(mpy, None, workdir)
+    t = Terminal(form, heap, workdir)
     try:
         t.start()
         boot = t.mem()
@@ -216,6 +221,13 @@ def main(argv=None):
     ap.add_argument("--every", type=int, default=100, help="read the heap every N sales (default 100)")
     ap.add_argument("--peak-sales", type=int, default=10, help="sales the smallest-heap search runs (default 10)")
     ap.add_argument("--no-source", action="store_true", help="measure the .mpy form only")
+    ap.add_argument("--forms", default="mpy,source,frozen",
+                    help="which forms of the firmware to run, of mpy,source,frozen (default all)")
+    ap.add_argument("--frozen", default=FROZEN_EMULATOR, metavar="PROGRAM",
+                    help="the 32-bit unix port with the firmware frozen in (make emulator-frozen), measured too "
+                         "when it exists; '' leaves it out (default %(default)s)")
+    ap.add_argument("--budget-sales", type=int, default=100,
+                    help="sales the frozen image runs in each board's heap budget (default 100)")
     ap.add_argument("--core", default=os.path.join(REPO, "build", "core", "micropython-core"))
     ap.add_argument("--core32", default=os.path.join(REPO, "build", "core-m32", "micropython-core"))
     ap.add_argument("--check", action="store_true",
@@ -248,16 +260,25 @@ def main(argv=None):
             if not ok:
                 failed.append("%s .mpy over budget" % b)
         print()
-        forms = [("mpy", True)] + ([] if args.no_source else [("source", False)])
-        for name, mpy in forms:
+        want = set(args.forms.split(","))
+        if args.no_source:
+            want.discard("source")
+        forms = [(n, f) for n, f in (("mpy", {"mpy": True}), ("source", {})) if n in want]
+        if args.frozen and "frozen" in want:
+            if os.access(args.frozen, os.X_OK):
+                forms.append(("frozen, 32-bit", {"frozen": args.frozen}))
+            else:
+                print("(no %s: `make emulator-frozen MPY_DIR=...` builds the frozen 32-bit emulator)" % args.frozen)
+                print()
+        for name, form in forms:
             print("## %s" % name)
             t0 = time.time()
-            boot, pts = soak(mpy, args.sales, args.every, work)
+            boot, pts = soak(form, args.sales, args.every, work)
             print("boot heap (alloc after gc.collect() at READY): %d (%s); free %d of the default heap"
                   % (boot["alloc"], kb(boot["alloc"]), boot["free"]))
             lo = boot["alloc"]
-            hb, _ = smallest_heap(mpy, 0, lo, lo + 256 * 1024, work)
-            hs, ms = smallest_heap(mpy, args.peak_sales, hb or lo, (hb or lo) + 256 * 1024, work)
+            hb, _ = smallest_heap(form, 0, lo, lo + 256 * 1024, work)
+            hs, ms = smallest_heap(form, args.peak_sales, hb or lo, (hb or lo) + 256 * 1024, work)
             print("smallest heap that boots: %s" % (hb if hb else "none up to +256 KB"))
             if hs:
                 usable = ms["free"] + ms["alloc"]
@@ -282,6 +303,17 @@ def main(argv=None):
                     print("second half (%d..%d sales): slope %+.1f bytes per 100 sales" % (half[0][0], half[-1][0], s2))
                     if args.check and abs(s2) >= 2048:
                         failed.append("%s heap not flat" % name)
+            if "frozen" in form:
+                # a 32-bit VM: each board's heap budget applies as it is
+                for b in memory.terminal_boards():
+                    budget = memory.board_memory(b)["heap_budget_bytes"]
+                    ok, m = runs_in(budget, form, args.budget_sales, work)
+                    print("%-18s heap budget %7d: %d sales %s" % (
+                        b, budget, args.budget_sales,
+                        "all approved, heap after gc.collect() %d, free %d" % (m["alloc"], m["free"]) if ok
+                        else "FAIL"))
+                    if not ok:
+                        failed.append("%s: %d sales in the frozen image's heap budget" % (b, args.budget_sales))
             print("(%s measured in %.0f s)" % (name, time.time() - t0))
             print()
     finally:

@@ -1,8 +1,11 @@
 """The deployed form (.mpy) in the heap a TERMINAL_ESP32S3 gives it: boots and settles 100 sales.
+The frozen form in every board's heap budget: the same.
 
 The firmware is compiled for the host VM (payterm build's code, host HAL kept) and run with
 `micropython -X heapsize=N`, N the board's heap budget translated for the 64-bit emulator
-(payterm_tools.memory). Sales go through the panel and the card reader simulator (swipes and taps)
+(payterm_tools.memory). The frozen form is a terminal's image: the firmware frozen into a 32-bit
+unix port (`make emulator-frozen MPY_DIR=...`, build/unix-frozen32: needs a full MicroPython tree, so
+these cases are skipped where it was not built), run in the board's budget as it is. Sales go through the panel and the card reader simulator (swipes and taps)
 against the acquirer simulator; every one must be approved and the acquirer's ledger must reconcile
 with the terminal's journal.
 """
@@ -12,7 +15,7 @@ import pytest
 
 from conftest import FAST
 from ledger import read_journal, reconcile
-from payterm_tools import memory
+from payterm_tools import FROZEN_EMULATOR, memory
 from payterm_tools.emulator import Emulator
 from payterm_tools.sim.cardsim import TEST_CARDS, CardReaderSim
 
@@ -46,6 +49,24 @@ def s3_terminal(request, tmp_path, acquirer):
     assert "MemoryError" not in out and "FATAL" not in out, out[-3000:]
 
 
+@pytest.fixture(params=memory.terminal_boards())
+def frozen_terminal(request, tmp_path, acquirer):
+    if request.config.getoption("--port"):
+        pytest.skip("runs the emulator with a bounded heap")
+    if not os.access(FROZEN_EMULATOR, os.X_OK):
+        pytest.skip("needs %s: make emulator-frozen MPY_DIR=/path/to/micropython" % FROZEN_EMULATOR)
+    heap = memory.board_memory(request.param)["heap_budget_bytes"]  # 32-bit: the budget as it is
+    cfg = dict(FAST, result_ms=100, result_min_ms=30, page_ms=500)
+    emu = Emulator(str(tmp_path / "flash"), [acquirer.address], config=cfg, frozen=FROZEN_EMULATOR, heap=heap)
+    reader = CardReaderSim(emu.ptys["mag"].fd, emu.ptys["nfc"].fd)
+    reader.start()
+    try:
+        yield emu, reader, heap  # the test boots it: a board whose budget is too small fails there
+    finally:
+        emu.close()
+        reader.stop()
+
+
 def test_mpy_firmware_in_the_s3_heap_budget_settles_100_sales(s3_terminal, acquirer):
     emu, reader, heap = s3_terminal
     # It is the deployed form that runs: compiled modules only (main.py stays source, as on a device).
@@ -53,6 +74,21 @@ def test_mpy_firmware_in_the_s3_heap_budget_settles_100_sales(s3_terminal, acqui
     assert fw != emu.state_dir and os.path.isfile(os.path.join(fw, "payterm", "app.mpy"))
     assert not os.path.exists(os.path.join(fw, "payterm", "app.py"))
     assert os.path.isfile(os.path.join(fw, "payterm", "hal", "host.mpy"))
+    _settles_sales(emu, reader, heap, acquirer)
+
+
+def test_frozen_firmware_in_each_board_heap_budget_settles_100_sales(frozen_terminal, acquirer):
+    emu, reader, heap = frozen_terminal
+    emu.start(timeout=60)
+    emu.panel.wait_screen("READY", 20)
+    # Only main.py is a file: every firmware module comes from the image, as on a terminal.
+    assert os.listdir(emu.firmware_dir) == ["main.py"]
+    _settles_sales(emu, reader, heap, acquirer)
+    out = emu.firmware_output()
+    assert "MemoryError" not in out and "FATAL" not in out, out[-3000:]
+
+
+def _settles_sales(emu, reader, heap, acquirer):
     m = _mem(emu)
     assert m["free"] + m["alloc"] <= heap, (m, heap)  # the VM's heap is the bounded one
     seen = []

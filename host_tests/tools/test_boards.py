@@ -215,6 +215,20 @@ def test_storage_watchdog_network_and_budgets(board):
         assert k in readme, "%s README must justify %s" % (board, k)
 
 
+class _Options:
+    """tools/manifestfile.py's IncludeOptions: include()'s keywords, with defaults()."""
+
+    def __init__(self, **kw):
+        self._kw = kw
+        self._defaults = {}
+
+    def defaults(self, **kw):
+        self._defaults = kw
+
+    def __getattr__(self, name):
+        return self._kw.get(name, self._defaults.get(name))
+
+
 class _Recorder:
     """Runs a manifest.py the way MicroPython's tools/manifestfile.py does, recording what it freezes."""
 
@@ -230,12 +244,13 @@ class _Recorder:
 
     def include(self, path, **kw):
         path = self._path(path)
-        if path.startswith(os.path.abspath("<port>")) or "<port>" in path:
-            self.included.append("port")
-            return
+        for up in ("port", "mpy"):
+            if "<%s>" % up in path:
+                self.included.append(path[path.index("<%s>" % up):])
+                return
         if os.path.isdir(path):
             path = os.path.join(path, "manifest.py")
-        self.run(path)
+        self.run(path, kw)
 
     def module(self, path, base_path="."):
         full = os.path.join(self._path(base_path), path)
@@ -249,9 +264,9 @@ class _Recorder:
                 if n.endswith(".py") and (files is None or os.path.relpath(os.path.join(d, n), os.path.join(base, path)) in files):
                     self.frozen.append(os.path.relpath(os.path.join(d, n), FIRMWARE).replace(os.sep, "/"))
 
-    def run(self, path):
+    def run(self, path, kw=None):
         g = {"include": self.include, "module": self.module, "package": self.package,
-             "require": lambda *a, **k: None, "freeze": lambda *a, **k: None, "options": None}
+             "require": lambda *a, **k: None, "freeze": lambda *a, **k: None, "options": _Options(**(kw or {}))}
         with open(path) as f:
             code = f.read()
         prev = os.getcwd()
@@ -266,7 +281,7 @@ class _Recorder:
 def test_manifest_freezes_every_firmware_module_and_nothing_host_only(board):
     rec = _Recorder(os.path.join(BOARDS, board))
     rec.run(os.path.join(BOARDS, board, "manifest.py"))
-    assert "port" in rec.included, "the port's own manifest (asyncio, networking) must stay included"
+    assert "<port>/boards/manifest.py" in rec.included, "the port's own manifest (asyncio, networking) must stay included"
     frozen = set(rec.frozen)
     assert len(frozen) == len(rec.frozen), "a module frozen twice"
     want = {rel for rel, _ in build.sources(device=True) if rel.startswith("payterm/")}
@@ -277,6 +292,17 @@ def test_manifest_freezes_every_firmware_module_and_nothing_host_only(board):
         assert rel not in frozen, "%s is host-only" % rel
     extra = frozen - want
     assert not extra, "frozen but not firmware: %s" % sorted(extra)
+
+
+def test_emulator_manifest_freezes_the_whole_firmware_with_the_host_hal_and_asyncio():
+    # the unix port's frozen image (make emulator-frozen): everything the emulator runs but main.py
+    rec = _Recorder(os.path.join(BOARDS, "EMULATOR"))
+    rec.run(os.path.join(BOARDS, "EMULATOR", "manifest.py"))
+    assert "<mpy>/extmod/asyncio" in rec.included
+    assert len(set(rec.frozen)) == len(rec.frozen), "a module frozen twice"
+    want = {rel for rel, _ in build.sources() if rel.startswith("payterm/")}
+    assert set(build.HOST_ONLY) <= want
+    assert set(rec.frozen) == want
 
 
 def test_build_leaves_host_only_modules_off_a_device():

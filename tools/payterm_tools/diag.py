@@ -39,10 +39,27 @@ class ConsoleClient:
             raise ConsoleError("cannot open %s: %s (check the port name, that no other program holds it, and your "
                                "permission on it: the dialout group)" % (port, _reason(e)))
         # Whatever the terminal printed before we opened the port (boot lines, answers
-        # to someone else's commands) must not be read as the answer to ours.
+        # to someone else's commands) must not be read as the answer to ours: neither what
+        # is buffered now nor what is still in flight (USB and UART buffers, the tail of an
+        # answer), so wait for the line to go quiet too.
         self.ser.reset_input_buffer()
         self.timeout = timeout
         self._buf = b""
+        self._drain(min(2.0, timeout))
+
+    def _drain(self, limit, quiet=0.4):
+        """Read and drop until nothing arrived for `quiet` seconds (at most `limit` seconds)."""
+        import serial
+
+        end = time.monotonic() + limit
+        last = time.monotonic()
+        while time.monotonic() < end and time.monotonic() - last < quiet:
+            try:
+                if self.ser.read(4096):
+                    last = time.monotonic()
+            except (serial.SerialException, OSError) as e:
+                raise ConsoleError("the console port failed: %s (cable unplugged?)" % _reason(e))
+        self.ser.reset_input_buffer()
 
     def close(self):
         self.ser.close()
@@ -117,7 +134,12 @@ def read_export(port, baud=115200, pin=None, timeout=10.0):
     try:
         if pin:
             c.command("pin " + pin)
-        return parse_export(c.command("export"))
+        exp = parse_export(c.command("export"))
+        if not exp["status"]:
+            # an export always starts with the status line: this answer was something else
+            raise ConsoleError("the answer to export held no status line: another program is using the console "
+                               "port, or this is not a payterm terminal")
+        return exp
     finally:
         c.close()
 

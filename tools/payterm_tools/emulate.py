@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 
+from payterm_tools import FROZEN_EMULATOR as DEFAULT_FROZEN
 from payterm_tools import provision
 from payterm_tools.emulator import MERCHANT_PIN, TECH_PIN, Emulator
 from payterm_tools.sim.acquirer import AcquirerSim
@@ -55,9 +56,12 @@ def add_arguments(p):
     p.add_argument("--script", default=None, help="read commands from this file instead of stdin")
     p.add_argument("--mpy", action="store_true",
                    help="run the deployed form: the firmware compiled to .mpy (for the host, host HAL included)")
+    p.add_argument("--frozen", nargs="?", const=DEFAULT_FROZEN, default=None, metavar="PROGRAM",
+                   help="run the firmware frozen into a 32-bit unix port, as a terminal runs its image "
+                        "(default %s, built by `make emulator-frozen MPY_DIR=...`)" % os.path.relpath(DEFAULT_FROZEN))
     p.add_argument("--heap", default=None, metavar="SIZE",
                    help="GC heap of the VM: bytes (393216, 384K) or a board name, whose heap budget is "
-                        "translated for the 64-bit emulator (payterm_tools.memory)")
+                        "translated for the 64-bit emulator (payterm_tools.memory), or taken as it is with --frozen")
     p.add_argument("--panel", choices=("uart", "local"), default="uart",
                    help="uart: the panel protocol on a pty; local: the terminal's own display and keypad drivers "
                         "on I2C and GPIO ptys")
@@ -152,9 +156,12 @@ class Session:
             if getattr(args, "heap", None):
                 from payterm_tools.memory import parse_size
 
-                heap = parse_size(args.heap)
+                heap = parse_size(args.heap, bits=32 if getattr(args, "frozen", None) else 64)
                 self.notes.append("heap: %d bytes (-X heapsize)" % heap)
+            if getattr(args, "frozen", None):
+                self.notes.append("firmware frozen into %s (32-bit)" % args.frozen)
             self.emu = Emulator(args.state, [self.acq.address], board=args.board, mpy=getattr(args, "mpy", False),
+                                frozen=getattr(args, "frozen", None),
                                 heap=heap, panel=getattr(args, "panel", "uart"),
                                 display=getattr(args, "display", "hd44780"))
         except BaseException:

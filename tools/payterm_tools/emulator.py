@@ -15,6 +15,7 @@ import json
 import os
 import pty
 import re
+import shutil
 import signal
 import subprocess
 import termios
@@ -295,7 +296,7 @@ class Emulator:
     """Starts, stops and power-cuts the firmware on the EMULATOR board."""
 
     def __init__(self, state_dir, hosts, board="EMULATOR", config=None, log=None, external=(), mpy=False,
-                 heap=None, keys=True, panel="uart", display="hd44780"):
+                 heap=None, keys=True, panel="uart", display="hd44780", frozen=None):
         """external: UARTs ("panel", "mag", "nfc") handed to outside programs through
         Bridge ports (`self.bridges[name].path`) instead of host-side channels.
 
@@ -304,6 +305,9 @@ class Emulator:
         ledger), built at the first start; a directory path instead runs that build as it is.
         heap: the VM's GC heap in bytes (`micropython -X heapsize=N`); None is the unix
         port's default (2 MiB). `heap_bytes(board)` translates a board's budget.
+        frozen: path of a unix port built with the firmware frozen in (`make emulator-frozen`,
+        32-bit: a board's heap budget applies as it is, untranslated); the VM runs it with only
+        main.py on its path (`<state_dir>.frozen/`), as a terminal runs its image.
         keys: provisioning also injects a DUKPT initial key (the acquirer simulator's
         test BDK) into a state directory that holds none, so a fresh emulator takes
         PIN payments and MACed messages at once; False leaves the terminal without.
@@ -315,7 +319,12 @@ class Emulator:
         self.keys = keys
         self.injected = None  # initial key ID of the key the last provisioning injected
         self.state_dir = os.path.abspath(state_dir)
+        if frozen and mpy:
+            raise ValueError("frozen and mpy are two forms of the firmware: choose one")
+        if frozen and not os.access(frozen, os.X_OK):
+            raise ValueError("frozen %r: no such program (make emulator-frozen MPY_DIR=... builds it)" % frozen)
         self.mpy = mpy
+        self.frozen = os.path.abspath(frozen) if frozen else None
         self.heap = heap
         self._built = False
         os.makedirs(self.state_dir, exist_ok=True)
@@ -398,7 +407,9 @@ class Emulator:
 
     @property
     def firmware_dir(self):
-        """Where the firmware the VM runs lives: the sources, or the .mpy build."""
+        """Where the firmware the VM runs lives: the sources, the .mpy build, or main.py alone (frozen)."""
+        if self.frozen:
+            return self.state_dir.rstrip(os.sep) + ".frozen"
         if not self.mpy:
             return FIRMWARE
         if self.mpy is True:
@@ -413,7 +424,7 @@ class Emulator:
 
     def command(self):
         """The VM's command line."""
-        cmd = [micropython_binary()]
+        cmd = [self.frozen or micropython_binary()]
         if self.heap:
             cmd += ["-X", "heapsize=%d" % int(self.heap)]
         return cmd + [os.path.join(self.firmware_dir, "main.py")]
@@ -443,6 +454,10 @@ class Emulator:
             self.provision()
         if self.mpy is True and not self._built:
             self.build_mpy()
+            self._built = True
+        if self.frozen and not self._built:
+            os.makedirs(self.firmware_dir, exist_ok=True)
+            shutil.copyfile(os.path.join(FIRMWARE, "main.py"), os.path.join(self.firmware_dir, "main.py"))
             self._built = True
         self.console.skip()
         if self.panel is not None:

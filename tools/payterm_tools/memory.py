@@ -36,11 +36,12 @@ def emulator_heap(board):
     return int(round(board_memory(board)["heap_budget_bytes"] * HEAP_64_PER_32))
 
 
-def parse_size(text):
-    """`393216`, `384K`, `1M` -> bytes; a board name (TERMINAL_ESP32S3) -> its translated heap budget."""
+def parse_size(text, bits=64):
+    """`393216`, `384K`, `1M` -> bytes; a board name (TERMINAL_ESP32S3) -> its heap budget, translated
+    for the 64-bit emulator (bits=64) or as it is for a 32-bit VM (bits=32: the frozen emulator)."""
     t = text.strip()
     if os.path.isfile(os.path.join(BOARDS, t, "hardware.json")):
-        return emulator_heap(t)
+        return emulator_heap(t) if bits == 64 else board_memory(t)["heap_budget_bytes"]
     mult = 1
     if t[-1:] in ("k", "K"):
         mult, t = 1024, t[:-1]
