@@ -212,10 +212,10 @@ natmod: setup
 	mv firmware/cmodules/recqueue/recqueue.mpy $(NATMOD_OUT)/recqueue.mpy
 	@echo "natmod: $(NATMOD_OUT)/recqueue.mpy"
 
-# The unix port of MPY_DIR (v1.28, lib/axtls checked out) built for 32 bits with the firmware frozen in
-# (boards/EMULATOR/manifest.py) and recqueue built in: what a terminal's image holds, bytecode, constants
-# and qstrs in the binary and only objects on the heap. `payterm emulate --frozen` and `make memory-frozen`
-# run it. Not needed by the tests.
+# The unix port of MPY_DIR (v1.28, lib/axtls and lib/micropython-lib checked out) built for 32 bits with
+# the firmware frozen in (boards/EMULATOR/manifest.py) and recqueue built in: what a terminal's image holds,
+# bytecode, constants and qstrs in the binary and only objects on the heap. `payterm emulate --frozen`,
+# `make memory` and test_memory.py's frozen cases run it; without it those cases are skipped.
 EMU_FROZEN := $(CURDIR)/$(BUILD)/unix-frozen32
 emulator-frozen: setup sysdeps
 	@test -n "$(MPY_DIR)" || { echo "make emulator-frozen needs MPY_DIR=/path/to/micropython (v1.28)"; exit 2; }

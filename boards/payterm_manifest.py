@@ -1,8 +1,8 @@
 # The payterm firmware as frozen into a terminal image, included by each board's manifest.py.
 #
 # Every module of the payterm package except the host HAL (ptys, termios, environment: the
-# emulator's, never a device's); `include(..., host=True)` (the EMULATOR board's frozen image) keeps it. main.py stays a file on the filesystem (`make deploy` copies
-# it): the port runs /main.py at boot, not a frozen one. recqueue.py is not frozen either:
+# emulator's, never a device's); `include(..., host=True)` (the EMULATOR board's frozen image)
+# keeps it. main.py stays a file on the filesystem (`make deploy` copies it): the port runs /main.py at boot, not a frozen one. recqueue.py is not frozen either:
 # `make firmware` builds the recqueue C module in, which an import finds first.
 import os
 

@@ -141,9 +141,9 @@ def slope(points):
     return sum((p[0] - mx) * (p[1] - my) for p in points) / d if d else 0.0
 
 
-def soak(form, sales, every, workdir, heap=None):
+def soak(form, sales, every, workdir):
     """Heap after gc.collect() every `every` sales: [(sales, alloc)], boot mem."""
-    t = Terminal(form, heap, workdir)
+    t = Terminal(form, None, workdir)
     try:
         t.start()
         boot = t.mem()

@@ -47,34 +47,33 @@ class ConsoleClient:
         self._buf = b""
         self._drain(min(2.0, timeout))
 
-    def _drain(self, limit, quiet=0.4):
-        """Read and drop until nothing arrived for `quiet` seconds (at most `limit` seconds)."""
+    def _read(self):
+        """What the port has (up to its 0.2 s timeout); a failed port is a ConsoleError."""
         import serial
 
+        try:
+            return self.ser.read(4096)
+        except (serial.SerialException, OSError) as e:
+            raise ConsoleError("the console port failed: %s (cable unplugged?)" % _reason(e))
+
+    def _drain(self, limit, quiet=0.4):
+        """Read and drop until nothing arrived for `quiet` seconds (at most `limit` seconds)."""
         end = time.monotonic() + limit
         last = time.monotonic()
         while time.monotonic() < end and time.monotonic() - last < quiet:
-            try:
-                if self.ser.read(4096):
-                    last = time.monotonic()
-            except (serial.SerialException, OSError) as e:
-                raise ConsoleError("the console port failed: %s (cable unplugged?)" % _reason(e))
+            if self._read():
+                last = time.monotonic()
         self.ser.reset_input_buffer()
 
     def close(self):
         self.ser.close()
 
     def _line(self, deadline):
-        import serial
-
         while b"\n" not in self._buf:
             if time.monotonic() > deadline:
                 raise ConsoleError("no answer from the terminal within %.0f s: is it powered and is this its console "
                                    "port? (try --timeout, or --baud if it is not 115200)" % self.timeout)
-            try:
-                self._buf += self.ser.read(4096)
-            except (serial.SerialException, OSError) as e:
-                raise ConsoleError("the console port failed: %s (cable unplugged?)" % _reason(e))
+            self._buf += self._read()
         line, _, self._buf = self._buf.partition(b"\n")
         return line.decode("utf-8", "replace").rstrip("\r")
 
