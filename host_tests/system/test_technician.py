@@ -28,36 +28,37 @@ def _txn(terminal, timeout=HOST_WAIT):
 
 
 def _menu(terminal):
+    """Opens the technician menu; the first whole screen of its first page, rows joined by ' | '."""
     terminal.panel.wait_screen("READY", 10)
+    drawn = terminal.panel.frames
     terminal.panel.press("F9")
     terminal.panel.wait_screen("ENTER PIN", 10)
     terminal.panel.press(PIN + "E")
-    return terminal.panel.wait_screen(r"^1/7 STATUS", 10)
+    return " | ".join(terminal.panel.wait_frame(drawn, r"^1/7 STATUS", timeout=10))
 
 
-def _page_rows(terminal, title, scrolls=12):
-    """Every body row of the page whose title starts with `title`, scrolling to its end with 8."""
+def _page_rows(terminal, title, scrolls=40):
+    """Every body row of the page whose title starts with `title`, scrolling to its end with 8
+    (one key, one whole screen drawn: half-drawn screens are never read)."""
     seen = []
+    rows = terminal.panel.wait_frame(-1, r"^%s" % re.escape(title))
     for _ in range(scrolls):
-        rows = terminal.panel.display()
         assert rows[0].startswith(title), rows
         for r in rows[1:]:
             if r and r not in seen:
                 seen.append(r)
         if "8:MORE" not in rows[0]:
-            break
-        before = terminal.panel.screen()
+            return seen
+        drawn = terminal.panel.frames
         terminal.panel.press("8")
-        terminal.panel.wait_screen(r"^%s" % re.escape(title), 5)
-        deadline = time.monotonic() + 3
-        while terminal.panel.screen() == before and time.monotonic() < deadline:
-            time.sleep(0.02)
-    return seen
+        rows = terminal.panel.wait_frame(drawn, timeout=10)
+    raise AssertionError("page %s still says 8:MORE after %d scrolls; rows: %s" % (title, scrolls, seen))
 
 
 def _next_page(terminal, title):
+    drawn = terminal.panel.frames
     terminal.panel.press("#")
-    terminal.panel.wait_screen(r"^%s" % re.escape(title), 5)
+    terminal.panel.wait_frame(drawn, r"^%s" % re.escape(title), timeout=5)
 
 
 def _waited(terminal, ref, timeout=15):

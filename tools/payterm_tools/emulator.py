@@ -251,6 +251,8 @@ class PanelChannel(Channel):
         self._partial = b""
         self.beeps = []  # time.monotonic() of each BEEP the firmware sent
         self.on_row = None  # callable(row, text, monotonic time) for each row drawn (timing tools)
+        self.frames = 0  # whole screens drawn: the firmware draws rows 0..3 in order, so row 3 ends one
+        self.frame = list(self.rows)  # the last whole screen
         super().__init__(fd, name, log)
 
     def _on_data(self, data):
@@ -266,6 +268,9 @@ class PanelChannel(Channel):
             m = re.match(rb"^D([0-3]) ?(.*)$", line)
             if m:
                 self.rows[int(m.group(1))] = m.group(2).decode("utf-8", "replace")
+                if m.group(1) == b"3":
+                    self.frames += 1
+                    self.frame = list(self.rows)
                 if self.on_row is not None:
                     self.on_row(int(m.group(1)), self.rows[int(m.group(1))], now)
 
@@ -275,6 +280,22 @@ class PanelChannel(Channel):
 
     def screen(self):
         return " | ".join(self.display())
+
+    def wait_frame(self, after, pattern=None, timeout=10.0):
+        """The rows of the last whole screen drawn after frame number `after` (`self.frames` read before a
+        key press) whose rows joined by ' | ' match `pattern` (any, when None). Reading rows as they arrive
+        can catch half a screen; a whole one is what the display showed."""
+        rx = re.compile(pattern) if pattern else None
+        end = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                if self.frames > after and (rx is None or rx.search(" | ".join(self.frame))):
+                    return list(self.frame)
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("panel: no whole screen%s drawn within %.1fs; screen now: %s"
+                                         % (" matching %r" % pattern if pattern else "", timeout, self.screen()))
+                self.cond.wait(min(left, 0.2))
 
     def wait_screen(self, pattern, timeout=10.0):
         """Wait until the current screen (rows joined by ' | ') matches `pattern`."""
