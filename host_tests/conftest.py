@@ -43,11 +43,6 @@ def pytest_addoption(parser):
 # are marked xfail (not strict) so the rest of the suite gates the change; each entry is open work,
 # listed in the issue tracker's closing note, and goes as soon as the test passes again.
 KNOWN_FAILING = {
-    # issue 11: the frozen image needs about 111 KB of heap to boot and 148-156 KB for 100 sales on a
-    # 32-bit VM (make memory with build/unix-frozen32); the C3's budget is 96 KiB. Runs only where
-    # make emulator-frozen was built.
-    "host_tests/system/test_memory.py::test_frozen_firmware_in_each_board_heap_budget_settles_100_sales[TERMINAL_ESP32C3]":
-        "TERMINAL_ESP32C3's 96 KiB heap budget is too small for the frozen firmware",
 }
 
 

@@ -176,3 +176,45 @@ def test_done_returns_the_record_it_folded_in():
     eq(w.done("t1"), {"present": 2100, "read": 40})
     eq(w.done("t1"), None)  # closed once
     eq(w.done("never"), None)
+
+
+def test_history_and_rings_wrap_and_survive_a_reload():
+    d = tmpdir("w10")
+    w = Waits(d + "/w.json", lambda: 5)
+    for i in range(100):
+        w.wait(i, "host", i)
+        if i % 2:
+            w.wait(i, "pin", 1000 + i)
+        w.done(i, "HST-01" if i % 10 == 0 else None)
+    h = w.history
+    eq(len(h), 32)
+    eq(h[0], [5, "68", {"host": 68}, None])
+    eq(h[-1], [5, "99", {"host": 99, "pin": 1099}, None])
+    eq(h[-10][3], "HST-01")
+    s = w.summary()
+    eq(s["stages"]["host"]["max"], 99)
+    eq(s["stages"]["host"]["p50"], percentile(list(range(36, 100)), 50))  # the newest 64
+    w2 = Waits(d + "/w.json", lambda: 6)
+    eq(w2.history, h)
+    eq(w2.summary(), s)
+
+
+def test_a_thousand_transactions_do_not_grow_the_heap():
+    import gc
+
+    d = tmpdir("w11")
+    w = Waits(d + "/w.json", lambda: 0)
+
+    def txns(first, n):
+        for i in range(first, first + n):
+            for st in ("amount", "present", "read", "host", "print"):
+                w.wait(i, st, i % 700)
+            w.done(i, "ISS-51" if i % 7 == 0 else None)
+
+    txns(0, 100)  # every ring and the history full, every code seen
+    gc.collect()
+    before = gc.mem_alloc()
+    txns(100, 1000)
+    gc.collect()
+    grew = gc.mem_alloc() - before
+    assert grew < 256, "the wait analysis grew by %d bytes over 1000 transactions" % grew

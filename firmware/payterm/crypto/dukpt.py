@@ -251,6 +251,7 @@ class Dukpt:
         self._ikid = None
         self._tc = 0
         self._reg = None
+        self._strs = None  # the stored form of each register in self._reg
         self._error = None
         rec = state.get(key, None)
         if rec is not None:
@@ -281,6 +282,7 @@ class Dukpt:
                 ok = ok and n in _KIND_OF_LEN and n == sizes[0]
             if ok:
                 self._ikid, self._tc, self._reg = ikid, tc, reg
+                self._strs = rec["reg"] if rec.get("v") == _V else None
         except (KeyError, TypeError, ValueError, IndexError, AttributeError):
             ok = False
         if not ok:
@@ -389,12 +391,17 @@ class Dukpt:
         return binascii.hexlify(ikid).decode().upper()
 
     def _save(self, ikid, tc, reg):
-        rec = {"v": _V, "ikid": _b64(ikid), "tc": tc, "reg": [_b64(r) for r in reg]}
+        # A register that did not change keeps its stored string (self._strs, saved with self._reg): one
+        # transaction re-encodes the one or two registers it derived, not all 32, so fewer long-lived strings
+        # are scattered over a small heap.
+        old = self._strs if self._reg is not None and ikid == self._ikid else None
+        rec = {"v": _V, "ikid": _b64(ikid), "tc": tc,
+               "reg": [old[j] if old is not None and reg[j] is self._reg[j] else _b64(reg[j]) for j in range(NUMREG)]}
         self._state.set(self._key, rec)
         # A second save replaces the backup copy, which still held the register just
         # used (X9.24-3 6.1: a used key is erased).
         self._state.set(self._key, rec)
-        self._ikid, self._tc, self._reg = ikid, tc, reg
+        self._ikid, self._tc, self._reg, self._strs = ikid, tc, reg, rec["reg"]
 
     # -- per transaction
     def begin(self):

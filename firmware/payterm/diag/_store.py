@@ -19,10 +19,17 @@ def load(path):
         return None, True
 
 
+dump = json.dump
+
+
 def save(path, data):
+    """`data` as JSON, or `data(f)` writing the file itself (a large state need not be copied to dump it)."""
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump(data, f)
+        if callable(data):
+            data(f)
+        else:
+            json.dump(data, f)
     try:
         os.rename(tmp, path)
     except OSError:

@@ -29,12 +29,15 @@ _SAMPLES = const(64)  # per stage, for percentiles
 _HISTORY = const(32)  # transactions kept for the chart
 _OPEN_MAX = const(8)  # transactions in progress at once (a leak guard, not a limit in use)
 _CAUSES = const(5)  # causes of terminal time in the summary
+_NONE = const(0xFFFFFFFF)  # a history slot's stage that did not happen
 
 # "card" is the stage of records from before the split (presenting + reading, mostly the customer).
 CUSTOMER = ("amount", "confirm", "present", "pin", "card")
 TERMINAL = ("read", "connect", "host", "retry", "reversal", "print")
+STAGES = CUSTOMER + TERMINAL  # the slot of each stage in the arrays
 SIDES = ("customer", "terminal")
 NO_CODE = ""  # the code key of transactions that ended without a failure
+_NST = len(STAGES)
 
 
 def side(stage):
@@ -53,13 +56,31 @@ def percentile(sorted_vals, p):
     return sorted_vals[k]
 
 
-def _push(ring, ms):
-    if len(ring) >= _SAMPLES:
-        # drop the oldest sample (array has no pop(0) on MicroPython)
-        ring[0:_SAMPLES - 1] = ring[1:_SAMPLES]
-        ring[_SAMPLES - 1] = ms
-    else:
-        ring.append(ms)
+class _Rings:
+    """`n` rings of _SAMPLES values in one preallocated array, oldest overwritten first."""
+
+    def __init__(self, n):
+        self.v = array("I", bytes(4 * n * _SAMPLES))
+        self.len = array("H", bytes(2 * n))
+        self.head = array("H", bytes(2 * n))  # next slot written
+
+    def push(self, i, ms):
+        h = self.head[i]
+        self.v[i * _SAMPLES + h] = ms
+        self.head[i] = (h + 1) % _SAMPLES
+        if self.len[i] < _SAMPLES:
+            self.len[i] += 1
+
+    def values(self, i):
+        """Ring i, oldest first (a new list: for the summary and the file, not the hot path)."""
+        n = self.len[i]
+        base = i * _SAMPLES
+        first = (self.head[i] - n) % _SAMPLES
+        return [self.v[base + (first + k) % _SAMPLES] for k in range(n)]
+
+    def load(self, i, vals):
+        for ms in vals[-_SAMPLES:]:
+            self.push(i, int(ms) & 0xFFFFFFFF)
 
 
 class Waits:
@@ -67,22 +88,70 @@ class Waits:
         self.path = path
         self._clock = clock
         self._open = {}
+        self._samples = _Rings(_NST)
+        self._sides = _Rings(len(SIDES))
+        self._totals = array("Q", bytes(8 * _NST))  # stage -> total ms
+        self._counts = array("I", bytes(4 * _NST))  # stage -> transactions that waited there
+        self._h_time = array("I", bytes(4 * _HISTORY))
+        self._h_ms = array("I", bytes(4 * _HISTORY * _NST))
+        self._h_ref = [None] * _HISTORY
+        self._h_code = [None] * _HISTORY
         data, self.damaged = _store.load(path)
         self._reset(data if isinstance(data, dict) else None)
 
     def _reset(self, data=None):
         d = data or {}
         self.txns = d.get("txns", 0)
-        self.totals = d.get("totals", {})  # stage -> total ms
-        self.counts = d.get("counts", {})  # stage -> transactions that waited there
         self.bycode = d.get("bycode", {})  # stage -> {code or "": total ms}
-        self.history = d.get("history", [])  # [time, ref, {stage: ms}, code]
-        self._samples = {}
+        for a in (self._samples.len, self._samples.head, self._sides.len, self._sides.head, self._totals,
+                  self._counts):
+            for i in range(len(a)):
+                a[i] = 0
+        self._h_n = self._h_head = 0
+        for i in range(_HISTORY):
+            self._h_ref[i] = self._h_code[i] = None
+        for key, dst in (("totals", self._totals), ("counts", self._counts)):
+            for st, v in d.get(key, {}).items():
+                if st in STAGES:
+                    dst[STAGES.index(st)] = int(v)
         for st, vals in d.get("samples", {}).items():
-            self._samples[st] = array("I", vals)
-        self._sides = {}
-        for sd in SIDES:
-            self._sides[sd] = array("I", d.get("sides", {}).get(sd, ()))
+            if st in STAGES:
+                self._samples.load(STAGES.index(st), vals)
+        for i, sd in enumerate(SIDES):
+            self._sides.load(i, d.get("sides", {}).get(sd, ()))
+        for h in d.get("history", [])[-_HISTORY:]:
+            self._remember(h[0], h[1], h[2], h[3])
+
+    def _remember(self, when, ref, rec, code):
+        i = self._h_head
+        self._h_time[i] = int(when) & 0xFFFFFFFF
+        base = i * _NST
+        for k in range(_NST):
+            self._h_ms[base + k] = _NONE
+        for st, ms in rec.items():
+            if st in STAGES:
+                self._h_ms[base + STAGES.index(st)] = ms
+        self._h_ref[i] = str(ref)
+        self._h_code[i] = code or None
+        self._h_head = (i + 1) % _HISTORY
+        if self._h_n < _HISTORY:
+            self._h_n += 1
+
+    @property
+    def history(self):
+        """[[time, ref, {stage: ms}, code]], oldest first (built when asked: export, tests)."""
+        out = []
+        first = (self._h_head - self._h_n) % _HISTORY
+        for j in range(self._h_n):
+            i = (first + j) % _HISTORY
+            base = i * _NST
+            rec = {}
+            for k in range(_NST):
+                ms = self._h_ms[base + k]
+                if ms != _NONE:
+                    rec[STAGES[k]] = ms
+            out.append([self._h_time[i], self._h_ref[i], rec, self._h_code[i]])
+        return out
 
     def _txn(self, ref):
         t = self._open.get(ref)
@@ -93,6 +162,9 @@ class Waits:
         return t
 
     def wait(self, ref, stage, ms):
+        """`ms` more at `stage` for transaction `ref` (a stage outside STAGES is a bug: ignored)."""
+        if stage not in STAGES:
+            return
         if ms < 0:
             ms = 0
         t = self._txn(ref)
@@ -101,7 +173,7 @@ class Waits:
     def move(self, ref, src, dst, ms):
         """Re-attribute up to `ms` of stage `src` to `dst` (the host wait held a connect or a retry pause)."""
         t = self._open.get(ref)
-        if t is None or ms <= 0:
+        if t is None or ms <= 0 or dst not in STAGES:
             return
         ms = min(ms, t.get(src, 0))
         if ms <= 0:
@@ -118,34 +190,68 @@ class Waits:
             return None
         key = code or NO_CODE
         self.txns += 1
-        sums = {"customer": 0, "terminal": 0}
+        cust = term = 0
         for st, ms in t.items():
-            self.totals[st] = self.totals.get(st, 0) + ms
-            self.counts[st] = self.counts.get(st, 0) + 1
+            i = STAGES.index(st)
+            self._totals[i] += ms
+            self._counts[i] += 1
             by = self.bycode.get(st)
             if by is None:
                 by = self.bycode[st] = {}
             by[key] = by.get(key, 0) + ms
-            s = self._samples.get(st)
-            if s is None:
-                s = self._samples[st] = array("I")
-            _push(s, ms)
-            sums[side(st)] += ms
-        for sd in SIDES:
-            _push(self._sides[sd], sums[sd])
-        self.history.append([int(self._clock()), str(ref), t, code or None])
-        if len(self.history) > _HISTORY:
-            self.history.pop(0)
+            self._samples.push(i, ms)
+            if st in CUSTOMER:
+                cust += ms
+            else:
+                term += ms
+        self._sides.push(0, cust)
+        self._sides.push(1, term)
+        self._remember(self._clock(), ref, t, code)
         self.save()
         return t
 
     def save(self):
-        _store.save(self.path, {
-            "txns": self.txns, "totals": self.totals, "counts": self.counts, "bycode": self.bycode,
-            "history": self.history,
-            "samples": dict((k, list(v)) for k, v in self._samples.items()),
-            "sides": dict((k, list(v)) for k, v in self._sides.items()),
-        })
+        _store.save(self.path, self._write)
+
+    def _write(self, f):
+        """The file, written piece by piece (no copy of the whole state in RAM)."""
+        f.write('{"txns": %d, "bycode": ' % self.txns)
+        _store.dump(self.bycode, f)
+        for key, a in (("totals", self._totals), ("counts", self._counts)):
+            f.write(', "%s": {' % key)
+            sep = ""
+            for i in range(_NST):
+                if self._counts[i]:
+                    f.write('%s"%s": %d' % (sep, STAGES[i], a[i]))
+                    sep = ", "
+            f.write("}")
+        for key, rings, names in (("samples", self._samples, STAGES), ("sides", self._sides, SIDES)):
+            f.write(', "%s": {' % key)
+            sep = ""
+            for i in range(len(names)):
+                if rings.len[i]:
+                    f.write('%s"%s": ' % (sep, names[i]))
+                    _store.dump(rings.values(i), f)
+                    sep = ", "
+            f.write("}")
+        f.write(', "history": [')
+        first = (self._h_head - self._h_n) % _HISTORY
+        for j in range(self._h_n):
+            i = (first + j) % _HISTORY
+            f.write('%s[%d, ' % (", " if j else "", self._h_time[i]))
+            _store.dump(self._h_ref[i], f)
+            f.write(", {")
+            sep = ""
+            base = i * _NST
+            for k in range(_NST):
+                ms = self._h_ms[base + k]
+                if ms != _NONE:
+                    f.write('%s"%s": %d' % (sep, STAGES[k], ms))
+                    sep = ", "
+            f.write("}, ")
+            _store.dump(self._h_code[i], f)
+            f.write("]")
+        f.write("]}")
 
     def _top_code(self, stage):
         """(code, ms) of the failure code most of this stage's time ended with; ("", ms) when none failed."""
@@ -158,21 +264,25 @@ class Waits:
 
     def summary(self):
         stages = {}
-        for st, s in self._samples.items():
-            v = sorted(s)
-            stages[st] = {"n": self.counts.get(st, 0), "p50": percentile(v, 50), "p95": percentile(v, 95),
-                          "max": v[-1] if v else 0, "total": self.totals.get(st, 0), "side": side(st)}
         tot = {"customer": 0, "terminal": 0}
-        for st, ms in self.totals.items():
-            tot[side(st)] += ms
+        totals = {}
+        for i, st in enumerate(STAGES):
+            if self._totals[i] or self._counts[i]:
+                totals[st] = self._totals[i]
+                tot[side(st)] += self._totals[i]
+            if not self._samples.len[i]:
+                continue
+            v = sorted(self._samples.values(i))
+            stages[st] = {"n": self._counts[i], "p50": percentile(v, 50), "p95": percentile(v, 95),
+                          "max": v[-1] if v else 0, "total": self._totals[i], "side": side(st)}
         grand = tot["customer"] + tot["terminal"]
         out = {"txns": self.txns, "stages": stages}
-        for sd in SIDES:
-            v = sorted(self._sides[sd])
+        for i, sd in enumerate(SIDES):
+            v = sorted(self._sides.values(i))
             out[sd] = {"total": tot[sd], "share": (tot[sd] * 100 // grand) if grand else 0,
                        "p50": percentile(v, 50), "p95": percentile(v, 95)}
         term = tot["terminal"]
-        ranked = sorted([kv for kv in self.totals.items() if side(kv[0]) == "terminal" and kv[1] > 0],
+        ranked = sorted([kv for kv in totals.items() if side(kv[0]) == "terminal" and kv[1] > 0],
                         key=lambda kv: -kv[1])
         top = []
         for st, ms in ranked[:_CAUSES]:

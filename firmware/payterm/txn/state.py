@@ -50,6 +50,31 @@ def _load(path):
     return _parse(flash.read(path))
 
 
+def _pieces(v):
+    """The JSON text of `v` in small pieces (bytes): saving never needs the whole text in one block of RAM,
+    which a fragmented heap may not have even with plenty free."""
+    if isinstance(v, dict):
+        yield b"{"
+        sep = b""
+        for k, x in v.items():
+            yield sep
+            yield json.dumps(k).encode()
+            yield b": "
+            yield from _pieces(x)
+            sep = b", "
+        yield b"}"
+    elif isinstance(v, (list, tuple)):
+        yield b"["
+        sep = b""
+        for x in v:
+            yield sep
+            yield from _pieces(x)
+            sep = b", "
+        yield b"]"
+    else:
+        yield json.dumps(v).encode()
+
+
 class State:
     """Key/value state saved atomically on every change.
 
@@ -123,10 +148,18 @@ class State:
             raise
 
     def save(self):
-        body = json.dumps(self.data).encode()
-        head = b"%08x\n" % (binascii.crc32(body) & 0xFFFFFFFF)
+        crc = 0
+        for p in _pieces(self.data):
+            crc = binascii.crc32(p, crc)
+        head = b"%08x\n" % (crc & 0xFFFFFFFF)
+        data = self.data
+
+        def chunks():  # flash.write runs it twice: to count, then to write
+            yield head
+            yield from _pieces(data)
+
         try:
-            flash.write(self._tmp, (head, body))
+            flash.write(self._tmp, chunks)
         except OSError as e:
             try:
                 flash.remove(self._tmp)
