@@ -169,7 +169,8 @@ def mpy_totals(workdir):
     return out
 
 
-_STUBS = ("json", "time", "os", "binascii", "hashlib", "random", "re", "select", "socket", "termios", "ssl")
+_STUBS = ("json", "time", "os", "binascii", "hashlib", "random", "re", "select", "socket", "termios", "ssl",
+          "cryptolib")
 _IMPORTS = ("payterm.errors payterm.codes payterm.mask payterm.config payterm.flash payterm.hal payterm.hal.base "
             "payterm.card.tlv payterm.card.card payterm.card.magstripe payterm.card.pn532 payterm.card.emv "
             "payterm.card.service payterm.diag payterm.diag.console payterm.diag.pin payterm.diag.selftest "

@@ -28,10 +28,17 @@ The simulated cards (cardsim.EmvCard) are personalised from the same test
 keys, as a card bureau would: `icc_cryptogram` is what the card computes.
 Nothing here is a secret: these are test keys for simulators only.
 """
-from pyemv import cvn as _cvn
-from pyemv import cvv as _cvv
-from pyemv import kd as _kd
-from pyemv import tlv as _tlv
+import warnings
+
+# pyemv computes the card schemes' 2-key Triple DES (EMV Book 2 A1.4, CVV, CVC3) through the cryptography
+# package, which warns on every call that such keys are deprecated: the schemes still use them. The warning
+# would print over the emulator's screen at each card read.
+warnings.filterwarnings("ignore", message=".*TripleDES.*")
+
+from pyemv import cvn as _cvn  # noqa: E402
+from pyemv import cvv as _cvv  # noqa: E402
+from pyemv import kd as _kd  # noqa: E402
+from pyemv import tlv as _tlv  # noqa: E402
 
 TEST_IMK_AC = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 TEST_IMK_SMI = bytes.fromhex("89ABCDEF0123456776543210FEDCBA98")
