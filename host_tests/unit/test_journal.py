@@ -343,3 +343,67 @@ def test_compaction_sums_and_copies_flash_only_transactions():
     eq(k.get("000033")["st"], "approved")
     eq(k.get("000030"), None)
     assert "000030" not in k.held_refs()
+
+
+class _FailAt:
+    """Flash hook raising `exc` at the n-th operation `op` of a compaction (from its copy's write on):
+    a heap too fragmented, storage refusing."""
+
+    def __init__(self, op, n, exc):
+        self.op, self.n, self.exc = op, n, exc
+        self.armed = False
+
+    def before(self, op, path, n):
+        self.armed = self.armed or (op == "write" and path.endswith("journal.tmp"))
+        if self.armed and op == self.op:
+            self.n -= 1
+            if self.n == 0:
+                raise self.exc
+        return n
+
+    def after(self, op, path):
+        pass
+
+
+def _money(j):
+    """What the journal shows the merchant as held: in RAM, on flash only, and summed by compactions."""
+    return sum(j.held(t) for t in j.records()) + sum(e[2] for e in j._flash.values()) + j.summary()["held"]
+
+
+def test_a_compaction_failing_at_any_step_keeps_every_sale_and_the_next_one_goes_through():
+    from payterm import flash
+
+    for op, n in (("write", 1), ("sync", 1), ("rename", 1), ("rename", 2), ("remove", 1)):
+        for exc in (MemoryError("memory allocation failed"), OSError(28)):
+            d = tmpdir("jr_failcompact")
+            j = Journal(d, max_bytes=2048, keep=3)
+            i = 0
+            while j.compactions == 0:
+                i += 1
+                j.create("%06d" % i, {"kind": "sale", "st": "approved", "amt": i})
+            held = i * (i + 1) // 2
+            eq(_money(j), held)
+            failed = None
+            flash.set_hook(_FailAt(op, n, exc))
+            try:
+                for _ in range(40):  # until the failing compaction
+                    i += 1
+                    try:
+                        j.create("%06d" % i, {"kind": "sale", "st": "approved", "amt": i})
+                        held += i
+                    except Fault as f:
+                        failed = f.code
+                        break
+            finally:
+                flash.set_hook(None)
+            eq(failed, "SYS-09" if isinstance(exc, MemoryError) else "SYS-01", "the sale is declined cleanly")
+            eq(_money(j), held, "RAM after the failed compaction")
+            assert "journal.log" in os.listdir(d), (op, n, exc, os.listdir(d))
+            i += 1
+            j.create("%06d" % i, {"kind": "sale", "st": "approved", "amt": i})  # the next sale is journaled
+            held += i
+            k = Journal(d)
+            eq(_money(j), held)
+            eq(_money(k), held, "money after %s %d %r" % (op, n, exc))
+            eq(k.get("%06d" % i)["amt"], i)
+            eq(sorted(os.listdir(d)), ["journal.log"])

@@ -67,6 +67,11 @@ def _size(path):
     return flash.size(path)
 
 
+def _why(e):
+    """An OSError as the port words it ([Errno 28] ENOSPC), anything else with its type (MemoryError)."""
+    return e if isinstance(e, OSError) else repr(e)
+
+
 def _sync():
     flash.sync()
 
@@ -183,14 +188,7 @@ class Journal:
 
     # ------------------------------------------------------------ recovery
     def _open(self):
-        if _size(self.path) < 0:
-            # Cut during compaction: the new file is complete once the old one moved away.
-            if _size(self._tmp) >= 0:
-                flash.rename(self._tmp, self.path)
-            elif _size(self._old) >= 0:
-                flash.rename(self._old, self.path)
-        _remove(self._tmp)
-        _remove(self._old)
+        self._settle_files(strict=True)
         good = self._scan()
         for t in list(self.txns.values()):
             if t.get("st") not in FINAL and t.get("orig"):
@@ -201,6 +199,27 @@ class Journal:
             if self.diag is not None:
                 self.diag.fault("SYS-02", "txn", "journal tail dropped %d bytes" % self.dropped_bytes)
             self._rewrite()
+
+    def _settle_files(self, strict=False):
+        """After a cut or a failed compaction: one journal file, the newest complete copy.
+
+        The new copy is complete once the old file moved away (the old one moves only after the
+        copy was written and synced), so a missing journal takes the copy, else the old file back.
+        RAM may hold fewer records than that file after a failed compaction (those summed into
+        "~compacted"): the next write or compaction writes them from RAM, and a reboot reads the file.
+        """
+        try:
+            if _size(self.path) < 0:
+                if _size(self._tmp) >= 0:
+                    flash.rename(self._tmp, self.path)
+                elif _size(self._old) >= 0:
+                    flash.rename(self._old, self.path)
+            _remove(self._tmp)
+            _remove(self._old)
+        except OSError:
+            if strict:
+                raise  # at boot: no journal is opened from a half-recovered set of files
+            # after a failed compaction: the boot's recovery does the same
 
     def _frames(self, limit=None):
         """(record, frame bytes) of each whole record from the start of the file.
@@ -351,14 +370,14 @@ class Journal:
                 raise Fault("SYS-01", "journal full: %d open transactions" % self.open_count(), "txn")
         try:
             flash.append(self.path, data)
-        except OSError as e:
+        except Exception as e:  # OSError from flash, or MemoryError part-way: the tail may be torn
             self._torn = True
-            raise Fault("SYS-01", "journal write: %s" % e, "txn")
+            raise Fault("SYS-01" if isinstance(e, OSError) else "SYS-09", "journal write: %s" % _why(e), "txn")
         self._good = size + len(data)
         try:
             flash.sync()
-        except OSError as e:
-            raise Fault("SYS-01", "journal sync: %s" % e, "txn")
+        except Exception as e:
+            raise Fault("SYS-01" if isinstance(e, OSError) else "SYS-09", "journal sync: %s" % _why(e), "txn")
 
     def create(self, ref, fields):
         """Start transaction `ref`; committed when this returns.
@@ -563,12 +582,9 @@ class Journal:
             flash.rename(self._tmp, self.path)
             _remove(self._old)
             flash.sync()
-        except OSError as e:
-            try:
-                _remove(self._tmp)
-            except OSError:
-                pass
-            raise Fault("SYS-01", "journal compaction: %s" % e, "txn")
+        except Exception as e:  # OSError from flash, or MemoryError on a fragmented heap
+            self._settle_files()
+            raise Fault("SYS-01" if isinstance(e, OSError) else "SYS-09", "journal compaction: %s" % _why(e), "txn")
         self._torn = False
         self._good = size[0]
         self._ram_only.clear()  # every RAM record is on flash now, merged
