@@ -324,3 +324,12 @@ def test_retired_board_names_are_gone():
     assert "PAYTERM_S3" not in _boards()
     assert not any(os.path.exists(os.path.join(BOARDS, b, "board.json")) for b in os.listdir(BOARDS))
     assert set(_device_boards()) == {"TERMINAL_ESP32S3", "TERMINAL_ESP32", "TERMINAL_ESP32C3"}
+
+
+@pytest.mark.parametrize("board", _device_boards())
+def test_the_compiled_firmware_fits_the_code_budget(board, tmp_path):
+    """What the board's image freezes (payterm build --board: its arch, no host HAL) fits code_budget_bytes."""
+    files = build.build(str(tmp_path), build.board_arch(board), device=True)
+    total = sum(os.path.getsize(str(tmp_path / f)) for f in files if f.endswith(".mpy"))
+    budget = _hw(board)["memory"]["code_budget_bytes"]
+    assert total > 0 and total <= budget, "%s: %d bytes of .mpy, budget %d" % (board, total, budget)
