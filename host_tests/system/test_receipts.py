@@ -102,3 +102,24 @@ def test_reprint_with_no_receipt_says_so(terminal):
     terminal.panel.press("F4")
     terminal.panel.wait_screen(r"^NO RECEIPT TO PRINT \| OPR-12", 10)
     terminal.console.expect(r"# FAIL REPRINT code=OPR-12", 5)
+
+
+def test_the_last_receipt_reprints_after_a_power_cut_with_its_own_time(terminal, card_reader, acquirer, cards):
+    start_sale(terminal, "1250")
+    card_reader.swipe("visa")
+    ref = _txn(terminal)[0]
+    [first] = _wait_receipts(terminal, 1)
+    dismiss(terminal)
+    terminal.kill()  # power cut at the counter; the customer then asks for a copy
+    terminal.start()
+    terminal.panel.wait_screen("READY", 10)
+    terminal.panel.press("F4")
+    terminal.console.expect(r"# REPRINT %s" % ref, 10)
+    terminal.panel.wait_screen(r"^RECEIPT PRINTED \| AGAIN: REF %s" % ref, 5)
+    copy = _wait_receipts(terminal, 2)[1]
+    assert "*** DUPLICATE ***" in copy, copy
+    stamp = [l for l in first if re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$", l)]
+    assert stamp and stamp[0] in copy, "the copy shows when the sale was printed: %s / %s" % (stamp, copy)
+    assert [l for l in copy if l != "*** DUPLICATE ***"] == [l for l in first], (first, copy)
+    stored = open(os.path.join(terminal.state_dir, "receipt.json")).read()
+    assert cards["visa"].pan not in stored and cards["visa"].masked in stored, stored

@@ -394,9 +394,11 @@ class Dukpt:
         # A register that did not change keeps its stored string (self._strs, saved with self._reg): one
         # transaction re-encodes the one or two registers it derived, not all 32, so fewer long-lived strings
         # are scattered over a small heap.
-        old = self._strs if self._reg is not None and ikid == self._ikid else None
+        old = self._strs if ikid == self._ikid else None
+        cur = self._reg
         rec = {"v": _V, "ikid": _b64(ikid), "tc": tc,
-               "reg": [old[j] if old is not None and reg[j] is self._reg[j] else _b64(reg[j]) for j in range(NUMREG)]}
+               "reg": [old[j] if old is not None and cur is not None and reg[j] is cur[j] else _b64(reg[j])
+                       for j in range(NUMREG)]}
         self._state.set(self._key, rec)
         # A second save replaces the backup copy, which still held the register just
         # used (X9.24-3 6.1: a used key is erased).

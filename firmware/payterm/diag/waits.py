@@ -94,8 +94,8 @@ class Waits:
         self._counts = array("I", bytes(4 * _NST))  # stage -> transactions that waited there
         self._h_time = array("I", bytes(4 * _HISTORY))
         self._h_ms = array("I", bytes(4 * _HISTORY * _NST))
-        self._h_ref = [None] * _HISTORY
-        self._h_code = [None] * _HISTORY
+        self._h_ref = [""] * _HISTORY
+        self._h_code = [None] * _HISTORY  # type: list
         data, self.damaged = _store.load(path)
         self._reset(data if isinstance(data, dict) else None)
 
@@ -109,7 +109,8 @@ class Waits:
                 a[i] = 0
         self._h_n = self._h_head = 0
         for i in range(_HISTORY):
-            self._h_ref[i] = self._h_code[i] = None
+            self._h_ref[i] = ""
+            self._h_code[i] = None
         for key, dst in (("totals", self._totals), ("counts", self._counts)):
             for st, v in d.get(key, {}).items():
                 if st in STAGES:

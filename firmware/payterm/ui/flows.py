@@ -48,6 +48,7 @@ from payterm.diag import waits
 from payterm.errors import Fault
 from payterm.txn.currency import alpha, format_amount
 from payterm.ui import pinentry, screens
+from payterm.ui.reprint import LastReceipt
 
 _REF_DIGITS = const(6)
 _PIN_MAX = const(12)
@@ -92,7 +93,7 @@ class Cashier:
         self._err = None
         self._remove = False
         self._next = None  # the key that closed the last result screen: acted on next
-        self._last = None  # (Result, training) of the last receipt, for a reprint
+        self._receipts = LastReceipt(app.hal.storage, app.diag)  # the last receipt, for a reprint
         self._proc = None  # processing screen: [head, masked, status, remove card]
         self._stages = {}  # wait analysis of the transaction in progress: stage -> ms
         self._segs = None  # link stage -> ms while a request is timed
@@ -521,12 +522,12 @@ class Cashier:
         await self._hold([screens.lookup(t["ref"], "sale" if kind == "saf" else kind, amt, st)], self._ticks())
 
     async def reprint(self):
-        last = self._last
-        if last is None or last[1] != (self.training is not None):
+        last = self._receipts.last(self.training is not None)
+        if last is None:
             return await self._failed("reprint", "OPR-12", "input")
-        r = last[0]
+        r, when = last
         self.app.event("REPRINT %s" % r.ref)
-        failed = await self._print(r, duplicate=True)
+        failed = await self._print(r, duplicate=True, when=when)
         self.panel.clear_keys()
         if failed:
             page = screens.print_failed(failed, "NOT PRINTED AGAIN")
@@ -539,7 +540,7 @@ class Cashier:
             self.training = None
             self.app.event("TRAINING OFF")
             self.show(screens.notice("TRAINING MODE OFF", "PAYMENTS ARE LIVE"), "notice")
-            self._last = None
+            self._receipts.end_training()
             await self.panel.key(self.cfg["result_ms"])
             return
         if not await self._merchant("TRAINING", "training"):
@@ -548,7 +549,7 @@ class Cashier:
 
         app = self.app
         self.training = training.engine(self.cfg, app.hal.storage, app.hal.clock, app.hal.ticks, self.panel.status)
-        self._last = None
+        self._receipts.end_training()
         self.app.event("TRAINING ON")
         self.show(screens.notice("TRAINING MODE ON", "NOTHING IS CHARGED", "F 5: END TRAINING"), "notice")
         await self.panel.key(self.cfg["result_ms"])
@@ -607,7 +608,7 @@ class Cashier:
                 what = screens.approved_title(kind, r.offline) if r.approved else kind.upper() + " DECLINED"
                 pages = pages + [screens.print_failed(failed, what)]
         elif self.app.hal.printer is not None:
-            self._last = (r, self.training is not None)  # no paper now: printable later (F 4)
+            self._receipts.keep(r, self.training is not None, time.localtime())  # no paper now: printable later (F 4)
         self._close_waits(r.ref, r.code if not r.approved else None)
         await self._hold(pages, shown)
 
@@ -643,20 +644,23 @@ class Cashier:
                 self.show(pages[i], "result")
                 turn = time.ticks_add(self._ticks(), page_ms)
 
-    async def _print(self, r, duplicate=False):
-        """Print the receipt's copies; the failure code when the printer failed, else None."""
+    async def _print(self, r, duplicate=False, when=None):
+        """Print the receipt's copies (a duplicate with its original time `when`); the failure code when the
+        printer failed, else None."""
         app = self.app
         p = app.hal.printer
         if p is None:
             return None
         training = self.training is not None
+        if when is None:
+            when = time.localtime()
         if not duplicate:
-            self._last = (r, training)
+            self._receipts.keep(r, training, when)
         t0 = self._ticks()
         failed = None
         for copy in printer.copies(r, self.cfg):
             try:
-                await p.print_lines(printer.receipt(r, self.cfg, time.localtime(), copy, training, duplicate))
+                await p.print_lines(printer.receipt(r, self.cfg, when, copy, training, duplicate))
             except Fault as f:
                 # The payment stands; only the paper failed. Say so, and log it for the technician.
                 app.diag.fault(f.code, "print", "receipt %s" % r.ref)
