@@ -157,8 +157,9 @@ bench: setup core memory bench-crypto bench-emv
 	$(VPY) tools/bench_recqueue.py --core $(CORE)
 	$(VPY) tools/bench_crypto.py --check
 
-# Heap and code size in the emulator (tools/bench_memory.py): about 15 minutes for 1000 sales from
-# .mpy and from source; MEMORY_ARGS="--sales 200 --no-source" for a shorter run.
+# Heap and code size in the emulator (tools/bench_memory.py): the 1000-sale flatness run takes about
+# half an hour per form (.mpy, source, frozen) on 2 cores; MEMORY_ARGS="--sales 200 --every 50
+# --forms mpy,frozen" for a run of about 15 minutes.
 MEMORY_ARGS ?=
 memory: setup core
 	-$(MAKE) core-m32
