@@ -19,9 +19,6 @@ def load(path):
         return None, True
 
 
-dump = json.dump
-
-
 def save(path, data):
     """`data` as JSON, or `data(f)` writing the file itself (a large state need not be copied to dump it)."""
     tmp = path + ".tmp"

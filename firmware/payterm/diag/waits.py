@@ -22,6 +22,7 @@ normal waiting and which failure adds most to it).
 """
 from micropython import const
 from array import array
+import json
 
 from payterm.diag import _store
 
@@ -138,10 +139,8 @@ class Waits:
         if self._h_n < _HISTORY:
             self._h_n += 1
 
-    @property
-    def history(self):
-        """[[time, ref, {stage: ms}, code]], oldest first (built when asked: export, tests)."""
-        out = []
+    def _rows(self):
+        """The history, oldest first: (time, ref, {stage: ms}, code) one at a time."""
         first = (self._h_head - self._h_n) % _HISTORY
         for j in range(self._h_n):
             i = (first + j) % _HISTORY
@@ -151,8 +150,16 @@ class Waits:
                 ms = self._h_ms[base + k]
                 if ms != _NONE:
                     rec[STAGES[k]] = ms
-            out.append([self._h_time[i], self._h_ref[i], rec, self._h_code[i]])
-        return out
+            yield [self._h_time[i], self._h_ref[i], rec, self._h_code[i]]
+
+    @property
+    def history(self):
+        """[[time, ref, {stage: ms}, code]], oldest first (built when asked: export, tests)."""
+        return list(self._rows())
+
+    def _by_stage(self, a):
+        """{stage: a[slot]} of the stages that happened (totals or counts)."""
+        return dict((STAGES[i], a[i]) for i in range(_NST) if self._totals[i] or self._counts[i])
 
     def _txn(self, ref):
         t = self._open.get(ref)
@@ -215,43 +222,28 @@ class Waits:
         _store.save(self.path, self._write)
 
     def _write(self, f):
-        """The file, written piece by piece (no copy of the whole state in RAM)."""
+        """The file, written a section (and a history row) at a time: no copy of the whole state in RAM."""
         f.write('{"txns": %d, "bycode": ' % self.txns)
-        _store.dump(self.bycode, f)
-        for key, a in (("totals", self._totals), ("counts", self._counts)):
-            f.write(', "%s": {' % key)
-            sep = ""
-            for i in range(_NST):
-                if self._counts[i]:
-                    f.write('%s"%s": %d' % (sep, STAGES[i], a[i]))
-                    sep = ", "
-            f.write("}")
+        json.dump(self.bycode, f)
+        f.write(', "totals": ')
+        json.dump(self._by_stage(self._totals), f)
+        f.write(', "counts": ')
+        json.dump(self._by_stage(self._counts), f)
         for key, rings, names in (("samples", self._samples, STAGES), ("sides", self._sides, SIDES)):
             f.write(', "%s": {' % key)
             sep = ""
             for i in range(len(names)):
                 if rings.len[i]:
                     f.write('%s"%s": ' % (sep, names[i]))
-                    _store.dump(rings.values(i), f)
+                    json.dump(rings.values(i), f)
                     sep = ", "
             f.write("}")
         f.write(', "history": [')
-        first = (self._h_head - self._h_n) % _HISTORY
-        for j in range(self._h_n):
-            i = (first + j) % _HISTORY
-            f.write('%s[%d, ' % (", " if j else "", self._h_time[i]))
-            _store.dump(self._h_ref[i], f)
-            f.write(", {")
-            sep = ""
-            base = i * _NST
-            for k in range(_NST):
-                ms = self._h_ms[base + k]
-                if ms != _NONE:
-                    f.write('%s"%s": %d' % (sep, STAGES[k], ms))
-                    sep = ", "
-            f.write("}, ")
-            _store.dump(self._h_code[i], f)
-            f.write("]")
+        sep = ""
+        for row in self._rows():
+            f.write(sep)
+            json.dump(row, f)
+            sep = ", "
         f.write("]}")
 
     def _top_code(self, stage):
@@ -266,11 +258,10 @@ class Waits:
     def summary(self):
         stages = {}
         tot = {"customer": 0, "terminal": 0}
-        totals = {}
+        totals = self._by_stage(self._totals)
+        for st, ms in totals.items():
+            tot[side(st)] += ms
         for i, st in enumerate(STAGES):
-            if self._totals[i] or self._counts[i]:
-                totals[st] = self._totals[i]
-                tot[side(st)] += self._totals[i]
             if not self._samples.len[i]:
                 continue
             v = sorted(self._samples.values(i))

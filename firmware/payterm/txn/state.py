@@ -148,6 +148,8 @@ class State:
             raise
 
     def save(self):
+        # The pieces are made three times (CRC, then flash.write's count and write) rather than held: a few
+        # hundred bytes of JSON re-encoded is cheaper on a small heap than keeping them all at once.
         crc = 0
         for p in _pieces(self.data):
             crc = binascii.crc32(p, crc)
