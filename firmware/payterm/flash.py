@@ -1,9 +1,10 @@
 """The one owner of the flash operations that must survive a power cut.
 
-The journal (txn/journal.py) and the terminal state (txn/state.py) change
-flash only through these functions: `append`, `write` (a whole file, used
-for temporary copies), `rename`, `remove`, `sync`, plus `size`/`read` to
-look. Their crash safety rests on two facts about each operation: an append
+The journal (txn/journal.py), the terminal state and keys (txn/state.py) and
+the small JSON files (diag/_store.py: PIN lockout, counters, wait analysis,
+last receipt) change flash only through these functions: `append`, `write`
+and `dump` (a whole file, used for temporary copies), `rename`, `remove`,
+`sync`, plus `size`/`read` to look. Their crash safety rests on two facts about each operation: an append
 or a write can be torn (a prefix of the bytes reaches flash), a rename or a
 remove happens wholly or not at all.
 
@@ -89,8 +90,13 @@ def _put(mode, op, path, data):
         seq = data
         chunks = lambda: seq  # noqa: E731
     else:
-        chunks = data  # a generator function: counted once, then written, one chunk in RAM at a time
-    total = 0
+        chunks = data  # a generator function: one chunk in RAM at a time
+    if _hook is None:
+        with open(path, mode) as f:
+            for c in chunks():
+                f.write(c)
+        return
+    total = 0  # under a hook only: the hook is told the size, so the chunks are made twice
     for c in chunks():
         total += len(c)
     n = _before(op, path, total)
@@ -103,6 +109,21 @@ def _put(mode, op, path, data):
             f.write(c)
             n -= len(c)
     _after(op, path)
+
+
+def dump(path, fill):
+    """Create or replace `path` with what `fill(f)` writes to the file `f` (f.write(str or bytes), json.dump):
+    a large structure goes to flash piece by piece, never as one text in RAM. Under a hook (tests) the
+    text is made in RAM first, so the hook is told its size and can tear it like any write."""
+    if _hook is None:
+        with open(path, "wb") as f:
+            fill(f)
+        return
+    import io
+
+    buf = io.BytesIO()  # json.dump needs a real stream, not a Python object with write()
+    fill(buf)
+    _put("wb", "write", path, buf.getvalue())
 
 
 def append(path, data):

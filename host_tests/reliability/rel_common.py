@@ -32,6 +32,7 @@ for _p in (HOST_TESTS, os.path.join(HOST_TESTS, "system"), os.path.join(REPO, "t
 import mpy_runtimes  # noqa: E402
 from ledger import SUMMARY_REF, Reconciler, read_journal  # noqa: E402
 from payterm_tools import keyinject  # noqa: E402
+from payterm_tools.emulator import flash_files  # noqa: E402
 from payterm_tools.sim.cardsim import TEST_CARDS  # noqa: E402
 
 DRIVER = os.path.join(HERE, "mp_engine_driver.py")
@@ -106,10 +107,8 @@ def record(name, **figures):
 def assert_no_card_data(*paths_or_text):
     for x in paths_or_text:
         if isinstance(x, str) and os.path.isdir(x):
-            for n in os.listdir(x):
-                p = os.path.join(x, n)
-                if os.path.isfile(p):
-                    assert_no_card_data(open(p, "rb").read())
+            for data in flash_files(x, logs=True).values():
+                assert_no_card_data(data)
             continue
         data = x.encode() if isinstance(x, str) else x
         for pan in PANS:

@@ -4,6 +4,7 @@ import time
 
 import pytest
 from conftest import sale
+from payterm_tools.emulator import flash_files
 
 
 def test_boot_announces_ready_and_status(terminal):
@@ -30,7 +31,7 @@ def test_sale_journaled_on_flash_and_printed_masked(terminal, card_reader, acqui
     ev = sale(terminal, card_reader, "1234", cards["visa"])
     stan = re.search(r"stan=(\d{6})", ev).group(1)
     # journaled on flash, with the PAN masked only
-    flash = b"".join(open(p, "rb").read() for p in _files(terminal.state_dir))
+    flash = b"".join(flash_files(terminal.state_dir).values())
     assert stan.encode() in flash
     assert cards["visa"].pan.encode() not in flash
     # the receipt is printed after the result is shown
@@ -65,15 +66,6 @@ def test_restart_keeps_flash_and_stans_move_on(terminal, card_reader, acquirer, 
 def test_console_rejects_unknown_command(terminal):
     lines = terminal.console.command("frobnicate")
     assert lines[-1].startswith("ERR")
-
-
-def _files(root):
-    import os
-
-    for d, _, fs in os.walk(root):
-        for f in fs:
-            if not f.startswith("printer") and f != "firmware.log":
-                yield os.path.join(d, f)
 
 
 def _waits(terminal):

@@ -15,6 +15,7 @@ import pytest
 
 from payterm_tools import keyinject
 from payterm_tools.emulate import ledger_line
+from payterm_tools.emulator import flash_files
 from payterm_tools.sim import hsm
 from payterm_tools.sim.cardsim import TEST_CARDS, TEST_PINS
 
@@ -71,14 +72,7 @@ def _settle(terminal, acquirer, wait=SETTLE_WAIT):
 
 
 def _flash_files(terminal):
-    out = {}
-    for root, _, names in os.walk(terminal.state_dir):
-        for n in names:
-            if n in ("firmware.log", "printer.out"):
-                continue  # not the terminal's flash: the emulator's own logs (checked apart)
-            with open(os.path.join(root, n), "rb") as f:
-                out[n] = f.read()
-    return out
+    return {os.path.basename(p): b for p, b in flash_files(terminal.state_dir).items()}
 
 
 def _assert_no_pan(blobs):

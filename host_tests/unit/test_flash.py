@@ -82,3 +82,99 @@ def test_journal_and_state_write_only_through_flash():
 def test_errors_come_back_as_oserror():
     eq(isinstance(raises(OSError, flash.rename, "/nonexistent/x", "/nonexistent/y"), OSError), True)
     eq(isinstance(raises(OSError, flash.write, "/nonexistent/dir/x", b"1"), OSError), True)
+
+
+# ---------------------------------------------------------------- small JSON files (diag/_store)
+class _Cut(Exception):
+    pass
+
+
+class CutAt:
+    """The power goes at write operation k: before it, after it, or half-way through its bytes."""
+
+    def __init__(self, k, mode):
+        self.k, self.mode, self.n = k, mode, 0
+
+    def before(self, op, path, n):
+        if op not in flash.WRITES:
+            return n
+        self.n += 1
+        if self.n == self.k and (self.mode == "before" or (self.mode == "partial" and not n)):
+            raise _Cut()
+        return n // 2 if self.n == self.k and self.mode == "partial" else n
+
+    def after(self, op, path):
+        if op in flash.WRITES and self.n == self.k:
+            raise _Cut()
+
+
+class FatOs:
+    """os as on a FAT volume: rename refuses an existing destination."""
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def rename(self, src, dst):
+        try:
+            os.stat(dst)
+        except OSError:
+            return os.rename(src, dst)
+        raise OSError(17)
+
+
+def _json_cuts(fs):
+    """Cut a save at each of its flash operations, as the first save and over an older file; returns the
+    operations of the save over an older file."""
+    from payterm.diag import _store
+
+    old, new = {"v": 1, "pad": "o" * 40}, {"v": 2, "pad": "n" * 60}
+    real_os = flash.os
+    flash.os = fs
+    try:
+        seen = set()
+        for first in (True, False):
+            count = CutAt(0, "before")
+            d = tmpdir("fl_json_dry")
+            if not first:
+                _store.save(d + "/f.json", old)
+            flash.set_hook(count)
+            try:
+                _store.save(d + "/f.json", new)
+            finally:
+                flash.set_hook(None)
+            n = count.n
+            for k in range(1, n + 1):
+                for mode in ("before", "after", "partial"):
+                    d = tmpdir("fl_json_%d_%s" % (k, mode))
+                    if not first:
+                        _store.save(d + "/f.json", old)
+                    flash.set_hook(CutAt(k, mode))
+                    what = "cut at %d %s, %s" % (k, mode, "first save" if first else "over an older file")
+                    try:
+                        _store.save(d + "/f.json", new)
+                        # only "after" an operation the filesystem refused (FAT's rename) has no after:
+                        # the same as a cut before the next operation, which is made too
+                        eq(mode, "after", what + ": the save returned")
+                    except _Cut:
+                        pass
+                    finally:
+                        flash.set_hook(None)
+                    got, damaged = _store.load(d + "/f.json")
+                    eq(damaged, False, what)
+                    eq(got in ((None if first else old), new), True, what + ": %r" % (got,))
+                    seen.add(got == new)
+                    # whatever the cut left, the next save and load work
+                    _store.save(d + "/f.json", new)
+                    eq(_store.load(d + "/f.json"), (new, False), what + ", saved again")
+        eq(seen, {True, False})  # some cuts keep the old file, later ones the new
+        return n
+    finally:
+        flash.os = real_os
+
+
+def test_a_json_file_cut_at_any_operation_of_its_save_holds_the_old_or_the_new_value():
+    eq(_json_cuts(os), 4)  # write tmp, sync, rename, sync
+
+
+def test_the_same_on_a_filesystem_that_cannot_rename_over_a_file():
+    eq(_json_cuts(FatOs()) > 4, True)  # write tmp, sync, rename (refused), remove, rename, sync

@@ -568,7 +568,7 @@ class Journal:
     def _rewrite(self):
         size = [0]
 
-        def chunks():  # flash.write runs it twice (count, write): the size is that of the last run
+        def chunks():  # run once, or twice under a flash hook (count, write): the size is that of the last run
             size[0] = 0
             for c in self._chunks():
                 size[0] += len(c)

@@ -148,15 +148,15 @@ class State:
             raise
 
     def save(self):
-        # The pieces are made three times (CRC, then flash.write's count and write) rather than held: a few
-        # hundred bytes of JSON re-encoded is cheaper on a small heap than keeping them all at once.
+        # The pieces are made twice (CRC, then flash.write; three times under a test's flash hook) rather than
+        # held: a few hundred bytes of JSON re-encoded is cheaper on a small heap than keeping them all at once.
         crc = 0
         for p in _pieces(self.data):
             crc = binascii.crc32(p, crc)
         head = b"%08x\n" % (crc & 0xFFFFFFFF)
         data = self.data
 
-        def chunks():  # flash.write runs it twice: to count, then to write
+        def chunks():  # under a flash hook flash.write runs it twice: to count, then to write
             yield head
             yield from _pieces(data)
 
