@@ -123,7 +123,7 @@ def dump(path, fill):
 
     buf = io.BytesIO()  # json.dump needs a real stream, not a Python object with write()
     fill(buf)
-    _put("wb", "write", path, buf.getvalue())
+    _put("wb", "write", path, buf.getvalue())  # pyright: ignore[reportAttributeAccessIssue] (stubs lack it)
 
 
 def append(path, data):
