@@ -99,6 +99,8 @@ def test_failed_advice_shows_on_status_and_is_retried_from_the_console(terminal,
     _until(lambda: _record(terminal, ref)["st"] == "failed", "the advice to fail after saf_max_tries")
     t = _record(terminal, ref)
     assert (t["tries"], t["code"]) == (2, "HST-07"), t
+    # still owed by the host: the merchant keeps seeing it on the idle screen
+    terminal.panel.wait_screen(r"READY \| .* \| F:MENU +OFFLINE Q 1$", 10)
     st = _status(terminal)
     assert (st["saf_failed"], st["saf_failed_refs"]) == ("1", ref), st
     assert any(" HST-07 " in l for l in _answer(terminal.console.command("faults 5")))
@@ -106,6 +108,7 @@ def test_failed_advice_shows_on_status_and_is_retried_from_the_console(terminal,
     assert any(l.startswith("advice %s failed tries=2" % ref) for l in listing), listing
     assert terminal.console.command("retry " + ref) == ["retry %s queued" % ref, "OK"]
     _until(lambda: _record(terminal, ref)["st"] == "sent", "the retried advice to be booked")
+    terminal.panel.wait_screen(r"READY \| .* \| F:MENU$", 10)
     adv = [e["mti"] for e in acquirer.ledger if e["kind"] == "advice"]
     assert adv == ["0220", "0221", "0221"], adv
     assert [e["stan"] for e in acquirer.advices()] == [t["stan"]], "booked once"

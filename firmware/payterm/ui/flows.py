@@ -119,7 +119,12 @@ class Cashier:
         self.panel.show(screens.mark(rows) if self.training is not None else rows)
 
     def idle(self):
-        pend = 0 if self.training is not None else self.app.engine.saf.summary()["pending"]
+        # Offline sales the host has not booked yet: queued ones and those that ran out of tries (HST-07,
+        # waiting for the technician's retry). Either way the merchant's money is not with the host.
+        pend = 0
+        if self.training is None:
+            q = self.app.engine.saf.summary()
+            pend = q["pending"] + q["failed"]
         self.show(screens.idle(self.cfg.get("merchant_name"), alpha(self.cfg["currency"]), pend), "idle")
 
     def queue_changed(self):
