@@ -29,6 +29,7 @@ pytestmark = pytest.mark.reliability("soak")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rel_common as R  # noqa: E402
 from ledger import Reconciler  # noqa: E402
+from payterm_tools.emulator import flash_files  # noqa: E402
 from payterm_tools.sim.acquirer import AcquirerSim  # noqa: E402
 
 ENGINE_N = R.size(300, 10000)
@@ -283,8 +284,7 @@ def test_soak_emulator(tmp_path):
                 assert rig.settle(30), "reversals/advices not settled within 30 s"
                 mem = _console_mem(rig.command("mem"))
                 waits = [l for l in rig.command("wait") if l.startswith("stage ")]
-                sizes = {n: os.path.getsize(os.path.join(rig.state_dir, n)) for n in os.listdir(rig.state_dir)
-                         if os.path.isfile(os.path.join(rig.state_dir, n))}
+                sizes = {n: len(b) for n, b in flash_files(rig.state_dir, logs=True).items() if os.sep not in n}
                 rows.append({
                     "transactions": count, "heap_alloc": mem["alloc"], "heap_free": mem["free"],
                     "journal_bytes": sizes.get("journal.log", 0),
