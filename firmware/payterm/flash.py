@@ -2,9 +2,10 @@
 
 The journal (txn/journal.py), the terminal state and keys (txn/state.py) and
 the small JSON files (diag/_store.py: PIN lockout, counters, wait analysis,
-last receipt) change flash only through these functions: `append`, `write`
-and `dump` (a whole file, used for temporary copies), `rename`, `remove`,
-`sync`, plus `size`/`read` to look. Their crash safety rests on two facts about each operation: an append
+last receipt), the fault log's slots and the card-data store change flash
+only through these functions: `append`, `write` and `dump` (a whole file,
+used for temporary copies), `patch` (bytes of a file in place), `rename`,
+`remove`, `sync`, plus `size`/`read` to look. Their crash safety rests on two facts about each operation: an append
 or a write can be torn (a prefix of the bytes reaches flash), a rename or a
 remove happens wholly or not at all.
 
@@ -28,7 +29,7 @@ import os
 _hook = None
 
 # Operations that change flash (the ones a power cut can interrupt).
-WRITES = ("append", "write", "rename", "remove", "sync")
+WRITES = ("append", "write", "patch", "rename", "remove", "sync")
 
 
 def set_hook(hook):
@@ -134,6 +135,17 @@ def append(path, data):
 def write(path, data):
     """Create or replace `path` (data as for `append`): for temporary copies."""
     _put("wb", "write", path, data)
+
+
+def patch(path, offset, data):
+    """Overwrite len(data) bytes of the existing file `path` at `offset` (a fixed-size slot of a ring):
+    torn like a write, the bytes after the tear keep their old value."""
+    n = _before("patch", path, len(data))
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        if n > 0:
+            f.write(data if n >= len(data) else memoryview(data)[:n])
+    _after("patch", path)
 
 
 def rename(src, dst):

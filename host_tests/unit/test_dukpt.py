@@ -391,6 +391,25 @@ def test_install_file_left_by_a_power_cut_after_its_load_is_erased_and_not_loade
     eq(d.next_counter(), 3, "the counter goes on: no key is used twice")
 
 
+def test_install_file_whose_erase_was_cut_is_erased_and_not_a_fault():
+    d_ = tmpdir("dukpt_halferased")
+    path = d_ + "/ikey.json"
+    st = MemState()
+    d = dukpt.Dukpt(st)
+    _key_file(path, IK, "1234567890123456")
+    eq(d.install_file(path), "1234567890123456")
+    d.begin().wipe()
+    # the erase overwrites the file from its start: the power went half-way through it
+    _key_file(path, IK, "1234567890123456")
+    with open(path, "rb") as f:
+        raw = f.read()
+    write_bytes(path, bytes(len(raw) // 2) + raw[len(raw) // 2:])
+    d = dukpt.Dukpt(st)
+    eq(d.install_file(path), None, "the key already loaded: nothing loaded, no KEY-02")
+    assert "ikey.json" not in os.listdir(d_), "the rest of the key's bytes are erased"
+    eq(d.next_counter(), 2, "the counter goes on")
+
+
 def test_install_file_with_a_wrong_key_is_key02_and_the_file_is_erased_anyway():
     d_ = tmpdir("dukpt_badfile")
     path = d_ + "/ikey.json"

@@ -363,6 +363,12 @@ class Dukpt:
                 raw = f.read()
         except OSError:
             return None
+        if raw[:1] == b"\x00" and self._ikid is not None:
+            # An erase cut by the power (it overwrites from the start) after the load had finished: the
+            # rest of the key's bytes go now. With no key loaded it is a damaged file: KEY-02 below.
+            raw = None
+            _erase(path)
+            return None
         ik = None
         try:
             try:
@@ -460,12 +466,14 @@ def _wipe_all(regs):
 
 
 def _erase(path):
-    import os
+    from payterm import flash
 
     try:
-        size = os.stat(path)[6]
-        with open(path, "wb") as f:
-            f.write(bytes(size))
-        os.remove(path)
+        size = flash.size(path)
+        if size >= 0:
+            flash.write(path, bytes(size))  # the key's bytes overwritten before the name goes
+            flash.sync()
+            flash.remove(path)
+            flash.sync()
     except OSError:
         pass

@@ -13,6 +13,7 @@ import struct
 from binascii import crc32
 from micropython import const
 
+from payterm import flash
 from payterm.mask import scrub
 
 _SLOT = const(64)
@@ -69,11 +70,9 @@ class FaultLog:
         if slot < self.slots:
             # file shorter than the ring (format cut by power loss, or a bigger
             # ring): zero from the last whole slot so slots stay aligned
-            with open(self.path, "r+b") as f:
-                f.seek(slot * _SLOT)
-                z = bytes(_SLOT)
-                for _ in range(self.slots - slot):
-                    f.write(z)
+            z = bytes(_SLOT)
+            for i in range(slot, self.slots):
+                flash.patch(self.path, i * _SLOT, z)
         if entries:
             entries.sort(key=lambda es: es[0][0])
             e, slot = entries[-1]
@@ -82,10 +81,9 @@ class FaultLog:
             self._last = (e[4], e[5], e[3], e[1], slot)
 
     def _format(self):
-        with open(self.path, "wb") as f:
-            z = bytes(_SLOT)
-            for _ in range(self.slots):
-                f.write(z)
+        z = bytes(_SLOT)
+        n = self.slots
+        flash.write(self.path, lambda: (z for _ in range(n)))
         self._head = -1
         self._seq = 0
         self._last = None
@@ -107,9 +105,7 @@ class FaultLog:
         struct.pack_into(_FMT, b, 0, _MAGIC, seq, first, last, count,
                          _pad(code, _CODE_N), _pad(stage, _STAGE_N), _pad(ctx, _CTX_N))
         struct.pack_into("<I", b, _BODY, crc32(memoryview(b)[:_BODY]) & 0xFFFFFFFF)
-        with open(self.path, "r+b") as f:
-            f.seek(slot * _SLOT)
-            f.write(b)
+        flash.patch(self.path, slot * _SLOT, b)
 
     def add(self, code, stage, ctx, now):
         """Record a fault; returns its repeat count (1 for a new entry)."""
