@@ -61,13 +61,13 @@ def storage_check(path, min_free=_MIN_FREE_BYTES):
     async def check():
         import os
 
+        from payterm import flash
+
         p = path + "/.selftest"
         try:
-            with open(p, "wb") as f:
-                f.write(_PROBE)
-            with open(p, "rb") as f:
-                back = f.read()
-            os.remove(p)
+            flash.write(p, _PROBE)
+            back = flash.read(p)
+            flash.remove(p)
         except OSError as e:
             raise Fault("SYS-01", "write failed %s" % e, "selftest")
         if back != _PROBE:
