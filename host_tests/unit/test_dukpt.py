@@ -374,17 +374,26 @@ def test_install_file_loads_the_key_and_erases_the_file():
         eq(H(t.pin_key()), "AF8CB133A78F8DC2D1359F18527593FB")
 
 
-def test_install_file_left_by_a_power_cut_after_its_load_is_erased_and_not_loaded_again():
-    d_ = tmpdir("dukpt_again")
+def _loaded_then_file_again(name, uses, left):
+    """A key loaded from its file and used `uses` times; then the file is back as the power cut left it
+    (`left(raw)`: the bytes on flash). Returns (dir, path, state)."""
+    d_ = tmpdir(name)
     path = d_ + "/ikey.json"
     st = MemState()
     d = dukpt.Dukpt(st)
     _key_file(path, IK, "1234567890123456")
     eq(d.install_file(path), "1234567890123456")
-    d.begin().wipe()
-    d.begin().wipe()
-    # the registers were saved, then the power went before the erase: the same file again at boot
+    for _ in range(uses):
+        d.begin().wipe()
     _key_file(path, IK, "1234567890123456")
+    with open(path, "rb") as f:
+        write_bytes(path, left(f.read()))
+    return d_, path, st
+
+
+def test_install_file_left_by_a_power_cut_after_its_load_is_erased_and_not_loaded_again():
+    # the registers were saved, then the power went before the erase: the same file again at boot
+    d_, path, st = _loaded_then_file_again("dukpt_again", 2, lambda raw: raw)
     d = dukpt.Dukpt(st)
     eq(d.install_file(path), None, "the key already loaded: nothing loaded")
     assert "ikey.json" not in os.listdir(d_), "the file is erased"
@@ -392,18 +401,8 @@ def test_install_file_left_by_a_power_cut_after_its_load_is_erased_and_not_loade
 
 
 def test_install_file_whose_erase_was_cut_is_erased_and_not_a_fault():
-    d_ = tmpdir("dukpt_halferased")
-    path = d_ + "/ikey.json"
-    st = MemState()
-    d = dukpt.Dukpt(st)
-    _key_file(path, IK, "1234567890123456")
-    eq(d.install_file(path), "1234567890123456")
-    d.begin().wipe()
     # the erase overwrites the file from its start: the power went half-way through it
-    _key_file(path, IK, "1234567890123456")
-    with open(path, "rb") as f:
-        raw = f.read()
-    write_bytes(path, bytes(len(raw) // 2) + raw[len(raw) // 2:])
+    d_, path, st = _loaded_then_file_again("dukpt_halferased", 1, lambda raw: bytes(len(raw) // 2) + raw[len(raw) // 2:])
     d = dukpt.Dukpt(st)
     eq(d.install_file(path), None, "the key already loaded: nothing loaded, no KEY-02")
     assert "ikey.json" not in os.listdir(d_), "the rest of the key's bytes are erased"
