@@ -285,6 +285,11 @@ def _fmt(v):
     return str(v)
 
 
+def _printable(text):
+    """`text` with spaces and control characters escaped (\\x20, \\n, \\x00): one word on one line."""
+    return "".join("\\x20" if c == " " else c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 def summary_lines(mode, seed, parts, outcomes, leak=None):
     lines = ["payterm reliability: %s sizes, seed %d (rerun: --reliability %s --seed %d)" % (mode, seed, mode, seed)]
     failed = False
@@ -320,7 +325,8 @@ def summary_lines(mode, seed, parts, outcomes, leak=None):
         if part == "fuzz" and "outcomes" in parts.get(part, {}):
             for target, oc in sorted(parts[part]["outcomes"].items()):
                 top = sorted(oc.items(), key=lambda kv: -kv[1])
-                lines.append("    %-10s %s" % (target, " ".join("%s:%s" % (k, _fmt(n)) for k, n in top)))
+                # an outcome may quote fuzzed bytes (rc=<two of them>): escaped, one line per target
+                lines.append("    %-10s %s" % (target, " ".join("%s:%s" % (_printable(k), _fmt(n)) for k, n in top)))
     xfailed = sum(1 for outs in outcomes.values() for o in outs.values() if o == "xfailed")
     lines.append("  %-16s %s%s" % ("result", "FAILED" if failed else "PASS",
                                    "  (%d xfailed on known issues, see the short test summary)" % xfailed
