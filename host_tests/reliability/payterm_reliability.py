@@ -286,8 +286,8 @@ def _fmt(v):
 
 
 def _printable(text):
-    """`text` with spaces and control characters escaped (\\x20, \\n, \\x00): one word on one line."""
-    return "".join("\\x20" if c == " " else c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    """`text` with control characters escaped (\\n, \\x00): an outcome stays on its line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
 def summary_lines(mode, seed, parts, outcomes, leak=None):
