@@ -1,13 +1,14 @@
 """The one owner of the flash operations that must survive a power cut.
 
-The journal (txn/journal.py), the terminal state and keys (txn/state.py) and
+The journal (txn/journal.py), the terminal state and keys (txn/state.py),
 the small JSON files (diag/_store.py: PIN lockout, counters, wait analysis,
 last receipt), the fault log's slots and the card-data store change flash
 only through these functions: `append`, `write` and `dump` (a whole file,
 used for temporary copies), `patch` (bytes of a file in place), `rename`,
-`remove`, `sync`, plus `size`/`read` to look. Their crash safety rests on two facts about each operation: an append
-or a write can be torn (a prefix of the bytes reaches flash), a rename or a
-remove happens wholly or not at all.
+`remove`, `sync`, plus `size`/`read` to look. Their crash safety rests on
+two facts about each operation: an append or a write can be torn (a prefix
+of the bytes reaches flash), a rename or a remove happens wholly or not at
+all.
 
 The invariant the journal and the state keep on top of these, whatever
 operation the power is cut at (before it, after it, or half-way through a

@@ -54,20 +54,22 @@ MERCHANT_PIN = "1234"  # the merchant's (supervisor's) PIN: refund, void, traini
 LOCK_FILE = "emulator.lock"
 
 
-# The emulator's own logs in a state directory: not the terminal's flash.
-NOT_FLASH = ("firmware.log", "printer.out", LOCK_FILE)
+def _not_flash(name):
+    """The emulator's own files in a state directory (firmware log, lock, printer output)."""
+    return name in ("firmware.log", LOCK_FILE) or name.startswith("printer")
 
 
 def flash_files(root, logs=False, tries=20):
     """{path relative to `root`: bytes} of every file of a (running) terminal's flash, the emulator's own
-    logs (printer output, firmware log) left out unless `logs`. The firmware may rename or remove a file between the listing and the read (an atomic
-    save's `.tmp`): then the whole flash is read again, so the snapshot never misses the file it became."""
+    files left out unless `logs`. The firmware may rename or remove a file between the listing and the
+    read (an atomic save's `.tmp`): then the whole flash is read again, so the snapshot never misses the
+    file it became."""
     for _ in range(tries):
         out = {}
         try:
             for d, _, names in os.walk(root):
                 for n in names:
-                    if not logs and (n in NOT_FLASH or n.startswith("printer")):
+                    if not logs and _not_flash(n):
                         continue
                     p = os.path.join(d, n)
                     with open(p, "rb") as f:

@@ -45,10 +45,7 @@ def save(path, data):
     """`data` as JSON, or `data(f)` writing the file itself (a large state need not be copied to dump it).
     OSError when flash fails."""
     tmp = path + ".tmp"
-    if callable(data):
-        flash.dump(tmp, data)
-    else:
-        flash.dump(tmp, lambda f: json.dump(data, f))
+    flash.dump(tmp, data if callable(data) else lambda f: json.dump(data, f))
     flash.sync()
     try:
         flash.rename(tmp, path)

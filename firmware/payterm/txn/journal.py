@@ -67,9 +67,12 @@ def _size(path):
     return flash.size(path)
 
 
-def _why(e):
-    """An OSError as the port words it ([Errno 28] ENOSPC), anything else with its type (MemoryError)."""
-    return e if isinstance(e, OSError) else repr(e)
+def _flash_fault(what, e):
+    """The Fault for a flash step that failed with `e`: SYS-01 for an OSError (as the port words it,
+    [Errno 28] ENOSPC), SYS-09 for anything else, with its type (MemoryError on a fragmented heap)."""
+    if isinstance(e, OSError):
+        return Fault("SYS-01", "%s: %s" % (what, e), "txn")
+    return Fault("SYS-09", "%s: %r" % (what, e), "txn")
 
 
 def _sync():
@@ -372,12 +375,12 @@ class Journal:
             flash.append(self.path, data)
         except Exception as e:  # OSError from flash, or MemoryError part-way: the tail may be torn
             self._torn = True
-            raise Fault("SYS-01" if isinstance(e, OSError) else "SYS-09", "journal write: %s" % _why(e), "txn")
+            raise _flash_fault("journal write", e)
         self._good = size + len(data)
         try:
             flash.sync()
         except Exception as e:
-            raise Fault("SYS-01" if isinstance(e, OSError) else "SYS-09", "journal sync: %s" % _why(e), "txn")
+            raise _flash_fault("journal sync", e)
 
     def create(self, ref, fields):
         """Start transaction `ref`; committed when this returns.
@@ -584,7 +587,7 @@ class Journal:
             flash.sync()
         except Exception as e:  # OSError from flash, or MemoryError on a fragmented heap
             self._settle_files()
-            raise Fault("SYS-01" if isinstance(e, OSError) else "SYS-09", "journal compaction: %s" % _why(e), "txn")
+            raise _flash_fault("journal compaction", e)
         self._torn = False
         self._good = size[0]
         self._ram_only.clear()  # every RAM record is on flash now, merged
