@@ -81,6 +81,10 @@ def _waits(terminal):
 
 def test_wait_analysis_covers_customer_and_terminal_stages(terminal, card_reader, acquirer, cards):
     txns0, stages0, _ = _waits(terminal)  # a real terminal has a history already
+    # The bank takes a moment to decide, as a real one does: an answer over loopback in under a millisecond
+    # would leave no host time beside the connect (the link's CONNECTING span is moved out of the host
+    # stage, and a stage moved out whole is gone: test_waits.test_host_wait_is_split_into_connect_and_retry).
+    acquirer.script(("delay", 50), mti="0200")
     sale(terminal, card_reader, "1500", cards["visa"])
     terminal.panel.wait_screen("APPROVED", 5)
     deadline = time.monotonic() + 8

@@ -90,6 +90,18 @@ def test_provisioned_pin_hash_is_not_a_card_number():
         ("pan-text", "476173******0010")]
 
 
+def test_initial_key_file_key_is_not_a_card_number():
+    # What made a `make test` session fail its end scan: `payterm provision` wrote ikey.json whose random
+    # key hex held a Luhn-valid BCD run (pan-bcd 589756********7492).
+    ik = "a9" + "5897561234567499" + "b" * 14
+    assert leakscan.luhn_ok("5897561234567499")
+    key_file = ('{"ikid": "12345678ABCDEF01", "ik": "%s", "kcv": "0A1B2C3D4E"}' % ik).encode()
+    assert leakscan.scan_bytes(key_file) == []
+    assert kinds(b"dump " + ik.encode() + b"\n") != [], "the same hex outside a key file is still judged"
+    assert kinds(b'{"ik": "' + ik.encode() + b'", "pan": "' + PAN.encode() + b'"}') == [
+        ("pan-text", "476173******0010")]
+
+
 def test_text_fields_padded_with_nul_are_text_not_bcd():
     # A fixed-width text field (the fault log's stage, 11 bytes) padded with NULs, then the next field's
     # text: its letters are digit nibbles up to the "o" (6F reads as an F pad), NULs included, a Luhn-valid

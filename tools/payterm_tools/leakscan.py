@@ -26,8 +26,9 @@ are those ending in an F pad or D separator made of printable bytes and the
 NUL bytes that pad fixed-width text fields.
 
 The digest of a provisioned PIN hash (`sha256$<salt>$<hex>`, payterm.config)
-is not looked at: random salts make its hex hold a Luhn-valid digit run now
-and then, and it is no card data.
+and the key of an initial key file (`"ik": "<hex>"`, ikey.json) are not looked
+at: random salts and keys make their hex hold a Luhn-valid digit run now and
+then, and they are no card data.
 
 Hits carry the file, the byte offset and the masked number only: a report of
 a leak must not be a leak.
@@ -57,6 +58,10 @@ _PRINTABLE = frozenset(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}
 # A PIN hash as provisioned (payterm.config pin_hash: "sha256$<salt>$<64 hex digits of the SHA-256>"): a
 # digest with a random salt, no card data; its hex holds Luhn-valid digit runs in a few percent of files.
 _PIN_HASH = re.compile(rb"(sha256\$[!-#%-~]{0,64}\$)[0-9a-fA-F]{64}(?![0-9a-fA-F])")
+# The key of an initial key file (`payterm provision`, ikey.json: {"ikid": .., "ik": "<32 or 64 hex>",
+# "kcv": ..}): random key material, no card data; its hex holds Luhn-valid digit runs now and then too.
+_INITIAL_KEY = re.compile(rb'("ik"\s*:\s*")[0-9a-fA-F]{32,64}(?=")')
+_NOT_CARD_DATA = (_PIN_HASH, _INITIAL_KEY)
 # Text in binary files: printable bytes and the NUL bytes that pad fixed-width text fields (C strings,
 # struct "s" fields such as the fault log's stage and context): "selftest\0\0\0comm" is text, not BCD.
 _TEXTLIKE = _PRINTABLE | {0x00}
@@ -287,7 +292,9 @@ def blank_integers(data):
 def scan_bytes(data, path="<bytes>", base=0, known=()):
     """Hits in one buffer (offsets relative to `base`); `known`: card numbers to find even if not Luhn-valid."""
     out, seen = [], set()
-    data = _PIN_HASH.sub(lambda m: m.group(1) + b"x" * 64, bytes(data))  # same length: offsets stay
+    data = bytes(data)
+    for pattern in _NOT_CARD_DATA:  # the secret part blanked, same length: offsets stay
+        data = pattern.sub(lambda m: m.group(1) + b"x" * (m.end() - m.end(1)), data)
     _text_hits(data, base, path, out, seen)
     ints_blanked = blank_integers(data)
     _bcd_hits(ints_blanked, base, path, out, seen)
